@@ -1,0 +1,218 @@
+import { sql } from "drizzle-orm";
+import {
+  bigint,
+  bigserial,
+  boolean,
+  check,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+} from "drizzle-orm/pg-core";
+
+const createdAt = () => timestamp("created_at", { withTimezone: true }).notNull().defaultNow();
+const updatedAt = () => timestamp("updated_at", { withTimezone: true }).notNull().defaultNow();
+/** Money is always an integer of minor units (sen for MYR); JS numbers hold it exactly below 2^53. */
+const money = (name: string) => bigint(name, { mode: "number" });
+
+export const paymentStatuses = ["created", "pending", "succeeded", "failed", "cancelled", "expired", "conflicted"] as const;
+export type PaymentStatus = (typeof paymentStatuses)[number];
+
+export const payments = pgTable(
+  "payments",
+  {
+    id: text("id").primaryKey(),
+    orderId: text("order_id").notNull(),
+    amount: money("amount").notNull(),
+    currency: text("currency").notNull(),
+    status: text("status", { enum: paymentStatuses }).notNull().default("created"),
+    channel: text("channel"),
+    description: text("description").notNull(),
+    /** AES-256-GCM ciphertexts (`keyId:nonce.ciphertext.tag`), never plain text. */
+    customerName: text("customer_name").notNull(),
+    customerEmail: text("customer_email").notNull(),
+    customerMobile: text("customer_mobile"),
+    returnUrl: text("return_url"),
+    metadata: jsonb("metadata").$type<Record<string, string>>().notNull().default({}),
+    clientSecretHash: text("client_secret_hash").notNull(),
+    gatewayOrderId: text("gateway_order_id").notNull(),
+    tranId: text("tran_id"),
+    appcode: text("appcode"),
+    paidChannel: text("paid_channel"),
+    paydate: text("paydate"),
+    failureCode: text("failure_code"),
+    failureMessage: text("failure_message"),
+    amountRefunded: money("amount_refunded").notNull().default(0),
+    /** Sum of refunds that have not failed; the database refuses to let it pass the amount. */
+    amountRefundReserved: money("amount_refund_reserved").notNull().default(0),
+    createdBy: text("created_by").notNull(),
+    checkoutStartedAt: timestamp("checkout_started_at", { withTimezone: true }),
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex("payments_gateway_order_id_key").on(t.gatewayOrderId),
+    uniqueIndex("payments_tran_id_key").on(t.tranId),
+    // One open payment per order. Succeeded payments are checked by the application under an
+    // advisory lock instead, so that a late success on an old attempt can still be recorded.
+    uniqueIndex("payments_one_open_per_order").on(t.orderId).where(sql`status in ('created', 'pending')`),
+    index("payments_order_id_idx").on(t.orderId),
+    index("payments_status_idx").on(t.status, t.id),
+    check("payments_amount_positive", sql`${t.amount} > 0`),
+    check("payments_status_known", sql.raw(`status in (${paymentStatuses.map((s) => `'${s}'`).join(", ")})`)),
+    check("payments_refunds_within_amount", sql`${t.amountRefunded} >= 0 and ${t.amountRefunded} <= ${t.amountRefundReserved} and ${t.amountRefundReserved} <= ${t.amount}`),
+    check("payments_gateway_order_id_format", sql`${t.gatewayOrderId} ~ '^[A-Za-z0-9]{1,40}$'`),
+  ],
+);
+
+export const refundStatuses = ["pending", "succeeded", "failed"] as const;
+export type RefundStatus = (typeof refundStatuses)[number];
+
+export const refunds = pgTable(
+  "refunds",
+  {
+    id: text("id").primaryKey(),
+    paymentId: text("payment_id").notNull().references(() => payments.id),
+    amount: money("amount").notNull(),
+    currency: text("currency").notNull(),
+    reason: text("reason"),
+    status: text("status", { enum: refundStatuses }).notNull().default("pending"),
+    refId: text("ref_id").notNull(),
+    fiuuRefundId: text("fiuu_refund_id"),
+    failureCode: text("failure_code"),
+    failureMessage: text("failure_message"),
+    createdBy: text("created_by").notNull(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex("refunds_ref_id_key").on(t.refId),
+    index("refunds_payment_id_idx").on(t.paymentId),
+    check("refunds_amount_positive", sql`${t.amount} > 0`),
+    check("refunds_status_known", sql.raw(`status in (${refundStatuses.map((s) => `'${s}'`).join(", ")})`)),
+  ],
+);
+
+export const gatewayMessageOutcomes = ["applied", "duplicate", "stale", "conflict", "rejected", "orphan"] as const;
+
+export const gatewayMessages = pgTable(
+  "gateway_messages",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    /** return, notification, callback, requery, refund_notice, refund_answer */
+    kind: text("kind").notNull(),
+    paymentId: text("payment_id").references(() => payments.id),
+    refundId: text("refund_id").references(() => refunds.id),
+    tranId: text("tran_id"),
+    orderId: text("order_id"),
+    status: text("status"),
+    fields: jsonb("fields").$type<Record<string, string>>().notNull(),
+    signatureValid: boolean("signature_valid").notNull(),
+    outcome: text("outcome", { enum: gatewayMessageOutcomes }).notNull(),
+    detail: text("detail"),
+    receivedAt: timestamp("received_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index("gateway_messages_payment_id_idx").on(t.paymentId), index("gateway_messages_tran_id_idx").on(t.tranId)],
+);
+
+export const events = pgTable(
+  "events",
+  {
+    id: text("id").primaryKey(),
+    type: text("type").notNull(),
+    paymentId: text("payment_id").references(() => payments.id),
+    refundId: text("refund_id").references(() => refunds.id),
+    data: jsonb("data").$type<Record<string, unknown>>().notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("events_type_idx").on(t.type, t.id), index("events_payment_id_idx").on(t.paymentId)],
+);
+
+export const deliveryStatuses = ["pending", "delivered", "failed"] as const;
+
+export const eventDeliveries = pgTable(
+  "event_deliveries",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    eventId: text("event_id").notNull().references(() => events.id),
+    receiver: text("receiver").notNull(),
+    status: text("status", { enum: deliveryStatuses }).notNull().default("pending"),
+    attempts: integer("attempts").notNull().default(0),
+    nextAttemptAt: timestamp("next_attempt_at", { withTimezone: true }).notNull().defaultNow(),
+    lockedUntil: timestamp("locked_until", { withTimezone: true }),
+    lastStatusCode: integer("last_status_code"),
+    lastError: text("last_error"),
+    deliveredAt: timestamp("delivered_at", { withTimezone: true }),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex("event_deliveries_event_receiver_key").on(t.eventId, t.receiver),
+    index("event_deliveries_due_idx").on(t.nextAttemptAt).where(sql`status = 'pending'`),
+  ],
+);
+
+export const jobStatuses = ["pending", "done", "failed"] as const;
+
+export const jobs = pgTable(
+  "jobs",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    /** ipn_echo, requery, expire, refund_poll */
+    kind: text("kind").notNull(),
+    payload: jsonb("payload").$type<Record<string, unknown>>().notNull(),
+    /** At most one pending job per key, e.g. one requery per payment. */
+    dedupeKey: text("dedupe_key"),
+    status: text("status", { enum: jobStatuses }).notNull().default("pending"),
+    runAt: timestamp("run_at", { withTimezone: true }).notNull().defaultNow(),
+    attempts: integer("attempts").notNull().default(0),
+    maxAttempts: integer("max_attempts").notNull().default(20),
+    lockedUntil: timestamp("locked_until", { withTimezone: true }),
+    lastError: text("last_error"),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex("jobs_pending_dedupe_key").on(t.dedupeKey).where(sql`status = 'pending'`),
+    index("jobs_due_idx").on(t.kind, t.runAt).where(sql`status = 'pending'`),
+  ],
+);
+
+/**
+ * Append-only: a trigger refuses UPDATE, DELETE and TRUNCATE, and another fills `seq`, `prev_hash`
+ * and `hash` under a lock so the rows form one chain (see the custom migration).
+ */
+export const auditLog = pgTable(
+  "audit_log",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    seq: bigint("seq", { mode: "number" }).notNull().default(0),
+    at: timestamp("at", { withTimezone: true }).notNull().defaultNow(),
+    actor: text("actor").notNull(),
+    action: text("action").notNull(),
+    entityType: text("entity_type").notNull(),
+    entityId: text("entity_id").notNull(),
+    requestId: text("request_id"),
+    data: jsonb("data").$type<Record<string, unknown>>().notNull().default({}),
+    prevHash: text("prev_hash").notNull().default(""),
+    hash: text("hash").notNull().default(""),
+  },
+  (t) => [uniqueIndex("audit_log_seq_key").on(t.seq), index("audit_log_entity_idx").on(t.entityType, t.entityId)],
+);
+
+export const paymentMethodTypes = ["card", "online_banking", "ewallet", "qr", "cash", "bnpl"] as const;
+
+export const paymentMethods = pgTable("payment_methods", {
+  code: text("code").primaryKey(),
+  name: text("name").notNull(),
+  type: text("type", { enum: paymentMethodTypes }).notNull(),
+  currencies: text("currencies").array().notNull(),
+  minAmount: money("min_amount").notNull(),
+  maxAmount: money("max_amount"),
+  enabled: boolean("enabled").notNull().default(true),
+  sortOrder: integer("sort_order").notNull().default(0),
+});

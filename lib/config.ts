@@ -1,0 +1,286 @@
+import { z } from "zod";
+
+/** Parses "500ms", "30s", "5m", "1h", "1d" (or a bare number of seconds) into milliseconds. */
+export function parseDuration(text: string): number | undefined {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(text);
+  if (!match) return undefined;
+  const unit = match[2] ?? "s";
+  const factor = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit]!;
+  return Math.round(Number(match[1]) * factor);
+}
+
+const duration = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((text, ctx) => {
+      const ms = parseDuration(text);
+      if (ms === undefined) {
+        ctx.addIssue({ code: "custom", message: `"${text}" is not a duration such as 500ms, 30s, 5m or 1h` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
+const bool = (fallback: boolean) =>
+  z
+    .enum(["true", "false", "1", "0", "yes", "no"])
+    .default(fallback ? "true" : "false")
+    .transform((v) => v === "true" || v === "1" || v === "yes");
+
+const int = (fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+
+const port = (fallback: number) => int(fallback, 1, 65_535);
+const optionalText = z.string().min(1).optional();
+const list = z
+  .string()
+  .default("")
+  .transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean));
+
+/**
+ * Every variable of the deployment guide plus the additions of DESIGN.md, by its environment name.
+ * Empty strings count as unset, so `FOO=` in a manifest behaves like leaving FOO out.
+ */
+const envSchema = z.object({
+  ENVIRONMENT: z.enum(["development", "test", "staging", "production"]).default("development"),
+  PORT: port(8086),
+  PUBLIC_URL: z.url().optional(),
+  LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+  LOG_FORMAT: z.enum(["json", "text"]).default("json"),
+  ALLOWED_ORIGINS: list,
+
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL").optional(),
+  DB_HOST: optionalText,
+  DB_PORT: port(5432),
+  DB_NAME: z.string().min(1).default("payments"),
+  DB_USER: z.string().min(1).default("payment_app"),
+  DB_PASSWORD: z.string().optional(),
+  DB_SSL_MODE: z.enum(["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]).default("prefer"),
+  DB_MAX_CONNECTIONS: int(25, 1, 1000),
+  DB_MAX_IDLE_CONNECTIONS: int(5, 0, 1000),
+  DB_CONNECTION_LIFETIME: duration("5m"),
+  DATA_DIR: z.string().min(1).default(".data"),
+
+  REDIS_HOST: optionalText,
+  REDIS_PORT: port(6379),
+  REDIS_PASSWORD: z.string().optional(),
+  REDIS_DB: int(0, 0, 15),
+  REDIS_MAX_CONNECTIONS: int(10, 1, 1000),
+  UPSTASH_REDIS_REST_URL: z.url().optional(),
+  UPSTASH_REDIS_REST_TOKEN: optionalText,
+
+  FIUU_MERCHANT_ID: optionalText,
+  FIUU_VERIFY_KEY: optionalText,
+  FIUU_SECRET_KEY: optionalText,
+  FIUU_SANDBOX: bool(true),
+  FIUU_PAYMENT_URL: z.url().optional(),
+  FIUU_API_URL: z.url().optional(),
+  FIUU_EXTENDED_VCODE: bool(false),
+  FIUU_TIMEOUT: duration("30s"),
+  FIUU_RETRY_ATTEMPTS: int(3, 0, 10),
+  FIUU_RETRY_DELAY: duration("1s"),
+
+  ENCRYPTION_KEY: optionalText,
+  JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+
+  METRICS_ENABLED: bool(true),
+  METRICS_PORT: port(9090),
+  HEALTH_CHECK_PORT: port(8087),
+  HEALTH_CHECK_INTERVAL: duration("30s"),
+  HEALTH_CHECK_TIMEOUT: duration("5s"),
+
+  WEBHOOK_SECRET: optionalText,
+  WEBHOOK_URLS: list,
+  WEBHOOK_TIMEOUT: duration("10s"),
+  WEBHOOK_RETRY_ATTEMPTS: int(5, 0, 50),
+  WEBHOOK_RETRY_DELAY: duration("30s"),
+
+  PAYMENT_TTL: duration("30m"),
+  SHUTDOWN_TIMEOUT: duration("25s"),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+/** What production must be given explicitly: nothing here may fall back to an embedded or generated value. */
+const requiredInProduction = [
+  "JWT_SECRET",
+  "ENCRYPTION_KEY",
+  "FIUU_MERCHANT_ID",
+  "FIUU_VERIFY_KEY",
+  "FIUU_SECRET_KEY",
+  "WEBHOOK_SECRET",
+  "PUBLIC_URL",
+] as const;
+
+export interface Config {
+  environment: Env["ENVIRONMENT"];
+  isProduction: boolean;
+  port: number;
+  publicUrl: string;
+  log: { level: Env["LOG_LEVEL"]; format: Env["LOG_FORMAT"] };
+  allowedOrigins: string[];
+  database:
+    | { kind: "postgres"; url: string; ssl: Env["DB_SSL_MODE"]; max: number; idle: number; lifetimeMs: number }
+    | { kind: "embedded"; dataDir: string };
+  redis:
+    | { kind: "tcp"; host: string; port: number; password?: string; db: number; maxConnections: number }
+    | { kind: "rest"; url: string; token: string }
+    | { kind: "memory" };
+  fiuu: {
+    merchantId?: string;
+    verifyKey?: string;
+    secretKey?: string;
+    sandbox: boolean;
+    paymentUrl?: string;
+    apiUrl?: string;
+    extendedVcode: boolean;
+    timeoutMs: number;
+    retryAttempts: number;
+    retryDelayMs: number;
+  };
+  encryptionKey?: Buffer;
+  jwtSecret?: string;
+  metrics: { enabled: boolean; port: number };
+  health: { port: number; intervalMs: number; timeoutMs: number };
+  webhooks: { secret?: string; urls: string[]; timeoutMs: number; retryAttempts: number; retryDelayMs: number };
+  dataDir: string;
+  paymentTtlMs: number;
+  shutdownTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Decodes ENCRYPTION_KEY from 64 hex characters, base64 of 32 bytes, or 32 raw characters. */
+export function decodeEncryptionKey(text: string): Buffer | undefined {
+  if (/^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, "hex");
+  if (/^[A-Za-z0-9+/_-]{43}=?$/.test(text)) {
+    const bytes = Buffer.from(text, "base64");
+    if (bytes.length === 32) return bytes;
+  }
+  const raw = Buffer.from(text, "utf8");
+  return raw.length === 32 ? raw : undefined;
+}
+
+/** Parses the environment into a typed Config, or throws ConfigError naming every bad variable. */
+export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+  const present: Record<string, string> = {};
+  for (const key of Object.keys(envSchema.shape)) {
+    const value = source[key];
+    if (value !== undefined && value.trim() !== "") present[key] = value.trim();
+  }
+  const parsed = envSchema.safeParse(present);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`));
+  }
+  const env = parsed.data;
+  const problems: string[] = [];
+  const isProduction = env.ENVIRONMENT === "production";
+
+  let encryptionKey: Buffer | undefined;
+  if (env.ENCRYPTION_KEY !== undefined) {
+    encryptionKey = decodeEncryptionKey(env.ENCRYPTION_KEY);
+    if (!encryptionKey) problems.push("ENCRYPTION_KEY: must be exactly 32 bytes (64 hex characters, base64, or 32 characters)");
+  }
+  if (isProduction) {
+    for (const key of requiredInProduction) {
+      if (env[key] === undefined) problems.push(`${key}: required when ENVIRONMENT=production`);
+    }
+    if (!env.DATABASE_URL && !env.DB_HOST) problems.push("DATABASE_URL: required when ENVIRONMENT=production (or DB_HOST)");
+    if (!env.REDIS_HOST && !env.UPSTASH_REDIS_REST_URL) {
+      problems.push("REDIS_HOST: required when ENVIRONMENT=production (or UPSTASH_REDIS_REST_URL)");
+    }
+  }
+  if (env.UPSTASH_REDIS_REST_URL && !env.UPSTASH_REDIS_REST_TOKEN) {
+    problems.push("UPSTASH_REDIS_REST_TOKEN: required with UPSTASH_REDIS_REST_URL");
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const database: Config["database"] =
+    env.DATABASE_URL || env.DB_HOST
+      ? {
+          kind: "postgres",
+          url: env.DATABASE_URL ?? composeDatabaseUrl(env),
+          ssl: env.DB_SSL_MODE,
+          max: env.DB_MAX_CONNECTIONS,
+          idle: env.DB_MAX_IDLE_CONNECTIONS,
+          lifetimeMs: env.DB_CONNECTION_LIFETIME,
+        }
+      : { kind: "embedded", dataDir: env.DATA_DIR };
+
+  const redis: Config["redis"] = env.UPSTASH_REDIS_REST_URL
+    ? { kind: "rest", url: env.UPSTASH_REDIS_REST_URL, token: env.UPSTASH_REDIS_REST_TOKEN! }
+    : env.REDIS_HOST
+      ? {
+          kind: "tcp",
+          host: env.REDIS_HOST,
+          port: env.REDIS_PORT,
+          password: env.REDIS_PASSWORD,
+          db: env.REDIS_DB,
+          maxConnections: env.REDIS_MAX_CONNECTIONS,
+        }
+      : { kind: "memory" };
+
+  return {
+    environment: env.ENVIRONMENT,
+    isProduction,
+    port: env.PORT,
+    publicUrl: (env.PUBLIC_URL ?? `http://localhost:${env.PORT}`).replace(/\/+$/, ""),
+    log: { level: env.LOG_LEVEL, format: env.LOG_FORMAT },
+    allowedOrigins: env.ALLOWED_ORIGINS,
+    database,
+    redis,
+    fiuu: {
+      merchantId: env.FIUU_MERCHANT_ID,
+      verifyKey: env.FIUU_VERIFY_KEY,
+      secretKey: env.FIUU_SECRET_KEY,
+      sandbox: env.FIUU_SANDBOX,
+      // With a merchant configured, the hosts follow FIUU_SANDBOX; without one (development only)
+      // the local sandbox is filled in later by withDevSecrets.
+      paymentUrl: trimSlash(env.FIUU_PAYMENT_URL ?? (env.FIUU_MERCHANT_ID ? fiuuHosts[env.FIUU_SANDBOX ? "sandbox" : "production"].payment : undefined)),
+      apiUrl: trimSlash(env.FIUU_API_URL ?? (env.FIUU_MERCHANT_ID ? fiuuHosts[env.FIUU_SANDBOX ? "sandbox" : "production"].api : undefined)),
+      extendedVcode: env.FIUU_EXTENDED_VCODE,
+      timeoutMs: env.FIUU_TIMEOUT,
+      retryAttempts: env.FIUU_RETRY_ATTEMPTS,
+      retryDelayMs: env.FIUU_RETRY_DELAY,
+    },
+    encryptionKey,
+    jwtSecret: env.JWT_SECRET,
+    metrics: { enabled: env.METRICS_ENABLED, port: env.METRICS_PORT },
+    health: { port: env.HEALTH_CHECK_PORT, intervalMs: env.HEALTH_CHECK_INTERVAL, timeoutMs: env.HEALTH_CHECK_TIMEOUT },
+    webhooks: {
+      secret: env.WEBHOOK_SECRET,
+      urls: env.WEBHOOK_URLS,
+      timeoutMs: env.WEBHOOK_TIMEOUT,
+      retryAttempts: env.WEBHOOK_RETRY_ATTEMPTS,
+      retryDelayMs: env.WEBHOOK_RETRY_DELAY,
+    },
+    dataDir: env.DATA_DIR,
+    paymentTtlMs: env.PAYMENT_TTL,
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT,
+  };
+}
+
+const fiuuHosts = {
+  production: { payment: "https://pay.fiuu.com", api: "https://api.fiuu.com" },
+  sandbox: { payment: "https://sandbox-payment.fiuu.com", api: "https://sandbox-payment.fiuu.com" },
+};
+
+function trimSlash(url: string | undefined): string | undefined {
+  return url?.replace(/\/+$/, "");
+}
+
+function composeDatabaseUrl(env: Env): string {
+  const auth = env.DB_PASSWORD
+    ? `${encodeURIComponent(env.DB_USER)}:${encodeURIComponent(env.DB_PASSWORD)}`
+    : encodeURIComponent(env.DB_USER);
+  return `postgres://${auth}@${env.DB_HOST}:${env.DB_PORT}/${encodeURIComponent(env.DB_NAME)}`;
+}
+
+/** The names of every configuration variable, for documentation checks. */
+export const configVariables = Object.keys(envSchema.shape);

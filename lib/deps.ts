@@ -1,0 +1,39 @@
+import type { Config } from "./config.js";
+import type { AppDeps } from "./context.js";
+import { openDatabase, type DatabaseHandle } from "./db/client.js";
+import { migrateDatabase } from "./db/migrate.js";
+import { createLogger, type Logger } from "./logger.js";
+import { createMetrics } from "./metrics.js";
+import { openRedis, type RedisHandle } from "./redis/index.js";
+
+export interface OwnedDeps extends AppDeps {
+  /** Closes what buildDeps opened: the database pool and the Redis connection. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the dependency set from configuration. The embedded database is migrated here (it is
+ * this process's own); a real Postgres is migrated by `migrate up` before the pods start.
+ */
+export async function buildDeps(
+  config: Config,
+  options: { logger?: Logger; database?: DatabaseHandle; redis?: RedisHandle; migrate?: boolean } = {},
+): Promise<OwnedDeps> {
+  const logger = options.logger ?? (await createLogger(config.log));
+  const database = options.database ?? (await openDatabase(config.database));
+  if (options.migrate ?? database.kind === "embedded") await migrateDatabase(database);
+  const redis = options.redis ?? (await openRedis(config.redis));
+  const metrics = createMetrics();
+  metrics.fiuuBreaker.set({ merchant_id: config.fiuu.merchantId ?? "unconfigured" }, 0);
+  return {
+    config,
+    database,
+    redis: redis.redis,
+    logger,
+    metrics,
+    now: () => new Date(),
+    close: async () => {
+      await Promise.allSettled([database.close(), redis.close()]);
+    },
+  };
+}

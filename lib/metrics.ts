@@ -1,0 +1,96 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/** The service's Prometheus metrics (names fixed by DESIGN.md), on their own registry. */
+export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+  return {
+    registry,
+    httpRequests: new Counter({
+      name: "http_requests_total",
+      help: "HTTP requests answered, by route template",
+      labelNames: ["method", "route", "status_code"] as const,
+      registers,
+    }),
+    httpDuration: new Histogram({
+      name: "http_request_duration_seconds",
+      help: "HTTP request duration",
+      labelNames: ["method", "route", "status_code"] as const,
+      buckets: latencyBuckets,
+      registers,
+    }),
+    payments: new Counter({
+      name: "payments_total",
+      help: "Payments reaching a status",
+      labelNames: ["status", "channel"] as const,
+      registers,
+    }),
+    paymentAmount: new Histogram({
+      name: "payment_amount",
+      help: "Amounts of succeeded payments, in major units",
+      labelNames: ["currency"] as const,
+      buckets: [1, 5, 10, 50, 100, 500, 1000, 5000, 10000, 50000],
+      registers,
+    }),
+    paymentProcessingDuration: new Histogram({
+      name: "payment_processing_duration_seconds",
+      help: "Time from payment creation to a final status",
+      labelNames: ["status"] as const,
+      buckets: [1, 5, 15, 30, 60, 120, 300, 900, 1800, 3600],
+      registers,
+    }),
+    refunds: new Counter({ name: "refunds_total", help: "Refunds reaching a status", labelNames: ["status"] as const, registers }),
+    fiuuRequests: new Counter({
+      name: "fiuu_requests_total",
+      help: "Requests to Fiuu's APIs",
+      labelNames: ["operation", "outcome"] as const,
+      registers,
+    }),
+    fiuuDuration: new Histogram({
+      name: "fiuu_request_duration_seconds",
+      help: "Duration of requests to Fiuu's APIs",
+      labelNames: ["operation"] as const,
+      buckets: latencyBuckets,
+      registers,
+    }),
+    fiuuBreaker: new Gauge({
+      name: "fiuu_circuit_breaker_state",
+      help: "Fiuu circuit breaker: 0 closed, 1 open, 2 half-open",
+      labelNames: ["merchant_id"] as const,
+      registers,
+    }),
+    fiuuRetries: new Counter({ name: "fiuu_retry_attempts_total", help: "Retried requests to Fiuu", registers }),
+    fiuuMessages: new Counter({
+      name: "fiuu_messages_total",
+      help: "Messages received from Fiuu, by kind and outcome",
+      labelNames: ["kind", "outcome"] as const,
+      registers,
+    }),
+    webhookDeliveries: new Counter({
+      name: "webhook_deliveries_total",
+      help: "Outgoing webhook delivery attempts",
+      labelNames: ["outcome"] as const,
+      registers,
+    }),
+    jobsPending: new Gauge({ name: "jobs_pending", help: "Pending background jobs", labelNames: ["kind"] as const, registers }),
+    dbQueryDuration: new Histogram({
+      name: "db_query_duration_seconds",
+      help: "Database transaction and query duration",
+      labelNames: ["operation"] as const,
+      buckets: latencyBuckets,
+      registers,
+    }),
+    dbPoolConnections: new Gauge({
+      name: "db_pool_connections",
+      help: "Database pool connections by state",
+      labelNames: ["state"] as const,
+      registers,
+    }),
+    dbSize: new Gauge({ name: "db_size_bytes", help: "Database size on disk", registers }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
