@@ -31,7 +31,8 @@ const bool = (fallback: boolean) =>
 const int = (fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
 
-const port = (fallback: number) => int(fallback, 1, 65_535);
+// 0 asks the OS for any free port (tests run several servers at once).
+const port = (fallback: number) => int(fallback, 0, 65_535);
 const optionalText = z.string().min(1).optional();
 const list = z
   .string()

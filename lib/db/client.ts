@@ -12,6 +12,8 @@ export type Database = PgDatabase<PgQueryResultHKT, Schema>;
 export interface DatabaseHandle {
   db: Database;
   kind: "postgres" | "embedded";
+  /** The connection URL (Postgres only), for work that needs a connection of its own. */
+  url?: string;
   /** Runs a multi-statement SQL text without parameters (migrations, seed). */
   exec(text: string): Promise<void>;
   close(): Promise<void>;
@@ -52,6 +54,7 @@ export async function openPostgres(
   return {
     db,
     kind: "postgres",
+    url,
     exec: async (text) => {
       await client.unsafe(text);
     },

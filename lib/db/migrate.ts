@@ -31,16 +31,15 @@ export async function migrateDatabase(handle: DatabaseHandle): Promise<void> {
 }
 
 async function withMigrationLock(handle: DatabaseHandle, run: () => Promise<void>): Promise<void> {
-  // A transaction-scoped lock around Drizzle's own migration transaction is not possible from here,
-  // so hold a session lock on one reserved connection while it runs.
-  const client = (handle.db as unknown as { $client: import("postgres").Sql }).$client;
-  const reserved = await client.reserve();
+  // Drizzle runs the migrations in a transaction of its own, so the lock is a session lock held
+  // on a separate connection for as long as that takes.
+  const { default: postgres } = await import("postgres");
+  const lock = postgres(handle.url!, { max: 1, onnotice: () => {} });
   try {
-    await reserved`select pg_advisory_lock(727370000)`;
+    await lock`select pg_advisory_lock(727370000)`;
     await run();
   } finally {
-    await reserved`select pg_advisory_unlock(727370000)`.catch(() => {});
-    reserved.release();
+    await lock.end({ timeout: 5 });
   }
 }
 

@@ -1,0 +1,248 @@
+import { randomInt } from "node:crypto";
+import type { Context } from "hono";
+import { skey, type SkeyFields } from "./signatures.js";
+
+/** How the sandbox is configured: the merchant it plays Fiuu for and how it reaches that merchant. */
+export interface FiuuSandboxOptions {
+  merchantId: string;
+  verifyKey: string;
+  secretKey: string;
+  /** Fiuu's "extended vcode" option for this merchant: the currency is part of the vcode. */
+  extendedVcode?: boolean;
+  /** The merchant's notification URL as registered in Fiuu's portal (nbcb=2 goes here). */
+  notifyUrl: string;
+  /** The merchant's return URL as registered in the portal, used when a payment form sends no returnurl. */
+  returnUrl?: string;
+  /** How the sandbox reaches the merchant server-to-server; default globalThis.fetch. */
+  fetch?: (request: Request) => Promise<Response>;
+  now?: () => Date;
+  /** Enforce Fiuu's one requery per 5 seconds per merchant (answer Q99); default false. */
+  enforceQueryRate?: boolean;
+  /** How long a server-to-server delivery may take before it counts as failed; default 5000 ms. */
+  deliveryTimeoutMs?: number;
+}
+
+/** Where a transaction stands: `awaiting` until the shopper presses a button on the hosted page. */
+export type TransactionStatus = "awaiting" | "00" | "11" | "22";
+
+export interface SandboxTransaction {
+  tranID: string;
+  orderid: string;
+  /** Exactly the string the payment form sent; every report and signature uses it unchanged. */
+  amount: string;
+  amountMinor: number;
+  currency: string;
+  /** The request code the form sent (`FPX_MB2U`), or "" when the shopper chooses. */
+  requestedChannel: string;
+  billName: string;
+  billEmail: string;
+  billMobile: string;
+  billDesc: string;
+  country: string;
+  langcode: string;
+  returnUrl?: string;
+  callbackUrl?: string;
+  cancelUrl?: string;
+  createdAt: string;
+  status: TransactionStatus;
+  appcode: string;
+  paydate: string;
+  /** The channel name reported back, which is not always the request code. */
+  channel: string;
+  errorCode?: string;
+  errorDesc?: string;
+}
+
+export type RefundState = "pending" | "processing" | "success" | "rejected";
+
+export interface SandboxRefund {
+  refId: string;
+  refundId: string;
+  refundType: string;
+  txnId: string;
+  /** Exactly the string the refund request sent. */
+  amount: string;
+  amountMinor: number;
+  notifyUrl?: string;
+  state: RefundState;
+  reason: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface DeliveryRecord {
+  kind: "notification" | "callback" | "refund_notice";
+  url: string;
+  fields: Record<string, string>;
+  at: string;
+  status?: number;
+  body?: string;
+  error?: string;
+}
+
+export interface IpnEchoRecord {
+  at: string;
+  fields: Record<string, string>;
+  /** Why the echo is not what Fiuu expects (no treq=1, unknown tranID, fields changed); empty when fine. */
+  problems: string[];
+}
+
+export type FaultMode = "none" | "down" | "slow" | "error";
+
+/** Everything one sandbox instance knows; nothing lives at module level. */
+export interface SandboxState {
+  options: FiuuSandboxOptions;
+  now: () => Date;
+  transactions: Map<string, SandboxTransaction>;
+  refunds: Map<string, SandboxRefund>;
+  deliveries: DeliveryRecord[];
+  ipnEchoes: IpnEchoRecord[];
+  fault: { mode: FaultMode; delayMs: number };
+  lastQueryAt: Map<string, number>;
+}
+
+/** A fresh, empty state for one sandbox instance. */
+export function createSandboxState(options: FiuuSandboxOptions): SandboxState {
+  return {
+    options,
+    now: options.now ?? (() => new Date()),
+    transactions: new Map(),
+    refunds: new Map(),
+    deliveries: [],
+    ipnEchoes: [],
+    fault: { mode: "none", delayMs: 0 },
+    lastQueryAt: new Map(),
+  };
+}
+
+/** A string of random digits, not starting with 0 (so it survives being read as a number). */
+export function randomDigits(length: number): string {
+  let digits = String(randomInt(1, 10));
+  while (digits.length < length) digits += String(randomInt(0, 10));
+  return digits;
+}
+
+/** A new tranID, 10–12 digits, unique within the instance. */
+export function newTranID(state: SandboxState): string {
+  for (;;) {
+    const id = randomDigits(randomInt(10, 13));
+    if (!state.transactions.has(id)) return id;
+  }
+}
+
+/** A new RefundID, unique within the instance. */
+export function newRefundID(state: SandboxState): string {
+  const taken = new Set([...state.refunds.values()].map((refund) => refund.refundId));
+  for (;;) {
+    const id = randomDigits(8);
+    if (!taken.has(id)) return id;
+  }
+}
+
+/** `YYYY-MM-DD HH:mm:ss` in Malaysia time (UTC+8, no daylight saving), as Fiuu writes paydate. */
+export function malaysiaTime(date: Date): string {
+  return new Date(date.getTime() + 8 * 3_600_000).toISOString().slice(0, 19).replace("T", " ");
+}
+
+// Fiuu reports a bank's name rather than the FPX request code for some channels; the rest are
+// reported as requested.
+const reportedChannelNames: Record<string, string> = {
+  FPX_MB2U: "maybank2u",
+  FPX_CIMBCLICKS: "cimbclicks",
+  FPX_PBB: "publicbank",
+  FPX_HLB: "hlb",
+  FPX_RHB: "rhb",
+  FPX_AMB: "amb",
+  FPX_BIMB: "bankislam",
+  fpx: "fpx",
+  credit: "credit",
+  "TNG-EWALLET": "TNG-EWALLET",
+  "MB2U_QRPay-Push": "MB2U_QRPay-Push",
+};
+
+/** The channel name a report carries for a request code; "credit" when the shopper chose. */
+export function reportedChannel(requested: string): string {
+  if (!requested) return "credit";
+  const known = reportedChannelNames[requested];
+  if (known) return known;
+  if (/^FPX_/i.test(requested)) return requested.replace(/^FPX_(B2B_)?/i, "").toLowerCase();
+  return requested;
+}
+
+/** The report fields of §2 for a transaction, signed; no nbcb (the caller adds it per route). */
+export function reportFields(state: SandboxState, tx: SandboxTransaction): Record<string, string> {
+  const { merchantId, secretKey } = state.options;
+  const covered: SkeyFields = {
+    tranID: tx.tranID,
+    orderid: tx.orderid,
+    status: tx.status === "awaiting" ? "22" : tx.status,
+    domain: merchantId,
+    amount: tx.amount,
+    currency: tx.currency,
+    paydate: tx.paydate,
+    appcode: tx.appcode,
+  };
+  return {
+    ...covered,
+    channel: tx.channel,
+    ...(tx.errorCode !== undefined ? { error_code: tx.errorCode, error_desc: tx.errorDesc ?? "" } : {}),
+    skey: skey(covered, secretKey),
+  };
+}
+
+/**
+ * POSTs form fields to a merchant URL server-to-server and records the attempt with its answer.
+ * Never throws: a refused connection, a timeout or an error status is what gets recorded.
+ */
+export async function deliver(
+  state: SandboxState,
+  kind: DeliveryRecord["kind"],
+  url: string,
+  fields: Record<string, string>,
+): Promise<DeliveryRecord> {
+  const record: DeliveryRecord = { kind, url, fields, at: state.now().toISOString() };
+  state.deliveries.push(record);
+  const timeoutMs = state.options.deliveryTimeoutMs ?? 5_000;
+  const send = state.options.fetch ?? ((request: Request) => globalThis.fetch(request));
+  const controller = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  // The race matters besides the abort signal: an injected fetch (a Hono app in tests) may ignore it.
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      reject(new Error(`no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+  });
+  try {
+    const request = new Request(url, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams(fields).toString(),
+      signal: controller.signal,
+    });
+    const answer = await Promise.race([
+      send(request).then(async (response) => ({ status: response.status, body: await response.text() })),
+      timeout,
+    ]);
+    record.status = answer.status;
+    record.body = answer.body;
+  } catch (error) {
+    record.error = error instanceof Error ? error.message : String(error);
+  } finally {
+    clearTimeout(timer);
+  }
+  return record;
+}
+
+/** Reads a request's parameters from the query string and, for a form POST, the body (body wins). */
+export async function readParams(c: Context): Promise<Record<string, string>> {
+  const params: Record<string, string> = { ...c.req.query() };
+  if (c.req.method === "POST") {
+    const type = c.req.header("content-type") ?? "";
+    if (type.includes("application/x-www-form-urlencoded") || type.includes("multipart/form-data")) {
+      const body = await c.req.parseBody();
+      for (const [name, value] of Object.entries(body)) if (typeof value === "string") params[name] = value;
+    }
+  }
+  return params;
+}

@@ -1,0 +1,99 @@
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { queryRows } from "../../lib/db/client.js";
+import { appliedMigrationCount, expectedMigrationCount, migrateDatabase } from "../../lib/db/migrate.js";
+import { createTestDatabase, type TestDatabase } from "../support/databases.js";
+
+// Runs on whichever database the suite was given: PGlite by default, the real Postgres in CI.
+let database: TestDatabase;
+beforeAll(async () => {
+  database = await createTestDatabase({ migrated: false });
+});
+afterAll(() => database.drop());
+
+const rows = <T>(query: ReturnType<typeof sql>) => queryRows<T>(database.handle.db, query);
+
+describe("migrations", () => {
+  it("create every table of the design on an empty database", async () => {
+    expect(await appliedMigrationCount(database.handle)).toBe(0);
+    await migrateDatabase(database.handle);
+    const tables = await rows<{ table_name: string }>(
+      sql`select table_name from information_schema.tables where table_schema = 'public' order by table_name`,
+    );
+    expect(tables.map((t) => t.table_name)).toEqual([
+      "audit_log",
+      "event_deliveries",
+      "events",
+      "gateway_messages",
+      "jobs",
+      "payment_methods",
+      "payments",
+      "refunds",
+    ]);
+    expect(await appliedMigrationCount(database.handle)).toBe(expectedMigrationCount());
+  });
+
+  it("are idempotent: running them again changes nothing", async () => {
+    await migrateDatabase(database.handle);
+    expect(await appliedMigrationCount(database.handle)).toBe(expectedMigrationCount());
+    const [{ count }] = await rows<{ count: number }>(sql`select count(*)::int as count from payment_methods`);
+    expect(count).toBe(20);
+  });
+
+  it("seed the Malaysian channels with their limits", async () => {
+    const methods = await rows<{ code: string; min_amount: string | number; max_amount: string | number | null }>(
+      sql`select code, min_amount, max_amount from payment_methods where code in ('fpx', 'FPX_B2B_MB2U', 'TNG-EWALLET', 'credit') order by code`,
+    );
+    expect(methods.map((m) => [m.code, Number(m.min_amount), m.max_amount === null ? null : Number(m.max_amount)])).toEqual([
+      ["FPX_B2B_MB2U", 200, 100000000],
+      ["TNG-EWALLET", 100, 500000],
+      ["credit", 100, null],
+      ["fpx", 100, 3000000],
+    ]);
+  });
+
+  it("refuse a payment with a non-positive amount or two open payments for one order", async () => {
+    const insert = (id: string, orderId: string, amount: number, gatewayOrderId: string) =>
+      database.handle.db.execute(sql`insert into payments (id, order_id, amount, currency, description, customer_name,
+        customer_email, client_secret_hash, gateway_order_id, created_by, expires_at)
+        values (${id}, ${orderId}, ${amount}, 'MYR', 'x', 'n', 'e', 'h', ${gatewayOrderId}, 'test', now())`);
+    await expect(insert("pay_zero", "order-0", 0, "zero")).rejects.toThrow();
+    await insert("pay_a", "order-1", 100, "gwa");
+    await expect(insert("pay_b", "order-1", 100, "gwb")).rejects.toThrow();
+    await expect(insert("pay_c", "order-2", 100, "not-alphanumeric!")).rejects.toThrow();
+  });
+});
+
+describe("audit log", () => {
+  const append = (action: string, entityId: string) =>
+    database.handle.db.execute(sql`insert into audit_log (actor, action, entity_type, entity_id, request_id, data)
+      values ('service:shop', ${action}, 'payment', ${entityId}, 'req-1', ${JSON.stringify({ amount: 100 })}::jsonb)`);
+
+  it("chains every row to the one before it", async () => {
+    await append("payment.created", "pay_1");
+    await append("payment.cancelled", "pay_1");
+    await append("payment.created", "pay_2");
+    const chain = await rows<{ seq: string | number; prev_hash: string; hash: string; recomputed: string }>(
+      sql`select seq, prev_hash, hash, audit_log_row_hash(prev_hash, seq, at, actor, action, entity_type, entity_id, request_id, data) as recomputed
+          from audit_log order by seq`,
+    );
+    expect(chain.map((r) => Number(r.seq))).toEqual([1, 2, 3]);
+    expect(chain[0]!.prev_hash).toBe("");
+    for (let i = 1; i < chain.length; i++) expect(chain[i]!.prev_hash).toBe(chain[i - 1]!.hash);
+    for (const row of chain) {
+      expect(row.hash).toMatch(/^[0-9a-f]{64}$/);
+      expect(row.recomputed).toBe(row.hash);
+    }
+  });
+
+  it.each([
+    ["UPDATE", sql`update audit_log set action = 'tampered'`],
+    ["DELETE", sql`delete from audit_log`],
+    ["TRUNCATE", sql`truncate audit_log`],
+  ])("refuses %s", async (_name, statement) => {
+    const error = await database.handle.db.execute(statement).then(() => undefined, (e: Error) => e);
+    expect((error?.cause as Error | undefined)?.message).toMatch(/append-only/);
+    const [{ count }] = await rows<{ count: number }>(sql`select count(*)::int as count from audit_log`);
+    expect(count).toBe(3);
+  });
+});

@@ -1,0 +1,80 @@
+import { randomBytes } from "node:crypto";
+import { Writable } from "node:stream";
+import { createApp } from "../../lib/app.js";
+import { loadConfig, type Config } from "../../lib/config.js";
+import type { AppDeps } from "../../lib/context.js";
+import { buildDeps, type OwnedDeps } from "../../lib/deps.js";
+import { createLogger } from "../../lib/logger.js";
+import { openRedis, type RedisHandle } from "../../lib/redis/index.js";
+import { createTestDatabase, type TestDatabase } from "./databases.js";
+
+/** Redis for tests: the real server when TEST_REDIS_HOST is set, else the in-process stand-in. */
+export async function createTestRedis(): Promise<RedisHandle> {
+  const host = process.env.TEST_REDIS_HOST;
+  if (!host) return openRedis({ kind: "memory" });
+  return openRedis({ kind: "tcp", host, port: Number(process.env.TEST_REDIS_PORT ?? 6379), db: 0, maxConnections: 1 });
+}
+
+/** The configuration tests run with: ENVIRONMENT=test, fresh secrets, overridable per test. */
+export function testConfig(env: Record<string, string> = {}): Config {
+  return loadConfig({
+    ENVIRONMENT: "test",
+    LOG_LEVEL: "info",
+    JWT_SECRET: randomBytes(32).toString("hex"),
+    ENCRYPTION_KEY: randomBytes(32).toString("hex"),
+    WEBHOOK_SECRET: `whsec_${randomBytes(24).toString("base64")}`,
+    FIUU_MERCHANT_ID: "SB_testshop",
+    FIUU_VERIFY_KEY: randomBytes(16).toString("hex"),
+    FIUU_SECRET_KEY: randomBytes(16).toString("hex"),
+    FIUU_PAYMENT_URL: "http://127.0.0.1:9/sandbox/fiuu",
+    FIUU_API_URL: "http://127.0.0.1:9/sandbox/fiuu",
+    PUBLIC_URL: "http://payments.test",
+    ...env,
+  });
+}
+
+/** Log lines a test caused, parsed, for checks on their shape and on what they must never contain. */
+export class LogCapture extends Writable {
+  readonly lines: Record<string, unknown>[] = [];
+  readonly raw: string[] = [];
+  override _write(chunk: Buffer, _encoding: string, done: () => void) {
+    for (const line of chunk.toString("utf8").split("\n").filter(Boolean)) {
+      this.raw.push(line);
+      this.lines.push(JSON.parse(line) as Record<string, unknown>);
+    }
+    done();
+  }
+}
+
+export interface TestContext {
+  app: ReturnType<typeof createApp>;
+  deps: OwnedDeps;
+  database: TestDatabase;
+  logs: LogCapture;
+  close(): Promise<void>;
+}
+
+/** A complete app on its own database and the test Redis, with logs captured. */
+export async function createTestApp(options: { env?: Record<string, string>; now?: () => Date } = {}): Promise<TestContext> {
+  const config = testConfig(options.env);
+  const logs = new LogCapture();
+  const database = await createTestDatabase();
+  const redis = await createTestRedis();
+  const deps = await buildDeps(config, {
+    logger: await createLogger(config.log, logs),
+    database: database.handle,
+    redis,
+    migrate: false,
+  });
+  if (options.now) (deps as AppDeps).now = options.now;
+  return {
+    app: createApp(deps),
+    deps,
+    database,
+    logs,
+    close: async () => {
+      await redis.close();
+      await database.drop();
+    },
+  };
+}
