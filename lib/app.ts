@@ -1,10 +1,15 @@
-import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
-import type { AppDeps, AppEnv } from "./context.js";
+import { checkoutPageRoutes } from "../handlers/checkout.js";
+import { docsRoutes } from "../handlers/docs.js";
+import { paymentMethodRoutes } from "../handlers/payment-methods.js";
+import { paymentRoutes } from "../handlers/payments.js";
+import type { AppDeps } from "./context.js";
 import { ApiError, handleError, problemResponse } from "./errors.js";
+import { createFiuuSandbox } from "./fiuu/sandbox.js";
+import { createRouter, registerSecuritySchemes } from "./openapi.js";
 
 const maxBodyBytes = 1024 * 1024;
 
@@ -12,27 +17,30 @@ const maxBodyBytes = 1024 * 1024;
  * Builds the main API app from a dependency set. No I/O happens here: the same factory serves
  * the Node server, the functions build and the tests.
  */
-export function createApp(deps: AppDeps) {
-  const app = new Hono<AppEnv>();
+export function createApp(deps: AppDeps, options: { extraRoutes?: (app: ReturnType<typeof createRouter>) => void } = {}) {
+  const app = createRouter();
   const { metrics, config } = deps;
 
   app.use(
     requestId({
       headerName: "X-Request-Id",
-      // Accept a caller's id only when it is short and plain, so it cannot forge log lines.
+      // A caller's id is kept only when short and plain (word characters, - and =): it cannot forge log lines.
       generator: () => crypto.randomUUID(),
       limitLength: 128,
     }),
   );
   app.use(async (c, next) => {
     c.set("deps", deps);
-    c.set("log", deps.logger.child({ request_id: c.get("requestId") }));
+    const log = deps.logger.child({ request_id: c.get("requestId") });
+    c.set("log", log);
     const started = performance.now();
     await next();
     const route = c.req.routePath === "/*" || !c.req.routePath ? "unmatched" : c.req.routePath;
     const labels = { method: c.req.method, route, status_code: String(c.res.status) };
+    const seconds = (performance.now() - started) / 1000;
     metrics.httpRequests.inc(labels);
-    metrics.httpDuration.observe(labels, (performance.now() - started) / 1000);
+    metrics.httpDuration.observe(labels, seconds);
+    log.info({ method: c.req.method, route, status: c.res.status, duration_ms: Math.round(seconds * 1000) }, "request");
   });
   app.use(
     secureHeaders({
@@ -41,6 +49,7 @@ export function createApp(deps: AppDeps) {
         scriptSrc: ["'self'", "'unsafe-inline'"],
         styleSrc: ["'self'", "'unsafe-inline'"],
         imgSrc: ["'self'", "data:"],
+        // The checkout page posts its signed form to Fiuu's host.
         formAction: ["'self'", "https:", "http:"],
         frameAncestors: ["'none'"],
       },
@@ -60,6 +69,46 @@ export function createApp(deps: AppDeps) {
       maxSize: maxBodyBytes,
       onError: (c) => problemResponse(c, new ApiError("payload_too_large", `The request body exceeds ${maxBodyBytes} bytes.`)),
     }),
+  );
+
+  app.route("/", paymentRoutes());
+  app.route("/", paymentMethodRoutes());
+  app.route("/", checkoutPageRoutes());
+  options.extraRoutes?.(app);
+
+  // Without a real merchant (development, tests) the local sandbox plays Fiuu on this app itself,
+  // reaching the service's webhooks in-process as Fiuu would over the network.
+  const sandboxBase = `${config.publicUrl}/sandbox/fiuu`;
+  if (!config.isProduction && config.fiuu.paymentUrl === sandboxBase) {
+    app.route(
+      "/sandbox/fiuu",
+      createFiuuSandbox({
+        merchantId: config.fiuu.merchantId!,
+        verifyKey: config.fiuu.verifyKey!,
+        secretKey: config.fiuu.secretKey!,
+        extendedVcode: config.fiuu.extendedVcode,
+        notifyUrl: `${config.publicUrl}/webhooks/fiuu/notify`,
+        fetch: async (request) => app.fetch(request),
+      }),
+    );
+  }
+
+  registerSecuritySchemes(app);
+  let document: ReturnType<typeof app.getOpenAPI31Document> | undefined;
+  app.route(
+    "/",
+    docsRoutes(
+      () =>
+        (document ??= app.getOpenAPI31Document({
+          openapi: "3.1.0",
+          info: {
+            title: "Payment service",
+            version: "1.0.0",
+            description: "Payments for a shop through Fiuu (FPX, cards, e-wallets, DuitNow QR): create, check out, refund, and signed webhooks.",
+          },
+          servers: [{ url: config.publicUrl }],
+        })) as never,
+    ),
   );
 
   app.notFound((c) => problemResponse(c, new ApiError("not_found", `No route for ${c.req.method} ${c.req.path}.`)));

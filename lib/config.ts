@@ -83,6 +83,8 @@ const envSchema = z.object({
   FIUU_RETRY_DELAY: duration("1s"),
 
   ENCRYPTION_KEY: optionalText,
+  /** Earlier keys, comma-separated, still accepted for decryption while values are re-encrypted. */
+  ENCRYPTION_KEY_PREVIOUS: list,
   JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
 
   METRICS_ENABLED: bool(true),
@@ -141,6 +143,7 @@ export interface Config {
     retryDelayMs: number;
   };
   encryptionKey?: Buffer;
+  previousEncryptionKeys: Buffer[];
   jwtSecret?: string;
   metrics: { enabled: boolean; port: number };
   health: { port: number; intervalMs: number; timeoutMs: number };
@@ -187,6 +190,12 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   if (env.ENCRYPTION_KEY !== undefined) {
     encryptionKey = decodeEncryptionKey(env.ENCRYPTION_KEY);
     if (!encryptionKey) problems.push("ENCRYPTION_KEY: must be exactly 32 bytes (64 hex characters, base64, or 32 characters)");
+  }
+  const previousEncryptionKeys: Buffer[] = [];
+  for (const text of env.ENCRYPTION_KEY_PREVIOUS) {
+    const key = decodeEncryptionKey(text);
+    if (key) previousEncryptionKeys.push(key);
+    else problems.push("ENCRYPTION_KEY_PREVIOUS: every key must be exactly 32 bytes");
   }
   if (isProduction) {
     for (const key of requiredInProduction) {
@@ -251,6 +260,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       retryDelayMs: env.FIUU_RETRY_DELAY,
     },
     encryptionKey,
+    previousEncryptionKeys,
     jwtSecret: env.JWT_SECRET,
     metrics: { enabled: env.METRICS_ENABLED, port: env.METRICS_PORT },
     health: { port: env.HEALTH_CHECK_PORT, intervalMs: env.HEALTH_CHECK_INTERVAL, timeoutMs: env.HEALTH_CHECK_TIMEOUT },

@@ -11,9 +11,16 @@ export interface AppDeps {
   redis: Redis;
   logger: Logger;
   metrics: Metrics;
+  /** Encrypts customer details at rest (AES-256-GCM with a key id, so keys can rotate). */
+  cipher: { encrypt(plain: string): string; decrypt(stored: string): string };
   /** The current time; tests pass a controllable clock. */
   now: () => Date;
 }
+
+/** Who is calling: a bearer of a JWT (shop backend, operator, scheduler) or a checkout page holding a payment's client secret. */
+export type Principal =
+  | { kind: "token"; sub: string; role: "service" | "admin" | "system" }
+  | { kind: "client"; secret: string };
 
 /** Hono's environment type: what middleware puts on the context for handlers to read with c.var. */
 export interface AppEnv {
@@ -21,5 +28,6 @@ export interface AppEnv {
     deps: AppDeps;
     requestId: string;
     log: Logger;
+    principal: Principal;
   };
 }

@@ -2,6 +2,7 @@ import type { Config } from "./config.js";
 import type { AppDeps } from "./context.js";
 import { openDatabase, type DatabaseHandle } from "./db/client.js";
 import { migrateDatabase } from "./db/migrate.js";
+import { createFieldCipher } from "./crypto.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createMetrics } from "./metrics.js";
 import { openRedis, type RedisHandle } from "./redis/index.js";
@@ -31,9 +32,15 @@ export async function buildDeps(
     redis: redis.redis,
     logger,
     metrics,
+    cipher: createFieldCipher(requireKey(config), config.previousEncryptionKeys),
     now: () => new Date(),
     close: async () => {
       await Promise.allSettled([database.close(), redis.close()]);
     },
   };
+}
+
+function requireKey(config: Config): Buffer {
+  if (!config.encryptionKey) throw new Error("ENCRYPTION_KEY is not set (withDevSecrets fills it outside production)");
+  return config.encryptionKey;
 }

@@ -246,3 +246,29 @@ export async function readParams(c: Context): Promise<Record<string, string>> {
   }
   return params;
 }
+
+/** Gives a transaction an outcome as Fiuu would report it: paydate now, appcode only on success. */
+export function applyOutcome(state: SandboxState, tx: SandboxTransaction, status: "00" | "11" | "22"): void {
+  tx.status = status;
+  tx.paydate = malaysiaTime(state.now());
+  tx.appcode = status === "00" ? randomDigits(6) : "";
+  tx.channel = reportedChannel(tx.requestedChannel);
+  if (status === "11") {
+    tx.errorCode = "SB_DECLINED";
+    tx.errorDesc = "Declined on the Fiuu sandbox";
+  } else {
+    delete tx.errorCode;
+    delete tx.errorDesc;
+  }
+}
+
+/**
+ * Reports a transaction server-to-server as Fiuu does: the notification (nbcb=2) to the URL in the
+ * portal and, when the form gave one, the callback (nbcb=1); both at once, both awaited.
+ */
+export async function sendReports(state: SandboxState, tx: SandboxTransaction): Promise<DeliveryRecord[]> {
+  const fields = reportFields(state, tx);
+  const sends = [deliver(state, "notification", state.options.notifyUrl, { ...fields, nbcb: "2" })];
+  if (tx.callbackUrl) sends.push(deliver(state, "callback", tx.callbackUrl, { ...fields, nbcb: "1" }));
+  return Promise.all(sends);
+}

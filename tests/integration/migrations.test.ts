@@ -36,7 +36,7 @@ describe("migrations", () => {
   it("are idempotent: running them again changes nothing", async () => {
     await migrateDatabase(database.handle);
     expect(await appliedMigrationCount(database.handle)).toBe(expectedMigrationCount());
-    const [{ count }] = await rows<{ count: number }>(sql`select count(*)::int as count from payment_methods`);
+    const { count } = (await rows<{ count: number }>(sql`select count(*)::int as count from payment_methods`))[0]!;
     expect(count).toBe(20);
   });
 
@@ -93,7 +93,7 @@ describe("audit log", () => {
   ])("refuses %s", async (_name, statement) => {
     const error = await database.handle.db.execute(statement).then(() => undefined, (e: Error) => e);
     expect((error?.cause as Error | undefined)?.message).toMatch(/append-only/);
-    const [{ count }] = await rows<{ count: number }>(sql`select count(*)::int as count from audit_log`);
+    const { count } = (await rows<{ count: number }>(sql`select count(*)::int as count from audit_log`))[0]!;
     expect(count).toBe(3);
   });
 });

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
 import { createApp } from "../../lib/app.js";
+import { signToken, type Role } from "../../lib/auth/tokens.js";
 import { loadConfig, type Config } from "../../lib/config.js";
 import type { AppDeps } from "../../lib/context.js";
 import { buildDeps, type OwnedDeps } from "../../lib/deps.js";
@@ -26,8 +27,9 @@ export function testConfig(env: Record<string, string> = {}): Config {
     FIUU_MERCHANT_ID: "SB_testshop",
     FIUU_VERIFY_KEY: randomBytes(16).toString("hex"),
     FIUU_SECRET_KEY: randomBytes(16).toString("hex"),
-    FIUU_PAYMENT_URL: "http://127.0.0.1:9/sandbox/fiuu",
-    FIUU_API_URL: "http://127.0.0.1:9/sandbox/fiuu",
+    // The local sandbox, mounted on the app under test, plays Fiuu.
+    FIUU_PAYMENT_URL: "http://payments.test/sandbox/fiuu",
+    FIUU_API_URL: "http://payments.test/sandbox/fiuu",
     PUBLIC_URL: "http://payments.test",
     ...env,
   });
@@ -77,4 +79,18 @@ export async function createTestApp(options: { env?: Record<string, string>; now
       await database.drop();
     },
   };
+}
+
+/** A bearer header for a token of this app's secret. */
+export async function bearer(t: TestContext, role: Role = "service", sub = "shop-1", ttlSeconds = 600) {
+  return { Authorization: `Bearer ${await signToken(t.deps.config.jwtSecret!, { sub, role, ttlSeconds })}` };
+}
+
+let keyCounter = 0;
+/** A fresh Idempotency-Key. */
+export const newKey = () => `key-${process.pid}-${Date.now()}-${++keyCounter}`;
+
+/** A JSON request's init, with optional headers. */
+export function jsonRequest(method: string, body: unknown, headers: Record<string, string> = {}): RequestInit {
+  return { method, body: JSON.stringify(body), headers: { "content-type": "application/json", ...headers } };
 }

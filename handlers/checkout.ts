@@ -1,0 +1,51 @@
+import { Hono } from "hono";
+import { html } from "hono/html";
+import { auditContext } from "../lib/audit.js";
+import type { AppEnv } from "../lib/context.js";
+import { ApiError } from "../lib/errors.js";
+import { toFiuuAmount } from "../lib/money.js";
+import { hostedForm, startCheckout } from "../lib/payments/checkout.js";
+import { page } from "./views/layout.js";
+
+/**
+ * The link a checkout page opens: `/pay/:id?client_secret=…` answers a page whose signed form
+ * submits itself to Fiuu's hosted payment page (with a button for browsers without scripts).
+ */
+export function checkoutPageRoutes() {
+  const app = new Hono<AppEnv>();
+  app.get("/pay/:id", async (c) => {
+    const id = c.req.param("id");
+    const secret = c.req.query("client_secret");
+    if (!secret) return c.html(errorPage("This payment link is incomplete."), 401);
+    c.set("principal", { kind: "client", secret });
+    let form;
+    let amount;
+    try {
+      const row = await startCheckout(c.var.deps, id, c.var.principal, { via: "page", ...auditContext(c, id) });
+      form = hostedForm(c.var.deps, row);
+      amount = `${row.currency} ${toFiuuAmount(row.amount)}`;
+    } catch (error) {
+      if (error instanceof ApiError && error.status < 500) return c.html(errorPage(error.detail), error.status);
+      throw error;
+    }
+    c.header("cache-control", "no-store");
+    c.header("referrer-policy", "no-referrer");
+    return c.html(
+      page(
+        "Continue to payment",
+        html`<h1>Continue to payment</h1>
+<p>You are paying <strong>${amount}</strong>. Taking you to the secure payment page…</p>
+<form id="fiuu-form" method="POST" action="${form.url}">
+${Object.entries(form.fields).map(([name, value]) => html`<input type="hidden" name="${name}" value="${value}">\n`)}
+<button type="submit" data-testid="pay-continue">Continue to payment</button>
+</form>
+<script>document.getElementById("fiuu-form").submit();</script>`,
+      ),
+    );
+  });
+  return app;
+}
+
+function errorPage(message: string) {
+  return page("Payment unavailable", html`<h1>This payment cannot continue</h1><p>${message}</p>`);
+}

@@ -1,0 +1,44 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { supportedCurrencies } from "../lib/money.js";
+import { createRouter, problems } from "../lib/openapi.js";
+import { listPaymentMethods, paymentMethodResource } from "../lib/payments/methods.js";
+
+const PaymentMethod = z
+  .object({
+    code: z.string().openapi({ example: "fpx" }),
+    name: z.string(),
+    type: z.string(),
+    currencies: z.array(z.string()),
+    min_amount: z.number().int(),
+    max_amount: z.number().int().nullable(),
+  })
+  .openapi("PaymentMethod");
+
+const route = createRoute({
+  method: "get",
+  path: "/v1/payment-methods",
+  tags: ["Checkout"],
+  summary: "Enabled payment channels, optionally for a currency and amount",
+  request: {
+    query: z.object({
+      currency: z.enum(supportedCurrencies).optional(),
+      amount: z.coerce.number().int().positive().max(100_000_000).optional(),
+    }),
+  },
+  responses: {
+    200: {
+      description: "Channels",
+      content: { "application/json": { schema: z.object({ object: z.literal("list"), data: z.array(PaymentMethod) }) } },
+    },
+    ...problems(400),
+  },
+});
+
+/** The public channel catalogue. */
+export function paymentMethodRoutes() {
+  return createRouter().openapi(route, async (c) => {
+    const rows = await listPaymentMethods(c.var.deps.database.db, c.req.valid("query"));
+    c.header("cache-control", "public, max-age=60");
+    return c.json({ object: "list" as const, data: rows.map(paymentMethodResource) }, 200);
+  });
+}

@@ -1,0 +1,198 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { paymentStatuses } from "../drizzle/schema.js";
+import { auditContext } from "../lib/audit.js";
+import { authenticate, requireTokenSub } from "../lib/auth/middleware.js";
+import { idempotency } from "../lib/idempotency.js";
+import { supportedCurrencies } from "../lib/money.js";
+import { bearerAuth, clientSecretAuth, createRouter, idempotencyHeader, problems } from "../lib/openapi.js";
+import { cancelPayment } from "../lib/payments/cancel.js";
+import { hostedForm, seamlessFields, startCheckout } from "../lib/payments/checkout.js";
+import { createPayment } from "../lib/payments/create.js";
+import { findPaymentFor, listPayments } from "../lib/payments/queries.js";
+import { checkoutUrl, paymentResource } from "../lib/payments/resource.js";
+import { rateLimit } from "../lib/rate-limit.js";
+
+const printable = /^[\x20-\x7e]+$/;
+
+const CustomerInput = z.strictObject({
+  name: z.string().trim().min(1).max(128),
+  email: z.email().max(128),
+  mobile: z
+    .string()
+    .regex(/^\+?[0-9][0-9 -]{5,30}$/, "must be a phone number")
+    .optional(),
+});
+
+const CreatePaymentBody = z
+  .strictObject({
+    order_id: z.string().min(1).max(64).regex(printable, "must be printable characters"),
+    amount: z.number().int().positive().max(100_000_000).openapi({ description: "Minor units: 1050 = RM 10.50", example: 1050 }),
+    currency: z.enum(supportedCurrencies),
+    description: z.string().trim().min(1).max(255),
+    customer: CustomerInput,
+    channel: z.string().min(1).max(40).optional().openapi({ description: "A code from GET /v1/payment-methods", example: "fpx" }),
+    return_url: z.url({ protocol: /^https?$/ }).max(2048).optional(),
+    metadata: z
+      .record(z.string().min(1).max(40), z.string().max(500))
+      .refine((m) => Object.keys(m).length <= 20, "at most 20 keys")
+      .optional(),
+  })
+  .openapi("CreatePayment");
+
+const Customer = z.object({ name: z.string(), email: z.string(), mobile: z.string().nullable() });
+const Payment = z
+  .object({
+    id: z.string().openapi({ example: "pay_01jd3x5k2m9q8r7s6t5v4w3x2y" }),
+    object: z.literal("payment"),
+    order_id: z.string(),
+    amount: z.number().int(),
+    currency: z.string(),
+    status: z.enum(paymentStatuses),
+    channel: z.string().nullable(),
+    description: z.string(),
+    customer: Customer,
+    return_url: z.string().nullable(),
+    metadata: z.record(z.string(), z.string()),
+    amount_refunded: z.number().int(),
+    gateway: z.object({
+      order_id: z.string(),
+      tran_id: z.string().nullable(),
+      appcode: z.string().nullable(),
+      channel: z.string().nullable(),
+      paydate: z.string().nullable(),
+    }),
+    failure: z.object({ code: z.string().nullable(), message: z.string().nullable() }).nullable(),
+    expires_at: z.string(),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .openapi("Payment");
+const CreatedPayment = Payment.extend({ client_secret: z.string(), checkout_url: z.string() }).openapi("CreatedPayment");
+const PaymentList = z.object({ object: z.literal("list"), data: z.array(Payment), has_more: z.boolean() }).openapi("PaymentList");
+const HostedFormSchema = z
+  .object({ method: z.literal("POST"), url: z.string(), fields: z.record(z.string(), z.string()) })
+  .openapi("HostedForm");
+
+const IdParam = z.object({ id: z.string().min(1).max(64).openapi({ param: { name: "id", in: "path" } }) });
+const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
+
+const createPaymentRoute = createRoute({
+  method: "post",
+  path: "/v1/payments",
+  tags: ["Payments"],
+  summary: "Create a payment for an order",
+  security: bearerAuth,
+  middleware: [
+    authenticate({ roles: ["service"] }),
+    rateLimit({ name: "create_payment", limit: 600, windowSeconds: 60, key: (c) => requireTokenSub(c) }),
+    idempotency(),
+  ] as const,
+  request: { headers: idempotencyHeader, body: { content: { "application/json": { schema: CreatePaymentBody } }, required: true } },
+  responses: { 201: json(CreatedPayment, "Created"), ...problems(400, 401, 403, 409, 413, 422, 429, 503) },
+});
+
+const getPaymentRoute = createRoute({
+  method: "get",
+  path: "/v1/payments/{id}",
+  tags: ["Payments"],
+  summary: "Read a payment (customer details masked for a client secret)",
+  security: [...bearerAuth, ...clientSecretAuth],
+  middleware: [authenticate({ roles: ["service", "admin"], clientSecret: true })] as const,
+  request: { params: IdParam },
+  responses: { 200: json(Payment, "The payment"), ...problems(401, 403, 404) },
+});
+
+const listPaymentsRoute = createRoute({
+  method: "get",
+  path: "/v1/payments",
+  tags: ["Payments"],
+  summary: "List payments, newest first",
+  security: bearerAuth,
+  middleware: [authenticate({ roles: ["service", "admin"] })] as const,
+  request: {
+    query: z.object({
+      order_id: z.string().min(1).max(64).optional(),
+      status: z.enum(paymentStatuses).optional(),
+      limit: z.coerce.number().int().min(1).max(100).default(20),
+      starting_after: z.string().min(1).max(64).optional().openapi({ description: "The last id of the previous page" }),
+    }),
+  },
+  responses: { 200: json(PaymentList, "A page of payments"), ...problems(400, 401, 403) },
+});
+
+const cancelPaymentRoute = createRoute({
+  method: "post",
+  path: "/v1/payments/{id}/cancel",
+  tags: ["Payments"],
+  summary: "Cancel a payment that has not been paid",
+  security: bearerAuth,
+  middleware: [authenticate({ roles: ["service"] }), idempotency()] as const,
+  request: { params: IdParam, headers: idempotencyHeader },
+  responses: { 200: json(Payment, "Cancelled"), ...problems(400, 401, 403, 404, 409, 422, 503) },
+});
+
+const checkoutRoute = createRoute({
+  method: "post",
+  path: "/v1/payments/{id}/checkout",
+  tags: ["Checkout"],
+  summary: "The signed form that sends the shopper to Fiuu's hosted page",
+  security: [...bearerAuth, ...clientSecretAuth],
+  middleware: [authenticate({ roles: ["service"], clientSecret: true })] as const,
+  request: {
+    params: IdParam,
+    body: {
+      content: { "application/json": { schema: z.strictObject({ channel: z.string().min(1).max(40).optional() }) } },
+      required: false,
+    },
+  },
+  responses: { 200: json(HostedFormSchema, "Submit these fields by POST to url"), ...problems(400, 401, 403, 404, 409) },
+});
+
+const seamlessRoute = createRoute({
+  method: "get",
+  path: "/v1/payments/{id}/seamless",
+  tags: ["Checkout"],
+  summary: "The mps* parameters for Fiuu's seamless script",
+  security: [...bearerAuth, ...clientSecretAuth],
+  middleware: [authenticate({ roles: ["service"], clientSecret: true })] as const,
+  request: { params: IdParam, query: z.object({ channel: z.string().min(1).max(40).optional(), client_secret: z.string().optional() }) },
+  responses: { 200: json(z.record(z.string(), z.string()), "Seamless parameters"), ...problems(400, 401, 403, 404, 409) },
+});
+
+/** Payments: create, read, list, cancel, and the signed checkout forms. */
+export function paymentRoutes() {
+  return createRouter()
+    .openapi(createPaymentRoute, async (c) => {
+      const deps = c.var.deps;
+      const { actor, requestId } = auditContext(c);
+      const { row, clientSecret } = await createPayment(deps, c.req.valid("json"), { actor, requestId, createdBy: requireTokenSub(c) });
+      return c.json(
+        { ...paymentResource(deps, row, { masked: false }), client_secret: clientSecret, checkout_url: checkoutUrl(deps.config.publicUrl, row.id, clientSecret) },
+        201,
+      );
+    })
+    .openapi(getPaymentRoute, async (c) => {
+      const principal = c.var.principal;
+      const row = await findPaymentFor(c.var.deps.database.db, c.req.valid("param").id, principal);
+      return c.json(paymentResource(c.var.deps, row, { masked: principal.kind === "client" }), 200);
+    })
+    .openapi(listPaymentsRoute, async (c) => {
+      const { rows, hasMore } = await listPayments(c.var.deps.database.db, c.req.valid("query"));
+      return c.json({ object: "list" as const, data: rows.map((r) => paymentResource(c.var.deps, r, { masked: false })), has_more: hasMore }, 200);
+    })
+    .openapi(cancelPaymentRoute, async (c) => {
+      const row = await cancelPayment(c.var.deps, c.req.valid("param").id, auditContext(c));
+      return c.json(paymentResource(c.var.deps, row, { masked: false }), 200);
+    })
+    .openapi(checkoutRoute, async (c) => {
+      const { id } = c.req.valid("param");
+      const body = (await c.req.text()) ? c.req.valid("json") : {};
+      const row = await startCheckout(c.var.deps, id, c.var.principal, { channel: body.channel, via: "api", ...auditContext(c, id) });
+      return c.json(hostedForm(c.var.deps, row), 200);
+    })
+    .openapi(seamlessRoute, async (c) => {
+      const { id } = c.req.valid("param");
+      const row = await startCheckout(c.var.deps, id, c.var.principal, { channel: c.req.valid("query").channel, via: "seamless", ...auditContext(c, id) });
+      return c.json(seamlessFields(c.var.deps, row), 200);
+    });
+}

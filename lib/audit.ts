@@ -1,0 +1,40 @@
+import type { AppEnv, Principal } from "./context.js";
+import type { Database } from "./db/client.js";
+import { auditLog } from "../drizzle/schema.js";
+import type { Context } from "hono";
+
+export interface AuditEntry {
+  actor: string;
+  action: string;
+  entityType: "payment" | "refund" | "event";
+  entityId: string;
+  requestId?: string;
+  data?: Record<string, unknown>;
+}
+
+type Tx = Pick<Database, "insert">;
+
+/**
+ * Appends one audit row inside the caller's transaction. The database fills seq and the hash
+ * chain under a lock, so this is best issued last in the transaction to hold that lock briefly.
+ */
+export async function appendAudit(tx: Tx, entry: AuditEntry): Promise<void> {
+  await tx.insert(auditLog).values({
+    actor: entry.actor,
+    action: entry.action,
+    entityType: entry.entityType,
+    entityId: entry.entityId,
+    requestId: entry.requestId,
+    data: entry.data ?? {},
+  });
+}
+
+/** How a principal is named in the audit log: `service:<sub>`, `admin:<sub>`, or `checkout:<payment>`. */
+export function actorOf(principal: Principal, paymentId?: string): string {
+  return principal.kind === "token" ? `${principal.role}:${principal.sub}` : `checkout:${paymentId ?? "unknown"}`;
+}
+
+/** The actor and request id of the current request, for audit entries. */
+export function auditContext(c: Context<AppEnv>, paymentId?: string) {
+  return { actor: actorOf(c.get("principal"), paymentId), requestId: c.get("requestId") };
+}

@@ -1,0 +1,164 @@
+import type { Context } from "hono";
+import { createMiddleware } from "hono/factory";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { AppEnv } from "./context.js";
+import { hashSecret, randomToken } from "./crypto.js";
+import { ApiError } from "./errors.js";
+
+export interface IdempotencyOptions {
+  /** How long a "running" claim holds before a crashed replica's claim frees itself (default 30 s). */
+  lockTimeoutMs?: number;
+  /** How long a finished answer is kept for replay (default 24 h). */
+  retentionSeconds?: number;
+}
+
+type Running = { state: "running"; fingerprint: string; owner: string };
+type Done = { state: "done"; fingerprint: string; status: number; body: string; contentType: string | null; location?: string };
+type StoredRecord = Running | Done;
+
+const maxKeyLength = 255;
+// Printable ASCII only: the header is echoed into Redis keys and logs.
+const keyPattern = /^[\x20-\x7E]+$/;
+// Answers that say nothing about the request itself are not kept: a retry must be able to succeed.
+const notStored = new Set([429]);
+const nullBodyStatuses = new Set([101, 204, 205, 304]);
+
+/**
+ * Makes a mutating call safe to retry (Stripe / IETF Idempotency-Key draft): the first request
+ * under a key runs, later ones with the same body get its stored answer with
+ * `Idempotency-Replayed: true`, with another body 422, while it still runs 409. Keys are scoped
+ * to the caller and kept `retentionSeconds`. Place after `authenticate`. When Redis is down the
+ * call is refused with 503 (fail closed): the handler never runs without the guard.
+ */
+export function idempotency(options: IdempotencyOptions = {}) {
+  const lockTimeoutMs = options.lockTimeoutMs ?? 30_000;
+  const retentionSeconds = options.retentionSeconds ?? 86_400;
+
+  return createMiddleware<AppEnv>(async (c, next) => {
+    const key = c.req.header("Idempotency-Key");
+    if (key === undefined) throw new ApiError("idempotency_key_missing", "Send an Idempotency-Key header with this request.");
+    if (key.length === 0 || key.length > maxKeyLength || !keyPattern.test(key)) {
+      throw new ApiError("invalid_request", `Idempotency-Key must be 1 to ${maxKeyLength} printable ASCII characters.`, {
+        errors: [{ field: "Idempotency-Key", message: `1 to ${maxKeyLength} printable ASCII characters` }],
+      });
+    }
+
+    const { redis } = c.var.deps;
+    const log = c.var.log;
+    const redisKey = `idempotency:${scopeOf(c)}:${key}`;
+    // Hono caches the body, so the validator after this middleware reads the same text again.
+    const fingerprint = hashSecret(`${c.req.method}\n${c.req.path}\n${await c.req.text()}`);
+    const owner = randomToken(12);
+    const claim: Running = { state: "running", fingerprint, owner };
+
+    const guarded = async <T>(command: () => Promise<T>): Promise<T> => {
+      try {
+        return await command();
+      } catch (error) {
+        log.warn({ err: error }, "idempotency store unavailable; refusing the request");
+        throw new ApiError("unavailable", "The idempotency store is unavailable; retry with the same Idempotency-Key shortly.", {
+          retryAfterSeconds: 5,
+        });
+      }
+    };
+
+    // Claim, or read who holds the claim. If the holder's claim expires between the two calls,
+    // the key is free again and one more claim is tried.
+    let claimed = false;
+    let existing: StoredRecord | null = null;
+    for (let attempt = 0; attempt < 2 && !claimed && !existing; attempt++) {
+      claimed = (await guarded(() => redis.set(redisKey, claim, { nx: true, px: lockTimeoutMs }))) === "OK";
+      if (!claimed) existing = parseRecord(await guarded(() => redis.get<unknown>(redisKey)));
+    }
+
+    if (!claimed) {
+      if (!existing || existing.state === "running") {
+        if (existing && existing.fingerprint !== fingerprint) throw reused();
+        throw new ApiError("idempotency_key_in_use", "A request with this Idempotency-Key is still being processed; retry shortly.", {
+          retryAfterSeconds: 1,
+        });
+      }
+      if (existing.fingerprint !== fingerprint) throw reused();
+      return replay(c, existing);
+    }
+
+    let failed = true;
+    try {
+      await next();
+      failed = c.res.status >= 500;
+    } finally {
+      if (failed) await release(c, redisKey, owner);
+    }
+    // Hono turns a handler's error into the onError answer before it reaches here, so `c.error`
+    // with a 5xx is handled above; anything below 500 is the request's real, repeatable outcome.
+    const status = c.res.status;
+    if (status < 500 && !notStored.has(status)) {
+      const done: Done = {
+        state: "done",
+        fingerprint,
+        status,
+        body: await c.res.clone().text(),
+        contentType: c.res.headers.get("content-type"),
+        ...(c.res.headers.has("location") ? { location: c.res.headers.get("location")! } : {}),
+      };
+      try {
+        await redis.set(redisKey, done, { ex: retentionSeconds });
+      } catch (error) {
+        // The handler has run and its effects are committed: answering 503 now would invite a
+        // retry that runs it again. Answer truthfully; the claim expires after lockTimeoutMs.
+        log.error({ err: error, status }, "could not store the idempotent answer");
+      }
+    } else if (!failed) {
+      await release(c, redisKey, owner);
+    }
+  });
+}
+
+/** The namespace a caller's keys live in: a token's sub, or the hash of a checkout page's client secret. */
+function scopeOf(c: Context<AppEnv>): string {
+  const principal = c.get("principal") as AppEnv["Variables"]["principal"] | undefined;
+  if (!principal) throw new Error("idempotency() must run after authenticate()");
+  // encodeURIComponent keeps ':' out of the scope, so scope and key cannot be confused.
+  return principal.kind === "token" ? `sub:${encodeURIComponent(principal.sub)}` : `client:${hashSecret(principal.secret)}`;
+}
+
+/** Deletes our own claim so a retry may run; someone else's newer claim is left alone. */
+async function release(c: Context<AppEnv>, redisKey: string, owner: string) {
+  try {
+    const current = parseRecord(await c.var.deps.redis.get<unknown>(redisKey));
+    if (current?.state === "running" && current.owner === owner) await c.var.deps.redis.del(redisKey);
+  } catch (error) {
+    c.var.log.warn({ err: error }, "could not release an idempotency claim; it expires by itself");
+  }
+}
+
+function replay(c: Context<AppEnv>, done: Done): Response {
+  const headers: Record<string, string> = { "Idempotency-Replayed": "true" };
+  if (done.contentType) headers["content-type"] = done.contentType;
+  if (done.location) headers["location"] = done.location;
+  if (nullBodyStatuses.has(done.status)) return c.body(null, done.status as 204, headers);
+  return c.body(done.body, done.status as ContentfulStatusCode, headers);
+}
+
+function reused() {
+  return new ApiError("idempotency_key_reused", "This Idempotency-Key was used for a different request; use a new key.");
+}
+
+/** @upstash/redis parses JSON values by itself; a raw string is parsed here, anything else is ignored. */
+function parseRecord(value: unknown): StoredRecord | null {
+  let parsed = value;
+  if (typeof value === "string") {
+    try {
+      parsed = JSON.parse(value);
+    } catch {
+      return null;
+    }
+  }
+  if (!parsed || typeof parsed !== "object") return null;
+  const record = parsed as { state?: unknown; fingerprint?: unknown; status?: unknown; body?: unknown };
+  if (record.state === "running" && typeof record.fingerprint === "string") return record as Running;
+  if (record.state === "done" && typeof record.fingerprint === "string" && typeof record.status === "number" && typeof record.body === "string") {
+    return record as Done;
+  }
+  return null;
+}

@@ -1,0 +1,74 @@
+import type { Context } from "hono";
+import { createMiddleware } from "hono/factory";
+import type { AppEnv } from "./context.js";
+import { ApiError } from "./errors.js";
+
+export interface RateLimitOptions {
+  /** Names the limit in Redis keys and logs, e.g. "create_payment". */
+  name: string;
+  /** Requests allowed per key and window. */
+  limit: number;
+  /** Length of a window in seconds. */
+  windowSeconds: number;
+  /** Whose budget a request spends: a token's sub, a client IP, a payment id. */
+  key: (c: Context<AppEnv>) => string;
+  /** How long to wait for Redis before letting the request through (default 500 ms). */
+  timeoutMs?: number;
+}
+
+/**
+ * Fixed-window rate limit shared by all replicas through Redis (INCR, EXPIRE on the first hit).
+ * Over the limit → 429 `rate_limited` with Retry-After = the seconds left in the window.
+ *
+ * Fails open: when Redis cannot be reached the request goes through and a warning is logged.
+ * Rate limiting protects capacity, not money; idempotency (which fails closed) and the database
+ * constraints protect money, so refusing all traffic because a counter store is down would turn
+ * a Redis outage into a full outage for nothing. A Redis slower than `timeoutMs` counts as down,
+ * so the limiter never adds more than that to a request.
+ */
+export function rateLimit(options: RateLimitOptions) {
+  const { name, limit, windowSeconds, timeoutMs = 500 } = options;
+  if (!Number.isInteger(limit) || limit < 1) throw new Error(`rateLimit ${name}: limit must be a positive integer`);
+  if (!Number.isInteger(windowSeconds) || windowSeconds < 1) throw new Error(`rateLimit ${name}: windowSeconds must be a positive integer`);
+
+  return createMiddleware<AppEnv>(async (c, next) => {
+    const nowSeconds = c.var.deps.now().getTime() / 1000;
+    const window = Math.floor(nowSeconds / windowSeconds);
+    // The window number is part of the key, so a counter whose EXPIRE was lost still cannot
+    // outlive its window's budget.
+    const redisKey = `ratelimit:${name}:${encodeURIComponent(options.key(c))}:${window}`;
+
+    let count: number;
+    try {
+      const { redis } = c.var.deps;
+      count = await withTimeout(
+        (async () => {
+          const n = await redis.incr(redisKey);
+          if (n === 1) await redis.expire(redisKey, windowSeconds + 1);
+          return n;
+        })(),
+        timeoutMs,
+      );
+    } catch (error) {
+      c.var.log.warn({ err: error, limiter: name }, "rate limiter unavailable; letting the request through");
+      return next();
+    }
+
+    if (count > limit) {
+      const retryAfterSeconds = Math.max(1, Math.ceil((window + 1) * windowSeconds - nowSeconds));
+      throw new ApiError("rate_limited", `At most ${limit} requests per ${windowSeconds} s; retry in ${retryAfterSeconds} s.`, {
+        retryAfterSeconds,
+      });
+    }
+    return next();
+  });
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms`)), ms);
+  });
+  work.catch(() => {}); // a late failure after the timeout is not an unhandled rejection
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
