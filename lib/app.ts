@@ -4,6 +4,8 @@ import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import { checkoutPageRoutes } from "../handlers/checkout.js";
 import { docsRoutes } from "../handlers/docs.js";
+import { eventRoutes } from "../handlers/events.js";
+import { fiuuRoutes } from "../handlers/fiuu.js";
 import { paymentMethodRoutes } from "../handlers/payment-methods.js";
 import { paymentRoutes } from "../handlers/payments.js";
 import type { AppDeps } from "./context.js";
@@ -74,6 +76,8 @@ export function createApp(deps: AppDeps, options: { extraRoutes?: (app: ReturnTy
   app.route("/", paymentRoutes());
   app.route("/", paymentMethodRoutes());
   app.route("/", checkoutPageRoutes());
+  app.route("/", fiuuRoutes());
+  app.route("/", eventRoutes());
   options.extraRoutes?.(app);
 
   // Without a real merchant (development, tests) the local sandbox plays Fiuu on this app itself,

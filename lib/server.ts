@@ -7,6 +7,8 @@ import { signToken } from "./auth/tokens.js";
 import type { Config } from "./config.js";
 import { buildDeps, type OwnedDeps } from "./deps.js";
 import { withDevSecrets } from "./dev-secrets.js";
+import { startJobLoop } from "./jobs/loop.js";
+import { jobRunners } from "./jobs/runners.js";
 
 export interface RunningServer {
   deps: OwnedDeps;
@@ -46,13 +48,16 @@ export async function startNodeServer(rawConfig: Config): Promise<RunningServer>
   const health = await listen(createHealthApp(deps).fetch, config.health.port);
   const metrics = config.metrics.enabled ? await listen(createMetricsApp(deps).fetch, config.metrics.port) : undefined;
   const port = (server: ServerType) => (server.address() as AddressInfo).port;
+  // This process works the durable job rows itself; replicas share them through SKIP LOCKED.
+  const jobLoop = startJobLoop(deps, jobRunners());
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       deps.logger.info("shutting down: no new connections, finishing in-flight requests");
       const servers = [main, health, metrics].filter((s): s is ServerType => s !== undefined);
-      await Promise.all(servers.map((s) => close(s, config.shutdownTimeoutMs)));
+      // The job loop finishes its batch in flight (releasing jobs it has not started) before the pools close.
+      await Promise.all([...servers.map((s) => close(s, config.shutdownTimeoutMs)), jobLoop.stop()]);
       await deps.close();
       deps.logger.info("stopped");
     })());

@@ -4,7 +4,9 @@ import { appendAudit } from "../audit.js";
 import type { AppDeps, Principal } from "../context.js";
 import { hashSecret, safeEqual } from "../crypto.js";
 import { ApiError } from "../errors.js";
+import { reconcileDelaysMs } from "../fiuu/reports.js";
 import { vcode } from "../fiuu/signatures.js";
+import { enqueueJob } from "../jobs/queue.js";
 import { toFiuuAmount } from "../money.js";
 import { assertChannelAccepts } from "./methods.js";
 import { notFound } from "./queries.js";
@@ -45,6 +47,15 @@ export async function startCheckout(
       .set({ channel: channel ?? null, checkoutStartedAt: sql`coalesce(${payments.checkoutStartedAt}, ${now.toISOString()}::timestamptz)`, updatedAt: now })
       .where(eq(payments.id, id))
       .returning();
+    if (!row.checkoutStartedAt) {
+      // From now on Fiuu may hold money for this payment: reconcile it even if no report ever arrives.
+      await enqueueJob(tx, {
+        kind: "requery",
+        payload: { paymentId: id, step: 0 },
+        dedupeKey: `requery:${id}`,
+        runAt: new Date(now.getTime() + reconcileDelaysMs[0]!),
+      });
+    }
     await appendAudit(tx, {
       actor: options.actor,
       action: "payment.checkout_started",

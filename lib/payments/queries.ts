@@ -22,6 +22,12 @@ export async function findPaymentFor(db: Database, id: string, principal: Princi
   return row;
 }
 
+/** A payment by id, or undefined. */
+export async function findPaymentById(db: Database, id: string): Promise<PaymentRow | undefined> {
+  const [row] = await db.select().from(payments).where(eq(payments.id, id)).limit(1);
+  return row;
+}
+
 export const notFound = (id: string) => new ApiError("not_found", `No payment ${id}.`);
 
 /** Payments newest first, filtered by order and status, a page at a time (cursor = last id seen). */

@@ -1,0 +1,95 @@
+import { Hono, type Context } from "hono";
+import { html } from "hono/html";
+import type { AppEnv } from "../lib/context.js";
+import { ApiError } from "../lib/errors.js";
+import { applyFiuuReport, type ReportResult } from "../lib/fiuu/reports.js";
+import { toFiuuAmount } from "../lib/money.js";
+import { findPaymentById } from "../lib/payments/queries.js";
+import type { PaymentRow } from "../lib/payments/resource.js";
+import { page } from "./views/layout.js";
+
+/** Reads Fiuu's form-encoded POST (or, for the return URL, a GET query) as plain string fields. */
+async function reportFields(c: Context<AppEnv>): Promise<Record<string, string>> {
+  // A plain copy: Hono hands out a null-prototype object, which the JSON column writer cannot take.
+  if (c.req.method === "GET") return { ...c.req.query() };
+  const type = c.req.header("content-type") ?? "";
+  if (!type.includes("application/x-www-form-urlencoded") && !type.includes("multipart/form-data")) {
+    throw new ApiError("invalid_request", "Fiuu posts form-encoded fields.");
+  }
+  const body = await c.req.parseBody();
+  const fields: Record<string, string> = {};
+  for (const [name, value] of Object.entries(body)) if (typeof value === "string") fields[name] = value;
+  return fields;
+}
+
+function refuseRejected(result: ReportResult) {
+  if (result.outcome === "rejected") throw new ApiError("invalid_request", `Report refused: ${result.detail}.`);
+}
+
+const finalStatuses = new Set(["succeeded", "failed", "cancelled", "expired", "conflicted"]);
+
+/**
+ * Fiuu's three report URLs. Each stores and applies the report before it answers, so an answer
+ * means the report is safe; a database failure answers 503 and Fiuu sends it again. None of them
+ * depends on Redis.
+ */
+export function fiuuRoutes() {
+  const app = new Hono<AppEnv>();
+
+  app.post("/webhooks/fiuu/notify", async (c) => {
+    const result = await applyFiuuReport(c.var.deps, await reportFields(c), c.var.requestId);
+    refuseRejected(result);
+    return c.text("OK", 200);
+  });
+
+  app.post("/webhooks/fiuu/callback", async (c) => {
+    const result = await applyFiuuReport(c.var.deps, await reportFields(c), c.var.requestId);
+    refuseRejected(result);
+    // Fiuu reads the body exactly: no HTML, no newline.
+    return c.body("CBTOKEN:MPSTATOK", 200, { "content-type": "text/plain" });
+  });
+
+  const onReturn = async (c: Context<AppEnv>) => {
+    const fields = await reportFields(c);
+    const result = await applyFiuuReport(c.var.deps, fields, c.var.requestId);
+    // The shopper is not to blame for a bad signature: they still go on to see the payment's
+    // real (unchanged) status; only a report naming no payment at all is refused.
+    const payment = result.payment;
+    if (!payment) {
+      if (result.outcome === "rejected") refuseRejected(result);
+      return c.html(page("Payment", html`<h1>We could not find this payment</h1><p>Please return to the shop.</p>`), 404);
+    }
+    return c.redirect(resultLocation(c.var.deps.config.publicUrl, payment), 303);
+  };
+  app.post("/webhooks/fiuu/return", onReturn);
+  app.get("/webhooks/fiuu/return", onReturn);
+
+  app.get("/pay/:id/result", async (c) => {
+    const payment = await findPaymentById(c.var.deps.database.db, c.req.param("id"));
+    if (!payment) return c.html(page("Payment", html`<h1>Payment not found</h1>`), 404);
+    const final = finalStatuses.has(payment.status);
+    c.header("cache-control", "no-store");
+    return c.html(
+      page(
+        "Payment status",
+        html`<h1>Payment ${final ? "result" : "in progress"}</h1>
+<p class="status" data-testid="payment-status">${payment.status}</p>
+<dl><dt>Amount</dt><dd>${payment.currency} ${toFiuuAmount(payment.amount)}</dd><dt>Reference</dt><dd>${payment.id}</dd></dl>
+${final ? "" : html`<p class="muted">This page refreshes until the bank confirms.</p>`}
+${payment.returnUrl ? html`<p><a class="button" href="${payment.returnUrl}">Back to the shop</a></p>` : ""}`,
+        { refreshSeconds: final ? undefined : 3 },
+      ),
+    );
+  });
+
+  return app;
+}
+
+/** Where the shopper goes after Fiuu: the shop's return_url with payment_id and status, or our result page. */
+function resultLocation(publicUrl: string, payment: PaymentRow): string {
+  if (!payment.returnUrl) return `${publicUrl}/pay/${payment.id}/result`;
+  const url = new URL(payment.returnUrl);
+  url.searchParams.set("payment_id", payment.id);
+  url.searchParams.set("status", payment.status);
+  return url.toString();
+}

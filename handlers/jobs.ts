@@ -1,0 +1,67 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { authenticate } from "../lib/auth/middleware.js";
+import type { AppDeps } from "../lib/context.js";
+import { runJobBatch, type JobRunners } from "../lib/jobs/loop.js";
+import { jobRunners } from "../lib/jobs/runners.js";
+import { bearerAuth, createRouter, problems } from "../lib/openapi.js";
+
+/** The job groups a scheduler can trigger, and the job kinds each one runs. */
+export const jobGroups = {
+  reconcile: ["requery", "ipn_echo", "refund_poll"],
+  expire: ["expire"],
+  deliver: ["deliver"],
+} as const satisfies Record<string, readonly string[]>;
+export type JobGroup = keyof typeof jobGroups;
+
+const summaries: Record<JobGroup, string> = {
+  reconcile: "Run one batch of due requeries, IPN echoes and refund polls",
+  expire: "Run one batch of due payment expiries",
+  deliver: "Run one batch of due webhook deliveries",
+};
+
+const BatchResultSchema = z
+  .object({
+    job: z.enum(Object.keys(jobGroups) as [JobGroup, ...JobGroup[]]),
+    claimed: z.number().int().openapi({ description: "Due jobs claimed by this batch" }),
+    done: z.number().int(),
+    retried: z.number().int().openapi({ description: "Jobs scheduled for another attempt" }),
+    failed: z.number().int().openapi({ description: "Jobs given up on (runner said so, or attempts exhausted)" }),
+  })
+  .openapi("JobBatchResult");
+
+function batchRoute<G extends JobGroup>(group: G) {
+  return createRoute({
+    method: "post",
+    path: `/jobs/${group}` as `/jobs/${G}`,
+    tags: ["Jobs"],
+    summary: summaries[group],
+    description: "For a scheduler (cron trigger, Kubernetes CronJob) where the Node server's own job loop does not run.",
+    security: bearerAuth,
+    middleware: [authenticate({ roles: ["system"] })] as const,
+    responses: {
+      200: { description: "What the batch did", content: { "application/json": { schema: BatchResultSchema } } },
+      ...problems(401, 403, 503),
+    },
+  });
+}
+
+export interface JobRoutesOptions {
+  /** Runners by kind; default the registered ones (`jobRunners()`). Tests pass their own. */
+  runners?: JobRunners;
+  /** Work to do before a group's batch, e.g. enqueue expiry jobs for payments past their time. */
+  beforeBatch?: Partial<Record<JobGroup, (deps: AppDeps) => Promise<void>>>;
+}
+
+/** Jobs: run one batch of a job group now, for schedulers (role system). */
+export function jobRoutes(options: JobRoutesOptions = {}) {
+  const runners = options.runners ?? jobRunners();
+  const run = async (deps: AppDeps, group: JobGroup) => {
+    await options.beforeBatch?.[group]?.(deps);
+    const result = await runJobBatch(deps, runners, { kinds: jobGroups[group] });
+    return { job: group, ...result };
+  };
+  return createRouter()
+    .openapi(batchRoute("reconcile"), async (c) => c.json(await run(c.var.deps, "reconcile"), 200))
+    .openapi(batchRoute("expire"), async (c) => c.json(await run(c.var.deps, "expire"), 200))
+    .openapi(batchRoute("deliver"), async (c) => c.json(await run(c.var.deps, "deliver"), 200));
+}

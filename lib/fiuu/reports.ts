@@ -1,0 +1,195 @@
+import { eq } from "drizzle-orm";
+import { gatewayMessages, payments } from "../../drizzle/schema.js";
+import { appendAudit } from "../audit.js";
+import type { AppDeps } from "../context.js";
+import type { Database } from "../db/client.js";
+import { recordEvent } from "../events.js";
+import { enqueueJob } from "../jobs/queue.js";
+import { parseFiuuAmount } from "../money.js";
+import { paymentResource, type PaymentRow } from "../payments/resource.js";
+import { decideTransition, type FiuuStatus, type Outcome } from "../payments/transitions.js";
+import { verifySkey } from "./signatures.js";
+
+/** Where a report came from: Fiuu's three callbacks by their `nbcb`, or our own requery. */
+export type ReportKind = "return" | "notification" | "callback" | "requery";
+
+export type MessageOutcome = Outcome | "rejected" | "orphan";
+
+export interface ReportResult {
+  kind: ReportKind;
+  outcome: MessageOutcome;
+  payment?: PaymentRow;
+  detail: string;
+}
+
+/** A report is treated by its nbcb, whichever URL it arrived at: 1 callback, 2 notification, none return. */
+export function reportKind(fields: Record<string, string>): ReportKind {
+  if (fields.nbcb === "1") return "callback";
+  if (fields.nbcb === "2") return "notification";
+  return "return";
+}
+
+const fiuuStatuses = new Set(["00", "11", "22"]);
+/** Requery schedule after a checkout starts or a payment turns pending: then hourly up to 24 h. */
+export const reconcileDelaysMs = [60_000, 5 * 60_000, 15 * 60_000, 60 * 60_000];
+
+/**
+ * Applies one message from Fiuu exactly once. Nothing unsigned is believed: a bad skey is stored
+ * as rejected and changes nothing (a requery is scheduled instead, when it names a payment).
+ * A signed report is applied under the payment's row lock, with its state change, audit row,
+ * events and IPN echo in one transaction, so duplicates over any URL or replica change nothing.
+ */
+export async function applyFiuuReport(deps: AppDeps, fields: Record<string, string>, requestId?: string): Promise<ReportResult> {
+  const kind = reportKind(fields);
+  const signed = verifySkey(fields, deps.config.fiuu.secretKey!);
+  const amount = parseFiuuAmount(fields.amount ?? "");
+  const problem = !signed
+    ? "skey does not verify"
+    : !fiuuStatuses.has(fields.status ?? "")
+      ? `unknown status ${fields.status}`
+      : amount === undefined
+        ? "amount is not a Fiuu amount"
+        : fields.domain !== deps.config.fiuu.merchantId
+          ? "domain is not this merchant"
+          : undefined;
+  if (problem) return rejectReport(deps, kind, fields, signed, problem);
+
+  return applyVerified(deps, {
+    kind,
+    fields,
+    report: { status: fields.status as FiuuStatus, amount: amount!, currency: fields.currency!, tranId: fields.tranID! },
+    requestId,
+  });
+}
+
+/** Applies a report whose authenticity is established (a verified skey, or a requery answer with a verified VrfKey). */
+export async function applyVerified(
+  deps: AppDeps,
+  input: {
+    kind: ReportKind;
+    fields: Record<string, string>;
+    report: { status: FiuuStatus; amount: number; currency: string; tranId: string };
+    requestId?: string;
+  },
+): Promise<ReportResult> {
+  const { kind, fields, report } = input;
+  const now = deps.now();
+  const result = await deps.database.db.transaction(async (tx): Promise<ReportResult> => {
+    const [payment] = await tx.select().from(payments).where(eq(payments.gatewayOrderId, fields.orderid ?? "")).for("update").limit(1);
+    if (!payment) {
+      await storeMessage(tx, { kind, fields, signatureValid: true, outcome: "orphan", detail: "no payment has this orderid", now });
+      return { kind, outcome: "orphan", detail: "no payment has this orderid" };
+    }
+    const decision = decideTransition(payment, report);
+    let row: PaymentRow = payment;
+    if (decision.next) {
+      const settled = decision.next === "succeeded";
+      const [updated] = await tx
+        .update(payments)
+        .set({
+          status: decision.next,
+          tranId: settled || payment.tranId === null ? report.tranId : payment.tranId,
+          ...(settled ? { appcode: fields.appcode || null, paidChannel: fields.channel || null, paydate: fields.paydate || null } : {}),
+          ...(decision.next === "failed" ? { failureCode: fields.error_code || null, failureMessage: fields.error_desc || null } : {}),
+          ...(decision.next === "conflicted"
+            ? { failureCode: "amount_mismatch", failureMessage: `Fiuu reported ${fields.currency} ${fields.amount} (${report.status})` }
+            : {}),
+          updatedAt: now,
+        })
+        .where(eq(payments.id, payment.id))
+        .returning();
+      row = updated!;
+    }
+    for (const type of decision.events) {
+      await recordEvent(tx, deps.config.webhooks.urls, {
+        type,
+        paymentId: payment.id,
+        data: { ...paymentResource(deps, row, { masked: true }), ...(type === "payment.duplicate_charge" ? { duplicate_tran_id: report.tranId } : {}) },
+        now,
+      });
+    }
+    await storeMessage(tx, { kind, fields, signatureValid: true, outcome: decision.outcome, detail: decision.reason, paymentId: payment.id, now });
+    if (kind === "notification" || kind === "return") {
+      // Fiuu wants every notification echoed back; without it, it sends the notification again.
+      await enqueueJob(tx, { kind: "ipn_echo", payload: { fields }, dedupeKey: `ipn_echo:${fields.tranID}:${fields.status}:${kind}`, runAt: now });
+    }
+    if ((decision.next ?? row.status) === "pending") {
+      await enqueueJob(tx, {
+        kind: "requery",
+        payload: { paymentId: payment.id, step: 0 },
+        dedupeKey: `requery:${payment.id}`,
+        runAt: new Date(now.getTime() + reconcileDelaysMs[0]!),
+      });
+    }
+    if (decision.next || decision.events.length > 0) {
+      await appendAudit(tx, {
+        actor: `fiuu:${kind}`,
+        action: decision.next ? `payment.${decision.next}` : decision.events[0]!,
+        entityType: "payment",
+        entityId: payment.id,
+        requestId: input.requestId,
+        data: { from: payment.status, to: decision.next ?? payment.status, tran_id: report.tranId, fiuu_status: report.status },
+      });
+    }
+    return { kind, outcome: decision.outcome, payment: row, detail: decision.reason };
+  });
+  recordMetrics(deps, result, now);
+  return result;
+}
+
+async function rejectReport(
+  deps: AppDeps,
+  kind: ReportKind,
+  fields: Record<string, string>,
+  signed: boolean,
+  detail: string,
+): Promise<ReportResult> {
+  const now = deps.now();
+  const payment = await deps.database.db.transaction(async (tx) => {
+    const [known] = await tx.select().from(payments).where(eq(payments.gatewayOrderId, fields.orderid ?? "")).limit(1);
+    await storeMessage(tx, { kind, fields, signatureValid: signed, outcome: "rejected", detail, paymentId: known?.id, now });
+    // A forged or garbled report may still mean something happened: ask Fiuu instead of believing it.
+    // The dedupe key keeps one pending requery per payment, however many bad reports arrive.
+    if (known && (known.status === "created" || known.status === "pending")) {
+      await enqueueJob(tx, { kind: "requery", payload: { paymentId: known.id, step: 0 }, dedupeKey: `requery:${known.id}`, runAt: now });
+    }
+    return known;
+  });
+  deps.metrics.fiuuMessages.inc({ kind, outcome: "rejected" });
+  deps.logger.warn({ kind, payment_id: payment?.id, detail }, "Fiuu message rejected");
+  return { kind, outcome: "rejected", payment, detail };
+}
+
+async function storeMessage(
+  tx: Pick<Database, "insert">,
+  message: { kind: ReportKind; fields: Record<string, string>; signatureValid: boolean; outcome: MessageOutcome; detail: string; paymentId?: string; now: Date },
+) {
+  await tx.insert(gatewayMessages).values({
+    kind: message.kind,
+    paymentId: message.paymentId,
+    tranId: message.fields.tranID ?? null,
+    orderId: message.fields.orderid ?? null,
+    status: message.fields.status ?? null,
+    fields: message.fields,
+    signatureValid: message.signatureValid,
+    outcome: message.outcome,
+    detail: message.detail,
+    receivedAt: message.now,
+  });
+}
+
+function recordMetrics(deps: AppDeps, result: ReportResult, now: Date) {
+  deps.metrics.fiuuMessages.inc({ kind: result.kind, outcome: result.outcome });
+  const payment = result.payment;
+  if (result.outcome === "orphan") {
+    deps.logger.error({ kind: result.kind }, "Fiuu report for an unknown order (orphan): acknowledged and stored for review");
+  }
+  if (!payment || result.outcome !== "applied") return;
+  deps.metrics.payments.inc({ status: payment.status, channel: payment.paidChannel ?? payment.channel ?? "any" });
+  if (payment.status === "succeeded") {
+    deps.metrics.paymentAmount.observe({ currency: payment.currency }, payment.amount / 100);
+  }
+  if (["succeeded", "failed", "conflicted"].includes(payment.status)) {
+    deps.metrics.paymentProcessingDuration.observe({ status: payment.status }, (now.getTime() - payment.createdAt.getTime()) / 1000);
+  }
+}

@@ -1,0 +1,239 @@
+import type { AppDeps } from "../context.js";
+import { isUnavailableError } from "../errors.js";
+import {
+  claimDueJobs,
+  completeJob,
+  countPendingJobs,
+  failJob,
+  nextAttemptDelay,
+  releaseJob,
+  retryJob,
+  type Job,
+  type JobKind,
+} from "./queue.js";
+
+/** What a runner reports: finished, try again at a time of its choosing, or give up for good. */
+export type JobResult = { done: true } | { retryAt: Date; error: string } | { failed: string };
+
+/**
+ * Does one attempt of one job. Runners must be idempotent: a job runs at least once, and again
+ * when a worker dies after doing the work but before recording it.
+ */
+export type JobRunner = (deps: AppDeps, job: Job) => Promise<JobResult>;
+export type JobRunners = Record<JobKind, JobRunner>;
+
+export interface BatchResult {
+  claimed: number;
+  done: number;
+  retried: number;
+  failed: number;
+}
+
+export interface BatchOptions {
+  /** Kinds to claim; default every kind in `runners`. Kinds without a runner are never claimed. */
+  kinds?: readonly JobKind[];
+  /** Most jobs claimed in one batch (default 20). */
+  limit?: number;
+  /** How long a claim holds a job; must outlast the slowest runner (default 2 min). */
+  lockMs?: number;
+  /** Jobs run at once within the batch (default 4). */
+  concurrency?: number;
+  /** Backoff for runners that throw: exponential from baseMs (default 5 s) up to maxMs (default 15 min). */
+  backoff?: { baseMs: number; maxMs: number };
+  /** When aborted, jobs claimed but not yet started are released instead of run. */
+  signal?: AbortSignal;
+}
+
+const defaults = { limit: 20, lockMs: 120_000, concurrency: 4, backoff: { baseMs: 5_000, maxMs: 15 * 60_000 } };
+
+/**
+ * Claims the due jobs of the given kinds, runs each with its runner and records the outcome. A
+ * runner that throws is retried with backoff (its message is stored, the stack is not); after the
+ * batch the jobs_pending gauge is refreshed. A failure to record an outcome is thrown once every
+ * started job has finished (the job's lock then runs out and it is tried again).
+ */
+export async function runJobBatch(deps: AppDeps, runners: JobRunners, options: BatchOptions = {}): Promise<BatchResult> {
+  const db = deps.database.db;
+  const kinds = (options.kinds ?? Object.keys(runners)).filter((kind) => Object.hasOwn(runners, kind));
+  const backoff = options.backoff ?? defaults.backoff;
+  if (options.signal?.aborted) return { claimed: 0, done: 0, retried: 0, failed: 0 };
+  const claimedJobs = await claimDueJobs(db, {
+    kinds,
+    limit: options.limit ?? defaults.limit,
+    lockMs: options.lockMs ?? defaults.lockMs,
+    now: deps.now(),
+  });
+  const result: BatchResult = { claimed: claimedJobs.length, done: 0, retried: 0, failed: 0 };
+  const recordErrors: unknown[] = [];
+
+  const runOne = async (job: Job) => {
+    const log = { job_id: job.id, kind: job.kind, attempt: job.attempts };
+    let outcome: JobResult;
+    try {
+      outcome = await runners[job.kind]!(deps, job);
+      if (!isJobResult(outcome)) throw new Error("The runner returned no result");
+    } catch (error) {
+      const delay = nextAttemptDelay(job.attempts, backoff.baseMs, backoff.maxMs);
+      outcome = { retryAt: new Date(deps.now().getTime() + delay), error: errorMessage(error) };
+      // Id and kind only: payloads and error texts may carry Fiuu fields; the message is in last_error.
+      deps.logger.warn({ ...log, error: errorName(error), retry_in_ms: delay }, "job runner threw; retrying");
+    }
+    const fence = { lockedUntil: job.lockedUntil, now: deps.now() };
+    try {
+      if ("done" in outcome) {
+        if (await completeJob(db, job.id, fence)) result.done++;
+        else lostClaim(deps, log);
+      } else if ("failed" in outcome) {
+        if (await failJob(db, job.id, { error: outcome.failed, ...fence })) {
+          result.failed++;
+          deps.logger.warn(log, "job failed");
+        } else lostClaim(deps, log);
+      } else {
+        deps.logger.debug({ ...log, retry_at: outcome.retryAt.toISOString() }, "job retry scheduled");
+        const status = await retryJob(db, job.id, { error: outcome.error, runAt: outcome.retryAt, ...fence });
+        if (status === "pending") result.retried++;
+        else if (status === "failed") {
+          result.failed++;
+          deps.logger.warn({ ...log, max_attempts: job.maxAttempts }, "job failed: attempts exhausted");
+        } else lostClaim(deps, log);
+      }
+    } catch (error) {
+      recordErrors.push(error);
+    }
+  };
+
+  const queue = [...claimedJobs];
+  const worker = async () => {
+    for (let job = queue.shift(); job; job = queue.shift()) {
+      if (options.signal?.aborted) {
+        queue.unshift(job);
+        return;
+      }
+      await runOne(job);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(options.concurrency ?? defaults.concurrency, queue.length)) }, worker));
+
+  // Stopped before these started: hand them back so another worker or replica takes them now
+  // rather than after their lock runs out.
+  for (const job of queue) {
+    try {
+      await releaseJob(db, job.id, { lockedUntil: job.lockedUntil, now: deps.now() });
+    } catch (error) {
+      recordErrors.push(error);
+    }
+  }
+  if (queue.length > 0) deps.logger.info({ released: queue.length }, "released claimed jobs on stop");
+
+  await refreshPendingGauge(deps, Object.keys(runners));
+  if (recordErrors.length > 0) throw recordErrors[0];
+  return result;
+}
+
+/** Sets jobs_pending{kind} from the table; kinds with runners but no pending jobs read 0. */
+async function refreshPendingGauge(deps: AppDeps, kinds: readonly JobKind[]) {
+  try {
+    const pending = await countPendingJobs(deps.database.db);
+    const gauge = deps.metrics.jobsPending;
+    gauge.reset();
+    for (const kind of kinds) gauge.set({ kind }, 0);
+    for (const [kind, count] of Object.entries(pending)) gauge.set({ kind }, count);
+  } catch (error) {
+    deps.logger.warn({ error: errorName(error) }, "could not count pending jobs");
+  }
+}
+
+export interface JobLoopOptions extends Omit<BatchOptions, "signal"> {
+  /** Pause between batches when the last one did not fill up (default 1000 ms). */
+  intervalMs?: number;
+  /** Longest pause after failing batches; the pause doubles with each failure from intervalMs (default 30 s). */
+  maxErrorBackoffMs?: number;
+}
+
+/**
+ * Runs job batches in the background of the Node server: one at a time, the next right away when
+ * the last one filled up (a backlog), else after intervalMs. A failing batch (database down) is
+ * logged and the loop carries on after a growing pause. stop() ends the ticking, waits for the
+ * batch in flight, and releases the jobs that batch claimed but had not started.
+ */
+export function startJobLoop(deps: AppDeps, runners: JobRunners, options: JobLoopOptions = {}): { stop(): Promise<void> } {
+  const { intervalMs = 1000, maxErrorBackoffMs = 30_000, ...batchOptions } = options;
+  const limit = batchOptions.limit ?? defaults.limit;
+  const abort = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  let inFlight: Promise<void> | undefined;
+  let failures = 0;
+
+  const schedule = (delayMs: number) => {
+    if (abort.signal.aborted) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      inFlight = tick().finally(() => (inFlight = undefined));
+    }, delayMs);
+    timer.unref();
+  };
+
+  const tick = async () => {
+    try {
+      const result = await runJobBatch(deps, runners, { ...batchOptions, signal: abort.signal });
+      failures = 0;
+      schedule(result.claimed >= limit ? 0 : intervalMs);
+    } catch (error) {
+      failures++;
+      const delay = Math.min(maxErrorBackoffMs, intervalMs * 2 ** Math.min(failures, 16));
+      const fields = { error: errorName(error), cause: rootCauseMessage(error), failures, retry_in_ms: delay };
+      if (isUnavailableError(error)) deps.logger.warn(fields, "job batch failed: database unavailable");
+      else deps.logger.error(fields, "job batch failed");
+      schedule(delay);
+    }
+  };
+
+  schedule(0);
+
+  let stopping: Promise<void> | undefined;
+  return {
+    stop: () =>
+      (stopping ??= (async () => {
+        abort.abort();
+        if (timer) clearTimeout(timer);
+        timer = undefined;
+        await inFlight;
+      })()),
+  };
+}
+
+function isJobResult(value: unknown): value is JobResult {
+  if (typeof value !== "object" || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return (
+    v.done === true ||
+    typeof v.failed === "string" ||
+    (v.retryAt instanceof Date && !Number.isNaN(v.retryAt.getTime()) && typeof v.error === "string")
+  );
+}
+
+function errorMessage(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return String(error);
+}
+
+function errorName(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return typeof code === "string" ? `${error.name} (${code})` : error.name;
+  }
+  return typeof error;
+}
+
+/** The driver's own message (e.g. "connect ECONNREFUSED"), never Drizzle's query wrapper, which lists parameters. */
+function rootCauseMessage(error: unknown): string | undefined {
+  let e = error as { cause?: unknown; message?: unknown } | undefined;
+  for (let depth = 0; e?.cause && depth < 5; depth++) e = e.cause as typeof e;
+  const message = typeof e?.message === "string" ? e.message : undefined;
+  return message?.startsWith("Failed query") ? undefined : message;
+}
+
+function lostClaim(deps: AppDeps, log: { job_id: number; kind: string }) {
+  // Its lock ran out mid-run and another worker claimed it (or it was finished elsewhere).
+  deps.logger.warn(log, "job outcome not recorded: the claim was lost");
+}

@@ -1,0 +1,265 @@
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApp } from "../../lib/app.js";
+import { openPostgres, queryRows } from "../../lib/db/client.js";
+import { openRedis } from "../../lib/redis/index.js";
+import { bearer, createTestApp, jsonRequest, newKey, type TestContext } from "../support/app.js";
+import { formPost, newTranId, signedReport } from "../support/fiuu.js";
+
+let t: TestContext;
+beforeAll(async () => {
+  t = await createTestApp();
+});
+afterAll(() => t.close());
+
+const rows = <T>(query: ReturnType<typeof sql>) => queryRows<T>(t.database.handle.db, query);
+let orders = 0;
+
+async function newPayment(extra: Record<string, unknown> = {}) {
+  const res = await t.app.request(
+    "/v1/payments",
+    jsonRequest(
+      "POST",
+      { order_id: `R-${Date.now()}-${++orders}`, amount: 1050, currency: "MYR", description: "Nasi lemak", customer: { name: "Ali", email: "ali@example.my" }, ...extra },
+      { ...(await bearer(t)), "Idempotency-Key": newKey() },
+    ),
+  );
+  expect(res.status).toBe(201);
+  return (await res.json()) as { id: string; gateway: { order_id: string }; status: string };
+}
+
+const report = (payment: { gateway: { order_id: string } }, status: "00" | "11" | "22", extra: Parameters<typeof signedReport>[1] extends infer R ? Partial<R> : never = {}, options = {}) =>
+  signedReport(t.deps.config.fiuu, { orderid: payment.gateway.order_id, status, amount: "10.50", ...extra }, options);
+
+const notify = (fields: Record<string, string>) => t.app.request("/webhooks/fiuu/notify", formPost({ ...fields, nbcb: "2" }));
+const callback = (fields: Record<string, string>) => t.app.request("/webhooks/fiuu/callback", formPost({ ...fields, nbcb: "1" }));
+const returnUrl = (fields: Record<string, string>) => t.app.request("/webhooks/fiuu/return", formPost(fields));
+
+const statusOf = async (id: string) => (await rows<{ status: string }>(sql`select status from payments where id = ${id}`))[0]!.status;
+const eventsOf = async (id: string) => (await rows<{ type: string }>(sql`select type from events where payment_id = ${id} order by id`)).map((e) => e.type);
+const messagesOf = async (id: string) =>
+  (await rows<{ kind: string; outcome: string }>(sql`select kind, outcome from gateway_messages where payment_id = ${id} order by id`)).map((m) => `${m.kind}:${m.outcome}`);
+
+describe("notification, callback and return", () => {
+  it("applies a signed notification once, answers OK, and queues the IPN echo", async () => {
+    const payment = await newPayment();
+    const fields = report(payment, "00");
+    const res = await notify(fields);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("OK");
+    expect(await statusOf(payment.id)).toBe("succeeded");
+    expect(await eventsOf(payment.id)).toEqual(["payment.succeeded"]);
+    expect(await messagesOf(payment.id)).toEqual(["notification:applied"]);
+    const [stored] = await rows<{ tran_id: string; appcode: string; paid_channel: string }>(sql`select tran_id, appcode, paid_channel from payments where id = ${payment.id}`);
+    expect(stored).toEqual({ tran_id: fields.tranID, appcode: "123456", paid_channel: "maybank2u" });
+    const echo = await rows<{ payload: { fields: Record<string, string> } }>(sql`select payload from jobs where kind = 'ipn_echo' and dedupe_key like ${`ipn_echo:${fields.tranID}:%`}`);
+    expect(echo).toHaveLength(1);
+    expect(echo[0]!.payload.fields).toEqual({ ...fields, nbcb: "2" });
+    const audit = await rows<{ actor: string; action: string }>(sql`select actor, action from audit_log where entity_id = ${payment.id} order by seq`);
+    expect(audit.at(-1)).toEqual({ actor: "fiuu:notification", action: "payment.succeeded" });
+  });
+
+  it("answers a callback with exactly CBTOKEN:MPSTATOK", async () => {
+    const payment = await newPayment();
+    const res = await callback(report(payment, "11"));
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^text\/plain/);
+    expect(await res.text()).toBe("CBTOKEN:MPSTATOK");
+    expect(await statusOf(payment.id)).toBe("failed");
+    const [row] = await rows<{ failure_code: string; failure_message: string }>(sql`select failure_code, failure_message from payments where id = ${payment.id}`);
+    expect(row).toEqual({ failure_code: "FPX_1A", failure_message: "Declined by bank" });
+  });
+
+  it("treats a report by its nbcb whichever URL it arrives at", async () => {
+    const payment = await newPayment();
+    const res = await t.app.request("/webhooks/fiuu/notify", formPost({ ...report(payment, "22"), nbcb: "1" }));
+    expect(res.status).toBe(200);
+    expect(await messagesOf(payment.id)).toEqual(["callback:applied"]);
+  });
+
+  it("sends the shopper from the return URL to the shop's return_url with payment_id and status", async () => {
+    const payment = await newPayment({ return_url: "https://shop.example/thanks?cart=9" });
+    const res = await returnUrl(report(payment, "00"));
+    expect(res.status).toBe(303);
+    expect(res.headers.get("location")).toBe(`https://shop.example/thanks?cart=9&payment_id=${payment.id}&status=succeeded`);
+  });
+
+  it("sends the shopper to the built-in result page when the payment has no return_url, by POST or GET", async () => {
+    const payment = await newPayment();
+    const res = await t.app.request(`/webhooks/fiuu/return?${new URLSearchParams(report(payment, "22"))}`);
+    expect(res.status).toBe(303);
+    expect(res.headers.get("location")).toBe(`http://payments.test/pay/${payment.id}/result`);
+    const page = await (await t.app.request(`/pay/${payment.id}/result`)).text();
+    expect(page).toContain('data-testid="payment-status">pending<');
+    expect(page).toContain('http-equiv="refresh"');
+  });
+
+  it("changes the state once and emits one event for 20 identical reports at once over all three URLs", async () => {
+    const payment = await newPayment();
+    const fields = report(payment, "00");
+    const sends = Array.from({ length: 20 }, (_, i) => [notify, callback, returnUrl][i % 3]!(fields));
+    const answers = await Promise.all(sends);
+    for (const a of answers) expect([200, 303]).toContain(a.status);
+    expect(await statusOf(payment.id)).toBe("succeeded");
+    expect(await eventsOf(payment.id)).toEqual(["payment.succeeded"]);
+    const outcomes = await messagesOf(payment.id);
+    expect(outcomes).toHaveLength(20);
+    expect(outcomes.filter((o) => o.endsWith(":applied"))).toHaveLength(1);
+    expect(outcomes.filter((o) => o.endsWith(":duplicate"))).toHaveLength(19);
+  });
+});
+
+describe("reports that are not believed", () => {
+  it("refuses a forged skey with 400, changes nothing, and schedules one requery instead", async () => {
+    const payment = await newPayment();
+    const forged = report(payment, "00", {}, { secretKey: "guessed" });
+    for (let i = 0; i < 3; i++) {
+      const res = await notify(forged);
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { code: string }).code).toBe("invalid_request");
+    }
+    expect(await statusOf(payment.id)).toBe("created");
+    expect(await eventsOf(payment.id)).toEqual([]);
+    expect(await messagesOf(payment.id)).toEqual(["notification:rejected", "notification:rejected", "notification:rejected"]);
+    const jobs = await rows<{ kind: string }>(sql`select kind from jobs where dedupe_key = ${`requery:${payment.id}`} and status = 'pending'`);
+    expect(jobs).toEqual([{ kind: "requery" }]);
+  });
+
+  it.each(["skey", "tranID", "status", "amount", "currency", "paydate", "domain", "orderid"])("refuses a report without %s", async (field) => {
+    const payment = await newPayment();
+    const fields = report(payment, "00");
+    delete fields[field];
+    const res = await notify(fields);
+    expect(res.status).toBe(400);
+    expect(await statusOf(payment.id)).toBe("created");
+  });
+
+  it("refuses a truncated skey and a report signed over another amount", async () => {
+    const payment = await newPayment();
+    const fields = report(payment, "00");
+    expect((await notify({ ...fields, skey: fields.skey!.slice(0, 20) })).status).toBe(400);
+    // Signed over "10.50" but sent as "10.5": the skey covers the exact string.
+    expect((await notify(report(payment, "00", { amount: "10.5" }, { signAmount: "10.50" }))).status).toBe(400);
+    expect(await statusOf(payment.id)).toBe("created");
+  });
+
+  it("compares amounts by value: 10.5 signed as sent matches 1050", async () => {
+    const payment = await newPayment();
+    const res = await notify(report(payment, "00", { amount: "10.5" }));
+    expect(res.status).toBe(200);
+    expect(await statusOf(payment.id)).toBe("succeeded");
+  });
+
+  it("refuses a form that is not form-encoded", async () => {
+    const res = await t.app.request("/webhooks/fiuu/notify", jsonRequest("POST", { status: "00" }));
+    expect(res.status).toBe(400);
+  });
+
+  it("acknowledges and stores a signed report for an unknown order as an orphan", async () => {
+    const fields = signedReport(t.deps.config.fiuu, { orderid: "payUNKNOWN123", status: "00", amount: "5.00", nbcb: "2" });
+    const res = await notify(fields);
+    expect(res.status).toBe(200);
+    const stored = await rows<{ outcome: string }>(sql`select outcome from gateway_messages where order_id = 'payUNKNOWN123'`);
+    expect(stored).toEqual([{ outcome: "orphan" }]);
+    expect(t.logs.lines.some((l) => l.level === "error" && String(l.msg).includes("orphan"))).toBe(true);
+  });
+});
+
+describe("the state machine through HTTP", () => {
+  it("records a late 11 after success as stale", async () => {
+    const payment = await newPayment();
+    const tranID = newTranId();
+    await notify(report(payment, "00", { tranID }));
+    expect((await callback(report(payment, "11", { tranID }))).status).toBe(200);
+    expect(await statusOf(payment.id)).toBe("succeeded");
+    expect(await messagesOf(payment.id)).toEqual(["notification:applied", "callback:stale"]);
+  });
+
+  it("moves 22 then 00 through pending to succeeded", async () => {
+    const payment = await newPayment();
+    const tranID = newTranId();
+    await notify(report(payment, "22", { tranID }));
+    expect(await statusOf(payment.id)).toBe("pending");
+    await callback(report(payment, "00", { tranID }));
+    expect(await statusOf(payment.id)).toBe("succeeded");
+    expect(await eventsOf(payment.id)).toEqual(["payment.pending", "payment.succeeded"]);
+  });
+
+  it("records a success after cancel as a late success", async () => {
+    const payment = await newPayment();
+    await t.app.request(`/v1/payments/${payment.id}/cancel`, { method: "POST", headers: { ...(await bearer(t)), "Idempotency-Key": newKey() } });
+    await notify(report(payment, "00"));
+    expect(await statusOf(payment.id)).toBe("succeeded");
+    expect(await eventsOf(payment.id)).toEqual(["payment.cancelled", "payment.late_success"]);
+  });
+
+  it("records a success after expiry as a late success", async () => {
+    const payment = await newPayment();
+    await t.database.handle.db.execute(sql`update payments set status = 'expired' where id = ${payment.id}`);
+    await notify(report(payment, "00"));
+    expect(await statusOf(payment.id)).toBe("succeeded");
+    expect(await eventsOf(payment.id)).toEqual(["payment.late_success"]);
+  });
+
+  it("emits payment.duplicate_charge for a second successful tranID", async () => {
+    const payment = await newPayment();
+    await notify(report(payment, "00"));
+    await notify(report(payment, "00"));
+    expect(await eventsOf(payment.id)).toEqual(["payment.succeeded", "payment.duplicate_charge"]);
+    expect(await statusOf(payment.id)).toBe("succeeded");
+  });
+
+  it("moves a payment to conflicted when a signed report names another amount", async () => {
+    const payment = await newPayment();
+    await notify(report(payment, "00", { amount: "1.00" }));
+    expect(await statusOf(payment.id)).toBe("conflicted");
+    expect(await eventsOf(payment.id)).toEqual(["payment.conflicted"]);
+  });
+});
+
+describe("dependencies", () => {
+  it("processes reports with Redis unreachable", async () => {
+    const deadRedis = await openRedis({ kind: "tcp", host: "127.0.0.1", port: 1, db: 0, maxConnections: 1 });
+    try {
+      const app = createApp({ ...t.deps, redis: deadRedis.redis });
+      const payment = await newPayment();
+      const res = await app.request("/webhooks/fiuu/notify", formPost({ ...report(payment, "00"), nbcb: "2" }));
+      expect(res.status).toBe(200);
+      expect(await statusOf(payment.id)).toBe("succeeded");
+    } finally {
+      await deadRedis.close();
+    }
+  });
+
+  it("answers 503 when the database is unreachable, so Fiuu sends the report again", async () => {
+    const unreachable = await openPostgres("postgres://nobody@127.0.0.1:1/none", { ssl: "disable" });
+    try {
+      const app = createApp({ ...t.deps, database: unreachable });
+      const payment = await newPayment();
+      const res = await app.request("/webhooks/fiuu/notify", formPost({ ...report(payment, "00"), nbcb: "2" }));
+      expect(res.status).toBe(503);
+      expect(res.headers.get("retry-after")).toBeTruthy();
+      expect(await statusOf(payment.id)).toBe("created");
+    } finally {
+      await unreachable.close();
+    }
+  });
+});
+
+describe("GET /v1/events", () => {
+  it("lists events newest first for an admin, filtered by type", async () => {
+    const payment = await newPayment();
+    const tranID = newTranId();
+    await notify(report(payment, "22", { tranID }));
+    await notify(report(payment, "00", { tranID }));
+    const admin = await bearer(t, "admin");
+    const res = await t.app.request(`/v1/events?payment_id=${payment.id}`, { headers: admin });
+    const body = (await res.json()) as { object: string; data: { type: string; data: { id: string; status: string } }[]; has_more: boolean };
+    expect(body.object).toBe("list");
+    expect(body.data.map((e) => e.type)).toEqual(["payment.succeeded", "payment.pending"]);
+    expect(body.data[0]!.data).toMatchObject({ id: payment.id, status: "succeeded" });
+    const filtered = (await (await t.app.request(`/v1/events?payment_id=${payment.id}&type=payment.pending`, { headers: admin })).json()) as typeof body;
+    expect(filtered.data.map((e) => e.type)).toEqual(["payment.pending"]);
+    expect((await t.app.request("/v1/events", { headers: await bearer(t, "service") })).status).toBe(403);
+  });
+});
