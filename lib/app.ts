@@ -6,10 +6,12 @@ import { checkoutPageRoutes } from "../handlers/checkout.js";
 import { docsRoutes } from "../handlers/docs.js";
 import { eventRoutes } from "../handlers/events.js";
 import { fiuuRoutes } from "../handlers/fiuu.js";
+import { jobRoutes } from "../handlers/jobs.js";
 import { paymentMethodRoutes } from "../handlers/payment-methods.js";
 import { paymentRoutes } from "../handlers/payments.js";
 import type { AppDeps } from "./context.js";
 import { ApiError, handleError, problemResponse } from "./errors.js";
+import { sweepExpiredPayments } from "./fiuu/jobs.js";
 import { createFiuuSandbox } from "./fiuu/sandbox.js";
 import { createRouter, registerSecuritySchemes } from "./openapi.js";
 
@@ -78,12 +80,12 @@ export function createApp(deps: AppDeps, options: { extraRoutes?: (app: ReturnTy
   app.route("/", checkoutPageRoutes());
   app.route("/", fiuuRoutes());
   app.route("/", eventRoutes());
+  app.route("/", jobRoutes({ beforeBatch: { expire: async (d) => void (await sweepExpiredPayments(d)) } }));
   options.extraRoutes?.(app);
 
   // Without a real merchant (development, tests) the local sandbox plays Fiuu on this app itself,
   // reaching the service's webhooks in-process as Fiuu would over the network.
-  const sandboxBase = `${config.publicUrl}/sandbox/fiuu`;
-  if (!config.isProduction && config.fiuu.paymentUrl === sandboxBase) {
+  if (usesLocalSandbox(config)) {
     app.route(
       "/sandbox/fiuu",
       createFiuuSandbox({
@@ -121,3 +123,8 @@ export function createApp(deps: AppDeps, options: { extraRoutes?: (app: ReturnTy
 }
 
 export type App = ReturnType<typeof createApp>;
+
+/** Whether the local Fiuu sandbox plays Fiuu (development and tests without a real merchant). */
+export function usesLocalSandbox(config: AppDeps["config"]): boolean {
+  return !config.isProduction && config.fiuu.paymentUrl === `${config.publicUrl}/sandbox/fiuu`;
+}

@@ -81,6 +81,10 @@ const envSchema = z.object({
   FIUU_TIMEOUT: duration("30s"),
   FIUU_RETRY_ATTEMPTS: int(3, 0, 10),
   FIUU_RETRY_DELAY: duration("1s"),
+  /** Fiuu blocks a merchant that queries more than once per 5 s; shared by all replicas through Redis. */
+  FIUU_QUERY_INTERVAL: duration("5s"),
+  FIUU_BREAKER_THRESHOLD: int(5, 1, 1000),
+  FIUU_BREAKER_RESET: duration("30s"),
 
   ENCRYPTION_KEY: optionalText,
   /** Earlier keys, comma-separated, still accepted for decryption while values are re-encrypted. */
@@ -141,6 +145,9 @@ export interface Config {
     timeoutMs: number;
     retryAttempts: number;
     retryDelayMs: number;
+    queryIntervalMs: number;
+    /** Consecutive failures that open the circuit breaker, and how long it stays open before a trial. */
+    breaker: { threshold: number; resetMs: number };
   };
   encryptionKey?: Buffer;
   previousEncryptionKeys: Buffer[];
@@ -258,6 +265,8 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       timeoutMs: env.FIUU_TIMEOUT,
       retryAttempts: env.FIUU_RETRY_ATTEMPTS,
       retryDelayMs: env.FIUU_RETRY_DELAY,
+      queryIntervalMs: env.FIUU_QUERY_INTERVAL,
+      breaker: { threshold: env.FIUU_BREAKER_THRESHOLD, resetMs: env.FIUU_BREAKER_RESET },
     },
     encryptionKey,
     previousEncryptionKeys,

@@ -1,5 +1,6 @@
 import type { Redis } from "@upstash/redis";
 import type { Config } from "./config.js";
+import type { FiuuClient } from "./fiuu/client.js";
 import type { DatabaseHandle } from "./db/client.js";
 import type { Logger } from "./logger.js";
 import type { Metrics } from "./metrics.js";
@@ -13,6 +14,8 @@ export interface AppDeps {
   metrics: Metrics;
   /** Encrypts customer details at rest (AES-256-GCM with a key id, so keys can rotate). */
   cipher: { encrypt(plain: string): string; decrypt(stored: string): string };
+  /** Fiuu's server APIs: requery, IPN echo, refunds (with timeout, retries and a circuit breaker). */
+  fiuu: FiuuClient;
   /** The current time; tests pass a controllable clock. */
   now: () => Date;
 }

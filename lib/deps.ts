@@ -3,6 +3,7 @@ import type { AppDeps } from "./context.js";
 import { openDatabase, type DatabaseHandle } from "./db/client.js";
 import { migrateDatabase } from "./db/migrate.js";
 import { createFieldCipher } from "./crypto.js";
+import { createFiuuClient } from "./fiuu/client.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createMetrics } from "./metrics.js";
 import { openRedis, type RedisHandle } from "./redis/index.js";
@@ -18,20 +19,33 @@ export interface OwnedDeps extends AppDeps {
  */
 export async function buildDeps(
   config: Config,
-  options: { logger?: Logger; database?: DatabaseHandle; redis?: RedisHandle; migrate?: boolean } = {},
+  options: {
+    logger?: Logger;
+    database?: DatabaseHandle;
+    redis?: RedisHandle;
+    migrate?: boolean;
+    /** How the Fiuu client reaches Fiuu; default the network. Tests route it to a sandbox app. */
+    fiuuFetch?: (request: Request) => Promise<Response>;
+  } = {},
 ): Promise<OwnedDeps> {
   const logger = options.logger ?? (await createLogger(config.log));
   const database = options.database ?? (await openDatabase(config.database));
   if (options.migrate ?? database.kind === "embedded") await migrateDatabase(database);
   const redis = options.redis ?? (await openRedis(config.redis));
   const metrics = createMetrics();
-  metrics.fiuuBreaker.set({ merchant_id: config.fiuu.merchantId ?? "unconfigured" }, 0);
   return {
     config,
     database,
     redis: redis.redis,
     logger,
     metrics,
+    fiuu: createFiuuClient({
+      fiuu: config.fiuu,
+      metrics,
+      logger,
+      fetch: options.fiuuFetch,
+      breaker: { consecutiveFailures: config.fiuu.breaker.threshold, halfOpenAfterMs: config.fiuu.breaker.resetMs },
+    }),
     cipher: createFieldCipher(requireKey(config), config.previousEncryptionKeys),
     now: () => new Date(),
     close: async () => {

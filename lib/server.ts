@@ -2,7 +2,8 @@ import type { AddressInfo } from "node:net";
 import { serve, type ServerType } from "@hono/node-server";
 import { createHealthApp } from "../handlers/health.js";
 import { createMetricsApp } from "../handlers/metrics.js";
-import { createApp } from "./app.js";
+import { createApp, usesLocalSandbox } from "./app.js";
+import { sweepExpiredPayments } from "./fiuu/jobs.js";
 import { signToken } from "./auth/tokens.js";
 import type { Config } from "./config.js";
 import { buildDeps, type OwnedDeps } from "./deps.js";
@@ -43,18 +44,28 @@ function close(server: ServerType, deadline: number): Promise<void> {
 /** Starts the three listeners of the Node deployment: API, health, metrics. */
 export async function startNodeServer(rawConfig: Config): Promise<RunningServer> {
   const config = withDevSecrets(rawConfig);
-  const deps = await buildDeps(config);
-  const main = await listen(createApp(deps).fetch, config.port);
+  // With the local sandbox playing Fiuu, its server APIs are reached in-process, as the sandbox
+  // reaches the service's webhooks: nothing depends on PUBLIC_URL resolving to this process.
+  let app: ReturnType<typeof createApp> | undefined;
+  const deps = await buildDeps(config, usesLocalSandbox(config) ? { fiuuFetch: async (request) => app!.fetch(request) } : {});
+  app = createApp(deps);
+  const main = await listen(app.fetch, config.port);
   const health = await listen(createHealthApp(deps).fetch, config.health.port);
   const metrics = config.metrics.enabled ? await listen(createMetricsApp(deps).fetch, config.metrics.port) : undefined;
   const port = (server: ServerType) => (server.address() as AddressInfo).port;
   // This process works the durable job rows itself; replicas share them through SKIP LOCKED.
   const jobLoop = startJobLoop(deps, jobRunners());
+  // The expiry sweep only enqueues (deduplicated) jobs, so every replica may run it.
+  const sweep = setInterval(() => {
+    sweepExpiredPayments(deps).catch((error: unknown) => deps.logger.warn({ err: error }, "expiry sweep failed"));
+  }, 30_000);
+  sweep.unref();
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       deps.logger.info("shutting down: no new connections, finishing in-flight requests");
+      clearInterval(sweep);
       const servers = [main, health, metrics].filter((s): s is ServerType => s !== undefined);
       // The job loop finishes its batch in flight (releasing jobs it has not started) before the pools close.
       await Promise.all([...servers.map((s) => close(s, config.shutdownTimeoutMs)), jobLoop.stop()]);

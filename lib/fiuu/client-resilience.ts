@@ -1,4 +1,5 @@
 import {
+  BrokenCircuitError,
   CircuitState,
   ConsecutiveBreaker,
   ExponentialBackoff,
@@ -7,9 +8,8 @@ import {
   halfJitterGenerator,
   handleType,
   handleWhen,
-  isBrokenCircuitError,
-  isTaskCancelledError,
   retry,
+  TaskCancelledError,
   timeout,
 } from "cockatiel";
 import type { Config } from "../config.js";
@@ -60,6 +60,10 @@ const stateNames: Record<CircuitState, BreakerState> = {
 
 // Fiuu saying "not now" rather than "no": worth asking again later, and a sign it is struggling.
 const unavailableStatuses = new Set([408, 429]);
+
+// instanceof, not cockatiel's isTaskCancelledError(): in 3.2.1 that helper tests the wrong marker
+// property and never recognises a timeout.
+const isTimeout = (error: unknown): boolean => error instanceof TaskCancelledError;
 
 function outcomeOf(error: unknown): FiuuOutcome {
   if (error instanceof FiuuUnavailableError) {
@@ -123,7 +127,7 @@ export function createResilience(options: ResilienceOptions) {
       response = await options.fetch(request);
       body = await response.text();
     } catch (error) {
-      if (isTaskCancelledError(error) || signal.aborted) throw new FiuuUnavailableError("timeout", `Fiuu did not answer within ${fiuu.timeoutMs} ms`);
+      if (isTimeout(error) || signal.aborted) throw new FiuuUnavailableError("timeout", `Fiuu did not answer within ${fiuu.timeoutMs} ms`);
       throw new FiuuUnavailableError("network", `Fiuu could not be reached (${exchange.operation})`, { cause: error });
     }
     if (response.status >= 500 || unavailableStatuses.has(response.status)) {
@@ -142,7 +146,7 @@ export function createResilience(options: ResilienceOptions) {
           const answer = await deadline.execute((_context, signal) => exchangeOnce(exchange, signal));
           return exchange.interpret(answer);
         } catch (error) {
-          if (isTaskCancelledError(error)) throw new FiuuUnavailableError("timeout", `Fiuu did not answer within ${fiuu.timeoutMs} ms`);
+          if (isTimeout(error)) throw new FiuuUnavailableError("timeout", `Fiuu did not answer within ${fiuu.timeoutMs} ms`);
           throw error;
         } finally {
           stopTimer();
@@ -151,7 +155,7 @@ export function createResilience(options: ResilienceOptions) {
       metrics.fiuuRequests.inc({ operation, outcome });
       return value;
     } catch (raw) {
-      const error = isBrokenCircuitError(raw)
+      const error = raw instanceof BrokenCircuitError
         ? new FiuuUnavailableError("breaker_open", "the Fiuu circuit breaker is open; not asking until it half-opens")
         : raw;
       metrics.fiuuRequests.inc({ operation, outcome: outcomeOf(error) });

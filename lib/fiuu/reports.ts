@@ -30,8 +30,17 @@ export function reportKind(fields: Record<string, string>): ReportKind {
 }
 
 const fiuuStatuses = new Set(["00", "11", "22"]);
-/** Requery schedule after a checkout starts or a payment turns pending: then hourly up to 24 h. */
-export const reconcileDelaysMs = [60_000, 5 * 60_000, 15 * 60_000, 60 * 60_000];
+/**
+ * Schedules the reconcile requery of a payment, one pending per payment whoever asks (checkout
+ * start, a pending report, a report that failed its signature). Its many attempts are bounded by
+ * time (24 h), not by count: waiting for Fiuu's query slot is not a failure.
+ */
+export async function enqueueRequery(tx: Pick<Database, "insert">, paymentId: string, runAt: Date) {
+  await enqueueJob(tx, { kind: "requery", payload: { paymentId }, dedupeKey: `requery:${paymentId}`, runAt, maxAttempts: 1000 });
+}
+
+/** The first requery after a checkout starts or a payment turns pending. */
+export const firstRequeryDelayMs = 60_000;
 
 /**
  * Applies one message from Fiuu exactly once. Nothing unsigned is believed: a bad skey is stored
@@ -111,15 +120,16 @@ export async function applyVerified(
     await storeMessage(tx, { kind, fields, signatureValid: true, outcome: decision.outcome, detail: decision.reason, paymentId: payment.id, now });
     if (kind === "notification" || kind === "return") {
       // Fiuu wants every notification echoed back; without it, it sends the notification again.
-      await enqueueJob(tx, { kind: "ipn_echo", payload: { fields }, dedupeKey: `ipn_echo:${fields.tranID}:${fields.status}:${kind}`, runAt: now });
+      await enqueueJob(tx, {
+        kind: "ipn_echo",
+        payload: { fields },
+        dedupeKey: `ipn_echo:${fields.tranID}:${fields.status}:${kind}`,
+        runAt: now,
+        maxAttempts: 100,
+      });
     }
     if ((decision.next ?? row.status) === "pending") {
-      await enqueueJob(tx, {
-        kind: "requery",
-        payload: { paymentId: payment.id, step: 0 },
-        dedupeKey: `requery:${payment.id}`,
-        runAt: new Date(now.getTime() + reconcileDelaysMs[0]!),
-      });
+      await enqueueRequery(tx, payment.id, new Date(now.getTime() + firstRequeryDelayMs));
     }
     if (decision.next || decision.events.length > 0) {
       await appendAudit(tx, {
@@ -151,7 +161,7 @@ async function rejectReport(
     // A forged or garbled report may still mean something happened: ask Fiuu instead of believing it.
     // The dedupe key keeps one pending requery per payment, however many bad reports arrive.
     if (known && (known.status === "created" || known.status === "pending")) {
-      await enqueueJob(tx, { kind: "requery", payload: { paymentId: known.id, step: 0 }, dedupeKey: `requery:${known.id}`, runAt: now });
+      await enqueueRequery(tx, known.id, now);
     }
     return known;
   });

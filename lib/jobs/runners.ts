@@ -1,6 +1,11 @@
+import { runExpire, runIpnEcho, runRequery } from "../fiuu/jobs.js";
 import type { JobRunners } from "./loop.js";
 
 /** Runners by job kind; each kind's module registers here. */
 export function jobRunners(): JobRunners {
-  return {};
+  return {
+    ipn_echo: runIpnEcho,
+    requery: runRequery,
+    expire: runExpire,
+  };
 }

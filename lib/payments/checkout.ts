@@ -4,9 +4,8 @@ import { appendAudit } from "../audit.js";
 import type { AppDeps, Principal } from "../context.js";
 import { hashSecret, safeEqual } from "../crypto.js";
 import { ApiError } from "../errors.js";
-import { reconcileDelaysMs } from "../fiuu/reports.js";
+import { enqueueRequery, firstRequeryDelayMs } from "../fiuu/reports.js";
 import { vcode } from "../fiuu/signatures.js";
-import { enqueueJob } from "../jobs/queue.js";
 import { toFiuuAmount } from "../money.js";
 import { assertChannelAccepts } from "./methods.js";
 import { notFound } from "./queries.js";
@@ -49,12 +48,7 @@ export async function startCheckout(
       .returning();
     if (!row.checkoutStartedAt) {
       // From now on Fiuu may hold money for this payment: reconcile it even if no report ever arrives.
-      await enqueueJob(tx, {
-        kind: "requery",
-        payload: { paymentId: id, step: 0 },
-        dedupeKey: `requery:${id}`,
-        runAt: new Date(now.getTime() + reconcileDelaysMs[0]!),
-      });
+      await enqueueRequery(tx, id, new Date(now.getTime() + firstRequeryDelayMs));
     }
     await appendAudit(tx, {
       actor: options.actor,

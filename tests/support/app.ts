@@ -22,6 +22,9 @@ export function testConfig(env: Record<string, string> = {}): Config {
     ENVIRONMENT: "test",
     LOG_LEVEL: "info",
     JWT_SECRET: randomBytes(32).toString("hex"),
+    FIUU_QUERY_INTERVAL: "1ms",
+    FIUU_RETRY_DELAY: "5ms",
+    FIUU_BREAKER_RESET: "100ms",
     ENCRYPTION_KEY: randomBytes(32).toString("hex"),
     WEBHOOK_SECRET: `whsec_${randomBytes(24).toString("base64")}`,
     FIUU_MERCHANT_ID: "SB_testshop",
@@ -57,20 +60,30 @@ export interface TestContext {
 }
 
 /** A complete app on its own database and the test Redis, with logs captured. */
-export async function createTestApp(options: { env?: Record<string, string>; now?: () => Date } = {}): Promise<TestContext> {
+export async function createTestApp(
+  options: {
+    env?: Record<string, string>;
+    now?: () => Date;
+    /** Where the service's Fiuu client goes; default the sandbox mounted on the app under test. */
+    fiuuFetch?: (request: Request) => Promise<Response>;
+  } = {},
+): Promise<TestContext> {
   const config = testConfig(options.env);
   const logs = new LogCapture();
   const database = await createTestDatabase();
   const redis = await createTestRedis();
+  let app: ReturnType<typeof createApp> | undefined;
   const deps = await buildDeps(config, {
     logger: await createLogger(config.log, logs),
     database: database.handle,
     redis,
     migrate: false,
+    fiuuFetch: options.fiuuFetch ?? (async (request) => app!.fetch(request)),
   });
   if (options.now) (deps as AppDeps).now = options.now;
+  app = createApp(deps);
   return {
-    app: createApp(deps),
+    app,
     deps,
     database,
     logs,
@@ -83,7 +96,7 @@ export async function createTestApp(options: { env?: Record<string, string>; now
 
 /** A bearer header for a token of this app's secret. */
 export async function bearer(t: TestContext, role: Role = "service", sub = "shop-1", ttlSeconds = 600) {
-  return { Authorization: `Bearer ${await signToken(t.deps.config.jwtSecret!, { sub, role, ttlSeconds })}` };
+  return { Authorization: `Bearer ${await signToken(t.deps.config.jwtSecret!, { sub, role, ttlSeconds, now: t.deps.now() })}` };
 }
 
 let keyCounter = 0;

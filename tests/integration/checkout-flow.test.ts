@@ -1,0 +1,196 @@
+import { sql } from "drizzle-orm";
+import { Hono } from "hono";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { queryRows } from "../../lib/db/client.js";
+import { createFiuuSandbox } from "../../lib/fiuu/sandbox.js";
+import { bearer, createTestApp, jsonRequest, newKey, type TestContext } from "../support/app.js";
+import { formAction, hiddenInputs, submit } from "../support/browser.js";
+
+// The whole flow as a shopper's browser and Fiuu make it: the service's checkout page, the local
+// sandbox's hosted page and its buttons, Fiuu's server-to-server reports, the return, and the jobs.
+
+let orders = 0;
+async function createPayment(t: TestContext) {
+  const res = await t.app.request(
+    "/v1/payments",
+    jsonRequest(
+      "POST",
+      { order_id: `F-${Date.now()}-${++orders}`, amount: 2590, currency: "MYR", description: "Teh tarik set", customer: { name: "Mei Ling", email: "mei@example.my", mobile: "+60123456789" } },
+      { ...(await bearer(t)), "Idempotency-Key": newKey() },
+    ),
+  );
+  expect(res.status).toBe(201);
+  return (await res.json()) as { id: string; checkout_url: string; gateway: { order_id: string } };
+}
+
+/** Opens checkout_url, lets the page's form go to the hosted page, and presses a sandbox button. */
+async function payThrough(t: TestContext, hosted: (url: string, init: RequestInit) => Response | Promise<Response>, checkoutUrl: string, outcome: "approve" | "decline" | "pending") {
+  const page = await (await t.app.request(checkoutUrl)).text();
+  const hostedPage = await (await submit(hosted, formAction(page), hiddenInputs(page))).text();
+  expect(hostedPage).toContain(`data-testid="sandbox-${outcome}"`);
+  const decide = formAction(hostedPage, `sandbox-${outcome}`);
+  const { tranID } = hiddenInputs(hostedPage);
+  const back = await (await submit(hosted, new URL(decide, "http://payments.test").toString(), { tranID: tranID!, outcome })).text();
+  // The return page posts Fiuu's report to the service's return URL, as the browser would.
+  const returned = await submit(t.app.request.bind(t.app), formAction(back), hiddenInputs(back));
+  return { tranID: tranID!, returned };
+}
+
+const statusOf = async (t: TestContext, id: string) =>
+  (await queryRows<{ status: string }>(t.database.handle.db, sql`select status from payments where id = ${id}`))[0]!.status;
+const eventsOf = async (t: TestContext, id: string) =>
+  (await queryRows<{ type: string }>(t.database.handle.db, sql`select type from events where payment_id = ${id} order by id`)).map((e) => e.type);
+
+async function runJob(t: TestContext, job: "reconcile" | "expire") {
+  const res = await t.app.request(`/jobs/${job}`, { method: "POST", headers: await bearer(t, "system") });
+  expect(res.status).toBe(200);
+  return (await res.json()) as { claimed: number; done: number; retried: number; failed: number };
+}
+
+describe("through the sandbox mounted on the service", () => {
+  let t: TestContext;
+  beforeAll(async () => {
+    t = await createTestApp();
+  });
+  afterAll(() => t.close());
+  const hosted = (url: string, init: RequestInit) => t.app.request(url, init);
+
+  it("approve → succeeded, one event, the shopper back on the result page, the IPN echoed", async () => {
+    const payment = await createPayment(t);
+    const { returned, tranID } = await payThrough(t, hosted, payment.checkout_url, "approve");
+    expect(returned.status).toBe(303);
+    expect(returned.headers.get("location")).toBe(`http://payments.test/pay/${payment.id}/result`);
+    expect(await statusOf(t, payment.id)).toBe("succeeded");
+    expect(await eventsOf(t, payment.id)).toEqual(["payment.succeeded"]);
+    const result = await (await t.app.request(`/pay/${payment.id}/result`)).text();
+    expect(result).toContain('data-testid="payment-status">succeeded<');
+
+    const ran = await runJob(t, "reconcile");
+    expect(ran.done).toBeGreaterThanOrEqual(1);
+    const log = (await (await t.app.request("/sandbox/fiuu/_control/log")).json()) as { ipnEchoes: { fields: Record<string, string> }[] };
+    const echoes = log.ipnEchoes.filter((e) => e.fields.tranID === tranID);
+    expect(echoes.length).toBeGreaterThanOrEqual(1);
+    for (const echo of echoes) expect(echo.fields.treq).toBe("1");
+  });
+
+  it("decline → failed", async () => {
+    const payment = await createPayment(t);
+    await payThrough(t, hosted, payment.checkout_url, "decline");
+    expect(await statusOf(t, payment.id)).toBe("failed");
+    expect(await eventsOf(t, payment.id)).toEqual(["payment.failed"]);
+  });
+
+  it("pending → pending until Fiuu settles it", async () => {
+    const payment = await createPayment(t);
+    const { tranID } = await payThrough(t, hosted, payment.checkout_url, "pending");
+    expect(await statusOf(t, payment.id)).toBe("pending");
+    const settle = await t.app.request(`/sandbox/fiuu/_control/transactions/${tranID}`, jsonRequest("POST", { status: "00" }));
+    expect(settle.status).toBe(200);
+    expect(await statusOf(t, payment.id)).toBe("succeeded");
+    expect(await eventsOf(t, payment.id)).toEqual(["payment.pending", "payment.succeeded"]);
+  });
+});
+
+describe("reconciliation when Fiuu's reports do not arrive", () => {
+  // A sandbox of its own whose reports can be dropped, as if the network lost them.
+  let deliver = true;
+  let t: TestContext;
+  let sandbox: Hono;
+  let clock = 0;
+  beforeAll(async () => {
+    sandbox = new Hono();
+    t = await createTestApp({ fiuuFetch: async (request) => sandbox.fetch(request), now: () => new Date(Date.now() + clock) });
+    const { fiuu } = t.deps.config;
+    sandbox.route(
+      "/sandbox/fiuu",
+      createFiuuSandbox({
+        merchantId: fiuu.merchantId!,
+        verifyKey: fiuu.verifyKey!,
+        secretKey: fiuu.secretKey!,
+        notifyUrl: "http://payments.test/webhooks/fiuu/notify",
+        fetch: async (request) => (deliver ? t.app.fetch(request) : new Response("dropped", { status: 502 })),
+      }),
+    );
+  });
+  afterAll(() => t.close());
+  const hosted = (url: string, init: RequestInit) => sandbox.request(url, init);
+
+  it("resolves a pending payment by requery", async () => {
+    deliver = true;
+    clock = 0;
+    const payment = await createPayment(t);
+    const { tranID } = await payThrough(t, hosted, payment.checkout_url, "pending");
+    expect(await statusOf(t, payment.id)).toBe("pending");
+    deliver = false;
+    await sandbox.request(`/sandbox/fiuu/_control/transactions/${tranID}`, jsonRequest("POST", { status: "00" }));
+    expect(await statusOf(t, payment.id)).toBe("pending");
+
+    await runJob(t, "reconcile"); // the requery is not due for a minute yet
+    expect(await statusOf(t, payment.id)).toBe("pending");
+    clock = 2 * 60_000;
+    await runJob(t, "reconcile");
+    expect(await statusOf(t, payment.id)).toBe("succeeded");
+    expect(await eventsOf(t, payment.id)).toEqual(["payment.pending", "payment.succeeded"]);
+    const messages = await queryRows<{ kind: string; outcome: string }>(t.database.handle.db, sql`select kind, outcome from gateway_messages where payment_id = ${payment.id} and kind = 'requery'`);
+    expect(messages).toEqual([{ kind: "requery", outcome: "applied" }]);
+  });
+
+  it("backs off while Fiuu is down and applies the answer once it is back", async () => {
+    deliver = true;
+    clock = 0;
+    const payment = await createPayment(t);
+    const { tranID } = await payThrough(t, hosted, payment.checkout_url, "pending");
+    deliver = false;
+    await sandbox.request(`/sandbox/fiuu/_control/transactions/${tranID}`, jsonRequest("POST", { status: "00" }));
+    await sandbox.request("/sandbox/fiuu/_control/faults", jsonRequest("POST", { mode: "error" }));
+    clock = 2 * 60_000;
+    const down = await runJob(t, "reconcile");
+    expect(down.retried).toBeGreaterThanOrEqual(1);
+    expect(await statusOf(t, payment.id)).toBe("pending");
+    await sandbox.request("/sandbox/fiuu/_control/faults", jsonRequest("POST", { mode: "none" }));
+    await new Promise((resolve) => setTimeout(resolve, 150)); // the breaker's reset (FIUU_BREAKER_RESET in tests)
+    clock = 60 * 60_000;
+    await runJob(t, "reconcile");
+    expect(await statusOf(t, payment.id)).toBe("succeeded");
+  });
+
+  it("expires a payment past its time when Fiuu knows no transaction, and one never sent to Fiuu", async () => {
+    deliver = true;
+    clock = 0;
+    const checkedOut = await createPayment(t);
+    await t.app.request(checkedOut.checkout_url); // the page was opened; the shopper left before Fiuu
+    const untouched = await createPayment(t);
+    clock = 31 * 60_000;
+    await runJob(t, "expire");
+    expect(await statusOf(t, checkedOut.id)).toBe("expired");
+    expect(await statusOf(t, untouched.id)).toBe("expired");
+    expect(await eventsOf(t, checkedOut.id)).toEqual(["payment.expired"]);
+  });
+
+  it("does not expire a payment Fiuu says was paid at the last second", async () => {
+    deliver = true;
+    clock = 0;
+    const payment = await createPayment(t);
+    deliver = false;
+    await payThrough(t, hosted, payment.checkout_url, "approve").catch(() => undefined);
+    clock = 31 * 60_000;
+    await runJob(t, "expire");
+    expect(await statusOf(t, payment.id)).toBe("succeeded");
+  });
+
+  it("echoes the IPN again until Fiuu's endpoint takes it", async () => {
+    deliver = true;
+    clock = 0;
+    await sandbox.request("/sandbox/fiuu/_control/faults", jsonRequest("POST", { mode: "error" }));
+    const payment = await createPayment(t);
+    const { tranID } = await payThrough(t, hosted, payment.checkout_url, "approve");
+    const failed = await runJob(t, "reconcile");
+    expect(failed.retried).toBeGreaterThanOrEqual(1);
+    await sandbox.request("/sandbox/fiuu/_control/faults", jsonRequest("POST", { mode: "none" }));
+    await new Promise((resolve) => setTimeout(resolve, 150)); // the breaker's reset (FIUU_BREAKER_RESET in tests)
+    clock = 60 * 60_000;
+    await runJob(t, "reconcile");
+    const log = (await (await sandbox.request("/sandbox/fiuu/_control/log")).json()) as { ipnEchoes: { fields: Record<string, string> }[] };
+    expect(log.ipnEchoes.some((e) => e.fields.tranID === tranID && e.fields.treq === "1")).toBe(true);
+  });
+});
