@@ -4,6 +4,7 @@ import type { AppEnv } from "../lib/context.js";
 import { ApiError } from "../lib/errors.js";
 import { applyFiuuReport, type ReportResult } from "../lib/fiuu/reports.js";
 import { toFiuuAmount } from "../lib/money.js";
+import { applyRefundNotice } from "../lib/refunds/jobs.js";
 import { findPaymentById } from "../lib/payments/queries.js";
 import type { PaymentRow } from "../lib/payments/resource.js";
 import { page } from "./views/layout.js";
@@ -63,6 +64,12 @@ export function fiuuRoutes() {
   };
   app.post("/webhooks/fiuu/return", onReturn);
   app.get("/webhooks/fiuu/return", onReturn);
+
+  app.post("/webhooks/fiuu/refund", async (c) => {
+    const outcome = await applyRefundNotice(c.var.deps, await reportFields(c), c.var.requestId);
+    if (outcome === "rejected") throw new ApiError("invalid_request", "Refund notice refused: its Signature does not verify.");
+    return c.text("OK", 200);
+  });
 
   app.get("/pay/:id/result", async (c) => {
     const payment = await findPaymentById(c.var.deps.database.db, c.req.param("id"));

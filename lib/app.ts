@@ -9,6 +9,7 @@ import { fiuuRoutes } from "../handlers/fiuu.js";
 import { jobRoutes } from "../handlers/jobs.js";
 import { paymentMethodRoutes } from "../handlers/payment-methods.js";
 import { paymentRoutes } from "../handlers/payments.js";
+import { refundRoutes } from "../handlers/refunds.js";
 import type { AppDeps } from "./context.js";
 import { ApiError, handleError, problemResponse } from "./errors.js";
 import { sweepExpiredPayments } from "./fiuu/jobs.js";
@@ -77,6 +78,7 @@ export function createApp(deps: AppDeps, options: { extraRoutes?: (app: ReturnTy
 
   app.route("/", paymentRoutes());
   app.route("/", paymentMethodRoutes());
+  app.route("/", refundRoutes());
   app.route("/", checkoutPageRoutes());
   app.route("/", fiuuRoutes());
   app.route("/", eventRoutes());

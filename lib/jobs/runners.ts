@@ -1,4 +1,5 @@
 import { runExpire, runIpnEcho, runRequery } from "../fiuu/jobs.js";
+import { runRefundPoll } from "../refunds/jobs.js";
 import type { JobRunners } from "./loop.js";
 
 /** Runners by job kind; each kind's module registers here. */
@@ -7,5 +8,6 @@ export function jobRunners(): JobRunners {
     ipn_echo: runIpnEcho,
     requery: runRequery,
     expire: runExpire,
+    refund_poll: runRefundPoll,
   };
 }

@@ -3,38 +3,14 @@ import { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { queryRows } from "../../lib/db/client.js";
 import { createFiuuSandbox } from "../../lib/fiuu/sandbox.js";
-import { bearer, createTestApp, jsonRequest, newKey, type TestContext } from "../support/app.js";
-import { formAction, hiddenInputs, submit } from "../support/browser.js";
+import { bearer, createTestApp, jsonRequest, type TestContext } from "../support/app.js";
+import { createPayment, payThroughSandbox } from "../support/flow.js";
 
 // The whole flow as a shopper's browser and Fiuu make it: the service's checkout page, the local
 // sandbox's hosted page and its buttons, Fiuu's server-to-server reports, the return, and the jobs.
 
-let orders = 0;
-async function createPayment(t: TestContext) {
-  const res = await t.app.request(
-    "/v1/payments",
-    jsonRequest(
-      "POST",
-      { order_id: `F-${Date.now()}-${++orders}`, amount: 2590, currency: "MYR", description: "Teh tarik set", customer: { name: "Mei Ling", email: "mei@example.my", mobile: "+60123456789" } },
-      { ...(await bearer(t)), "Idempotency-Key": newKey() },
-    ),
-  );
-  expect(res.status).toBe(201);
-  return (await res.json()) as { id: string; checkout_url: string; gateway: { order_id: string } };
-}
-
-/** Opens checkout_url, lets the page's form go to the hosted page, and presses a sandbox button. */
-async function payThrough(t: TestContext, hosted: (url: string, init: RequestInit) => Response | Promise<Response>, checkoutUrl: string, outcome: "approve" | "decline" | "pending") {
-  const page = await (await t.app.request(checkoutUrl)).text();
-  const hostedPage = await (await submit(hosted, formAction(page), hiddenInputs(page))).text();
-  expect(hostedPage).toContain(`data-testid="sandbox-${outcome}"`);
-  const decide = formAction(hostedPage, `sandbox-${outcome}`);
-  const { tranID } = hiddenInputs(hostedPage);
-  const back = await (await submit(hosted, new URL(decide, "http://payments.test").toString(), { tranID: tranID!, outcome })).text();
-  // The return page posts Fiuu's report to the service's return URL, as the browser would.
-  const returned = await submit(t.app.request.bind(t.app), formAction(back), hiddenInputs(back));
-  return { tranID: tranID!, returned };
-}
+const payThrough = (t: TestContext, hosted: (url: string, init: RequestInit) => Response | Promise<Response>, checkoutUrl: string, outcome: "approve" | "decline" | "pending") =>
+  payThroughSandbox(t, checkoutUrl, outcome, hosted);
 
 const statusOf = async (t: TestContext, id: string) =>
   (await queryRows<{ status: string }>(t.database.handle.db, sql`select status from payments where id = ${id}`))[0]!.status;

@@ -1,0 +1,104 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { asc, eq } from "drizzle-orm";
+import { refunds, refundStatuses } from "../drizzle/schema.js";
+import { auditContext } from "../lib/audit.js";
+import { authenticate, requireTokenSub } from "../lib/auth/middleware.js";
+import { idempotency } from "../lib/idempotency.js";
+import { bearerAuth, createRouter, idempotencyHeader, problems } from "../lib/openapi.js";
+import { findPaymentById, notFound } from "../lib/payments/queries.js";
+import { createRefund } from "../lib/refunds/create.js";
+import { refundResource } from "../lib/refunds/resource.js";
+import { ApiError } from "../lib/errors.js";
+
+const Refund = z
+  .object({
+    id: z.string(),
+    object: z.literal("refund"),
+    payment_id: z.string(),
+    amount: z.number().int(),
+    currency: z.string(),
+    reason: z.string().nullable(),
+    status: z.enum(refundStatuses),
+    gateway: z.object({ ref_id: z.string(), refund_id: z.string().nullable() }),
+    failure: z.object({ code: z.string().nullable(), message: z.string().nullable() }).nullable(),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .openapi("Refund");
+
+const PaymentIdParam = z.object({ id: z.string().min(1).max(64).openapi({ param: { name: "id", in: "path" } }) });
+const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
+
+
+const createRefundRoute = createRoute({
+  method: "post",
+  path: "/v1/payments/{id}/refunds",
+  tags: ["Refunds"],
+  summary: "Refund (part of) a succeeded payment",
+  security: bearerAuth,
+  middleware: [authenticate({ roles: ["service", "admin"] }), idempotency()] as const,
+  request: {
+    params: PaymentIdParam,
+    headers: idempotencyHeader,
+    body: {
+      content: {
+        "application/json": {
+          schema: z
+            .strictObject({
+              amount: z.number().int().positive().max(100_000_000).optional().openapi({ description: "Minor units; default the whole refundable rest" }),
+              reason: z.string().trim().min(1).max(255).optional(),
+            })
+            .openapi("CreateRefund"),
+        },
+      },
+      required: false,
+    },
+  },
+  responses: { 201: json(Refund, "Refund created; status as Fiuu answered"), ...problems(400, 401, 403, 404, 409, 422, 503) },
+});
+
+const listRoute = createRoute({
+  method: "get",
+  path: "/v1/payments/{id}/refunds",
+  tags: ["Refunds"],
+  summary: "A payment's refunds, oldest first",
+  security: bearerAuth,
+  middleware: [authenticate({ roles: ["service", "admin"] })] as const,
+  request: { params: PaymentIdParam },
+  responses: { 200: json(z.object({ object: z.literal("list"), data: z.array(Refund), has_more: z.boolean() }), "Refunds"), ...problems(401, 403, 404) },
+});
+
+const getRoute = createRoute({
+  method: "get",
+  path: "/v1/refunds/{id}",
+  tags: ["Refunds"],
+  summary: "Read a refund",
+  security: bearerAuth,
+  middleware: [authenticate({ roles: ["service", "admin"] })] as const,
+  request: { params: PaymentIdParam },
+  responses: { 200: json(Refund, "The refund"), ...problems(401, 403, 404) },
+});
+
+/** Refunds: create (through Fiuu), list a payment's, read one. */
+export function refundRoutes() {
+  return createRouter()
+    .openapi(createRefundRoute, async (c) => {
+      const body = (await c.req.text()) ? c.req.valid("json") : {};
+      const { actor, requestId } = auditContext(c);
+      const refund = await createRefund(c.var.deps, c.req.valid("param").id, body, { actor, requestId, createdBy: requireTokenSub(c) });
+      return c.json(refundResource(refund), 201);
+    })
+    .openapi(listRoute, async (c) => {
+      const { id } = c.req.valid("param");
+      const db = c.var.deps.database.db;
+      if (!(await findPaymentById(db, id))) throw notFound(id);
+      const rows = await db.select().from(refunds).where(eq(refunds.paymentId, id)).orderBy(asc(refunds.id));
+      return c.json({ object: "list" as const, data: rows.map(refundResource), has_more: false }, 200);
+    })
+    .openapi(getRoute, async (c) => {
+      const { id } = c.req.valid("param");
+      const [row] = await c.var.deps.database.db.select().from(refunds).where(eq(refunds.id, id)).limit(1);
+      if (!row) throw new ApiError("not_found", `No refund ${id}.`);
+      return c.json(refundResource(row), 200);
+    });
+}

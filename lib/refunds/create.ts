@@ -1,0 +1,82 @@
+import { eq, sql } from "drizzle-orm";
+import { payments, refunds } from "../../drizzle/schema.js";
+import { appendAudit } from "../audit.js";
+import type { AppDeps } from "../context.js";
+import { ApiError } from "../errors.js";
+import { recordEvent } from "../events.js";
+import { newId } from "../ids.js";
+import { enqueueJob } from "../jobs/queue.js";
+import { notFound } from "../payments/queries.js";
+import { refundResource, type RefundRow } from "./resource.js";
+import { sendRefundToFiuu } from "./send.js";
+
+/** How soon the status poll looks at a refund Fiuu has not settled (or that never reached Fiuu). */
+export const refundPollDelayMs = 60_000;
+
+/**
+ * Refunds (part of) a succeeded payment. The refundable rest is checked and reserved with the
+ * payment row locked, so concurrent refunds can never sum above the payment (a CHECK constraint
+ * stands behind it). The refund and its poll job are committed before Fiuu is asked, so a crash
+ * in between leaves a pending refund that the poll job sends again under the same RefID.
+ */
+export async function createRefund(
+  deps: AppDeps,
+  paymentId: string,
+  input: { amount?: number; reason?: string },
+  audit: { actor: string; createdBy: string; requestId?: string },
+): Promise<RefundRow> {
+  const now = deps.now();
+  const id = newId("re", now.getTime());
+  const refund = await deps.database.db.transaction(async (tx) => {
+    const [payment] = await tx.select().from(payments).where(eq(payments.id, paymentId)).for("update").limit(1);
+    if (!payment) throw notFound(paymentId);
+    if (payment.status !== "succeeded" || !payment.tranId) {
+      throw new ApiError("invalid_state", `Payment ${paymentId} is ${payment.status}; only a succeeded payment can be refunded.`);
+    }
+    const refundable = payment.amount - payment.amountRefundReserved;
+    const amount = input.amount ?? refundable;
+    if (refundable <= 0 || amount > refundable) {
+      throw new ApiError("amount_exceeds_refundable", `At most ${refundable} of ${payment.amount} can still be refunded.`, {
+        fields: { refundable },
+      });
+    }
+    await tx
+      .update(payments)
+      .set({ amountRefundReserved: sql`${payments.amountRefundReserved} + ${amount}`, updatedAt: now })
+      .where(eq(payments.id, paymentId));
+    const [row] = await tx
+      .insert(refunds)
+      .values({
+        id,
+        paymentId,
+        amount,
+        currency: payment.currency,
+        reason: input.reason ?? null,
+        // Fiuu's RefID: unique per refund and alphanumeric, so a resend is recognised as the same refund.
+        refId: id.replace("_", ""),
+        createdBy: audit.createdBy,
+        createdAt: now,
+        updatedAt: now,
+      })
+      .returning();
+    await recordEvent(tx, deps.config.webhooks.urls, { type: "refund.pending", paymentId, refundId: id, data: refundResource(row!), now });
+    await enqueueJob(tx, {
+      kind: "refund_poll",
+      payload: { refundId: id },
+      dedupeKey: `refund_poll:${id}`,
+      runAt: new Date(now.getTime() + refundPollDelayMs),
+      maxAttempts: 1000,
+    });
+    await appendAudit(tx, {
+      actor: audit.actor,
+      action: "refund.created",
+      entityType: "refund",
+      entityId: id,
+      requestId: audit.requestId,
+      data: { payment_id: paymentId, amount, reason: input.reason ?? null },
+    });
+    return row!;
+  });
+  deps.metrics.refunds.inc({ status: "pending" });
+  return sendRefundToFiuu(deps, refund, audit.requestId);
+}
