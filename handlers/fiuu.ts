@@ -2,7 +2,7 @@ import { Hono, type Context } from "hono";
 import { html } from "hono/html";
 import type { AppEnv } from "../lib/context.js";
 import { ApiError } from "../lib/errors.js";
-import { applyFiuuReport, type ReportResult } from "../lib/fiuu/reports.js";
+import { applyFiuuReport, enqueueRequery, type ReportResult } from "../lib/fiuu/reports.js";
 import { toFiuuAmount } from "../lib/money.js";
 import { applyRefundNotice } from "../lib/refunds/jobs.js";
 import { findPaymentById } from "../lib/payments/queries.js";
@@ -75,6 +75,11 @@ export function fiuuRoutes() {
     const payment = await findPaymentById(c.var.deps.database.db, c.req.param("id"));
     if (!payment) return c.html(page("Payment", html`<h1>Payment not found</h1>`), 404);
     const final = finalStatuses.has(payment.status);
+    if (!final && payment.checkoutStartedAt) {
+      // A shopper is waiting on this page: ask Fiuu now rather than on the slow schedule (the
+      // merchant's query slot still keeps it to one query per interval across all payments).
+      await enqueueRequery(c.var.deps.database.db, payment.id, c.var.deps.now(), { sooner: true });
+    }
     c.header("cache-control", "no-store");
     return c.html(
       page(

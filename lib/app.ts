@@ -3,6 +3,7 @@ import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import { checkoutPageRoutes } from "../handlers/checkout.js";
+import { demoRoutes } from "../handlers/demo.js";
 import { docsRoutes } from "../handlers/docs.js";
 import { eventRoutes } from "../handlers/events.js";
 import { fiuuRoutes } from "../handlers/fiuu.js";
@@ -84,6 +85,9 @@ export function createApp(deps: AppDeps, options: { extraRoutes?: (app: ReturnTy
   app.route("/", eventRoutes());
   app.route("/", jobRoutes({ beforeBatch: { expire: async (d) => void (await sweepExpiredPayments(d)) } }));
   options.extraRoutes?.(app);
+  if (config.environment === "development" || config.environment === "test") {
+    app.route("/", demoRoutes({ api: () => app, verifyWebhook: () => false }));
+  }
 
   // Without a real merchant (development, tests) the local sandbox plays Fiuu on this app itself,
   // reaching the service's webhooks in-process as Fiuu would over the network.

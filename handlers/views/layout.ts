@@ -10,6 +10,7 @@ export function page(title: string, body: Content, options: { refreshSeconds?: n
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 ${options.refreshSeconds ? html`<meta http-equiv="refresh" content="${options.refreshSeconds}">` : ""}
 <title>${title}</title>
 <style>

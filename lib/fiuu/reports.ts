@@ -35,8 +35,8 @@ const fiuuStatuses = new Set(["00", "11", "22"]);
  * start, a pending report, a report that failed its signature). Its many attempts are bounded by
  * time (24 h), not by count: waiting for Fiuu's query slot is not a failure.
  */
-export async function enqueueRequery(tx: Pick<Database, "insert">, paymentId: string, runAt: Date) {
-  await enqueueJob(tx, { kind: "requery", payload: { paymentId }, dedupeKey: `requery:${paymentId}`, runAt, maxAttempts: 1000 });
+export async function enqueueRequery(tx: Pick<Database, "insert">, paymentId: string, runAt: Date, options: { sooner?: boolean } = {}) {
+  await enqueueJob(tx, { kind: "requery", payload: { paymentId }, dedupeKey: `requery:${paymentId}`, runAt, maxAttempts: 1000, sooner: options.sooner });
 }
 
 /** The first requery after a checkout starts or a payment turns pending. */

@@ -6,7 +6,9 @@ import { refundAnswerSignature } from "./signatures.js";
 // Test control: what a tester does in Fiuu's portal or waits for in real life (a pending payment
 // resolving, a refund being processed, an outage), as JSON routes under /_control/.
 
-const settleTransaction = z.object({ status: z.enum(["00", "11"]) });
+// `report: false` settles without telling the merchant, as when Fiuu's reports are lost: only a
+// requery can then find out.
+const settleTransaction = z.object({ status: z.enum(["00", "11"]), report: z.boolean().default(true) });
 const settleRefund = z.object({ status: z.enum(["00", "11", "processing"]) });
 const faults = z.object({ mode: z.enum(["none", "down", "slow", "error"]), delayMs: z.number().int().min(0).max(600_000).optional() });
 
@@ -38,7 +40,7 @@ export function registerControl(app: Hono, state: SandboxState): void {
     if (!tx) return c.json({ error: "no such transaction" }, 404);
     if (tx.status !== "22") return c.json({ error: `only a pending (22) transaction settles; this one is ${tx.status}` }, 409);
     applyOutcome(state, tx, body.status);
-    const deliveries = await sendReports(state, tx);
+    const deliveries = body.report ? await sendReports(state, tx) : [];
     return c.json({ transaction: tx, deliveries });
   });
 

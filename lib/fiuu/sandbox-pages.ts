@@ -29,6 +29,7 @@ function layout(title: string, body: Page): Page {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>${title}</title>
 <style>${style}</style>
 </head>

@@ -39,7 +39,15 @@ const maxErrorLength = 1000;
  */
 export async function enqueueJob(
   tx: Pick<Database, "insert"> | Database,
-  job: { kind: JobKind; payload: Record<string, unknown>; runAt?: Date; dedupeKey?: string; maxAttempts?: number },
+  job: {
+    kind: JobKind;
+    payload: Record<string, unknown>;
+    runAt?: Date;
+    dedupeKey?: string;
+    maxAttempts?: number;
+    /** With a dedupeKey: a pending job holding the key is brought forward to this runAt if later. */
+    sooner?: boolean;
+  },
 ): Promise<void> {
   const insert = tx.insert(jobs).values({
     kind: job.kind,
@@ -49,7 +57,17 @@ export async function enqueueJob(
     maxAttempts: job.maxAttempts,
   });
   // The conflict target must repeat the partial index's predicate for Postgres to infer that index.
-  await (job.dedupeKey === undefined ? insert : insert.onConflictDoNothing({ target: jobs.dedupeKey, where: sql`status = 'pending'` }));
+  if (job.dedupeKey === undefined) {
+    await insert;
+  } else if (job.sooner) {
+    await insert.onConflictDoUpdate({
+      target: jobs.dedupeKey,
+      targetWhere: sql`status = 'pending'`,
+      set: { runAt: sql`least(${jobs.runAt}, excluded.run_at)` },
+    });
+  } else {
+    await insert.onConflictDoNothing({ target: jobs.dedupeKey, where: sql`status = 'pending'` });
+  }
 }
 
 /**
