@@ -183,14 +183,16 @@ export const jobs = pgTable(
 );
 
 /**
- * Append-only: a trigger refuses UPDATE, DELETE and TRUNCATE, and another fills `seq`, `prev_hash`
- * and `hash` under a lock so the rows form one chain (see the custom migration).
+ * Append-only and hash-chained. Rows are inserted unsealed (seq, prev_hash and hash null), so no
+ * writer waits on another; `audit_log_seal()` then links them into one chain in sealing order,
+ * under a lock, a batch at a time. A trigger refuses DELETE, TRUNCATE and every UPDATE except a
+ * seal of an unsealed row (see the custom migrations).
  */
 export const auditLog = pgTable(
   "audit_log",
   {
     id: bigserial("id", { mode: "number" }).primaryKey(),
-    seq: bigint("seq", { mode: "number" }).notNull().default(0),
+    seq: bigint("seq", { mode: "number" }),
     at: timestamp("at", { withTimezone: true }).notNull().defaultNow(),
     actor: text("actor").notNull(),
     action: text("action").notNull(),
@@ -198,10 +200,14 @@ export const auditLog = pgTable(
     entityId: text("entity_id").notNull(),
     requestId: text("request_id"),
     data: jsonb("data").$type<Record<string, unknown>>().notNull().default({}),
-    prevHash: text("prev_hash").notNull().default(""),
-    hash: text("hash").notNull().default(""),
+    prevHash: text("prev_hash"),
+    hash: text("hash"),
   },
-  (t) => [uniqueIndex("audit_log_seq_key").on(t.seq), index("audit_log_entity_idx").on(t.entityType, t.entityId)],
+  (t) => [
+    uniqueIndex("audit_log_seq_key").on(t.seq),
+    index("audit_log_entity_idx").on(t.entityType, t.entityId),
+    index("audit_log_unsealed_idx").on(t.id).where(sql`seq is null`),
+  ],
 );
 
 export const paymentMethodTypes = ["card", "online_banking", "ewallet", "qr", "cash", "bnpl"] as const;

@@ -13,9 +13,11 @@ import { paymentRoutes } from "../handlers/payments.js";
 import { refundRoutes } from "../handlers/refunds.js";
 import type { AppDeps } from "./context.js";
 import { ApiError, handleError, problemResponse } from "./errors.js";
+import { sealAuditLog } from "./audit.js";
 import { sweepExpiredPayments } from "./fiuu/jobs.js";
 import { createFiuuSandbox } from "./fiuu/sandbox.js";
 import { createRouter, registerSecuritySchemes } from "./openapi.js";
+import { refuseUndecodableInput } from "./storable-text.js";
 
 const maxBodyBytes = 1024 * 1024;
 
@@ -76,6 +78,7 @@ export function createApp(deps: AppDeps, options: { extraRoutes?: (app: ReturnTy
       onError: (c) => problemResponse(c, new ApiError("payload_too_large", `The request body exceeds ${maxBodyBytes} bytes.`)),
     }),
   );
+  app.use(refuseUndecodableInput());
 
   app.route("/", paymentRoutes());
   app.route("/", paymentMethodRoutes());
@@ -83,7 +86,16 @@ export function createApp(deps: AppDeps, options: { extraRoutes?: (app: ReturnTy
   app.route("/", checkoutPageRoutes());
   app.route("/", fiuuRoutes());
   app.route("/", eventRoutes());
-  app.route("/", jobRoutes({ beforeBatch: { expire: async (d) => void (await sweepExpiredPayments(d)) } }));
+  app.route(
+    "/",
+    jobRoutes({
+      beforeBatch: {
+        expire: async (d) => void (await sweepExpiredPayments(d)),
+        // Schedulers that run the jobs outside the pods seal the audit chain with the reconcile batch.
+        reconcile: async (d) => void (await sealAuditLog(d.database.db)),
+      },
+    }),
+  );
   options.extraRoutes?.(app);
   if (config.environment === "development" || config.environment === "test") {
     app.route("/", demoRoutes({ api: () => app, verifyWebhook: () => false }));

@@ -1,5 +1,6 @@
 import type { AppEnv, Principal } from "./context.js";
-import type { Database } from "./db/client.js";
+import { sql } from "drizzle-orm";
+import { queryRows, type Database } from "./db/client.js";
 import { auditLog } from "../drizzle/schema.js";
 import type { Context } from "hono";
 
@@ -15,8 +16,8 @@ export interface AuditEntry {
 type Tx = Pick<Database, "insert">;
 
 /**
- * Appends one audit row inside the caller's transaction. The database fills seq and the hash
- * chain under a lock, so this is best issued last in the transaction to hold that lock briefly.
+ * Appends one audit row inside the caller's transaction. It is inserted unsealed; sealAuditLog
+ * links it into the hash chain shortly after it commits.
  */
 export async function appendAudit(tx: Tx, entry: AuditEntry): Promise<void> {
   await tx.insert(auditLog).values({
@@ -37,4 +38,13 @@ export function actorOf(principal: Principal, paymentId?: string): string {
 /** The actor and request id of the current request, for audit entries. */
 export function auditContext(c: Context<AppEnv>, paymentId?: string) {
   return { actor: actorOf(c.get("principal"), paymentId), requestId: c.get("requestId") };
+}
+
+/**
+ * Links committed, unsealed audit rows into the hash chain (in the database, one batch, one
+ * sealer at a time across replicas). Returns how many rows it sealed.
+ */
+export async function sealAuditLog(db: Database, maxRows = 1000): Promise<number> {
+  const [row] = await queryRows<{ sealed: number }>(db, sql`select audit_log_seal(${maxRows}) as sealed`);
+  return Number(row?.sealed ?? 0);
 }

@@ -3,6 +3,7 @@ import { serve, type ServerType } from "@hono/node-server";
 import { createHealthApp } from "../handlers/health.js";
 import { createMetricsApp } from "../handlers/metrics.js";
 import { createApp, usesLocalSandbox } from "./app.js";
+import { sealAuditLog } from "./audit.js";
 import { sweepExpiredPayments } from "./fiuu/jobs.js";
 import { signToken } from "./auth/tokens.js";
 import type { Config } from "./config.js";
@@ -10,6 +11,7 @@ import { buildDeps, type OwnedDeps } from "./deps.js";
 import { withDevSecrets } from "./dev-secrets.js";
 import { startJobLoop } from "./jobs/loop.js";
 import { jobRunners } from "./jobs/runners.js";
+import { startDeliveryLoop } from "./webhooks/loop.js";
 
 export interface RunningServer {
   deps: OwnedDeps;
@@ -55,20 +57,29 @@ export async function startNodeServer(rawConfig: Config): Promise<RunningServer>
   const port = (server: ServerType) => (server.address() as AddressInfo).port;
   // This process works the durable job rows itself; replicas share them through SKIP LOCKED.
   const jobLoop = startJobLoop(deps, jobRunners());
+  // Webhook deliveries are rows of their own (event_deliveries), worked by a loop of their own.
+  const deliveryLoop = startDeliveryLoop(deps);
   // The expiry sweep only enqueues (deduplicated) jobs, so every replica may run it.
   const sweep = setInterval(() => {
     sweepExpiredPayments(deps).catch((error: unknown) => deps.logger.warn({ err: error }, "expiry sweep failed"));
   }, 30_000);
   sweep.unref();
+  // Audit rows are inserted unsealed so writers never wait on each other; this links them into
+  // the hash chain about a second after they commit (one sealer at a time across replicas).
+  const seal = setInterval(() => {
+    sealAuditLog(deps.database.db).catch((error: unknown) => deps.logger.warn({ err: error }, "audit sealing failed"));
+  }, 1_000);
+  seal.unref();
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       deps.logger.info("shutting down: no new connections, finishing in-flight requests");
       clearInterval(sweep);
+      clearInterval(seal);
       const servers = [main, health, metrics].filter((s): s is ServerType => s !== undefined);
-      // The job loop finishes its batch in flight (releasing jobs it has not started) before the pools close.
-      await Promise.all([...servers.map((s) => close(s, config.shutdownTimeoutMs)), jobLoop.stop()]);
+      // The loops finish their batch in flight (releasing work not started) before the pools close.
+      await Promise.all([...servers.map((s) => close(s, config.shutdownTimeoutMs)), jobLoop.stop(), deliveryLoop.stop()]);
       await deps.close();
       deps.logger.info("stopped");
     })());

@@ -55,7 +55,7 @@ describe("notification, callback and return", () => {
     const echo = await rows<{ payload: { fields: Record<string, string> } }>(sql`select payload from jobs where kind = 'ipn_echo' and dedupe_key like ${`ipn_echo:${fields.tranID}:%`}`);
     expect(echo).toHaveLength(1);
     expect(echo[0]!.payload.fields).toEqual({ ...fields, nbcb: "2" });
-    const audit = await rows<{ actor: string; action: string }>(sql`select actor, action from audit_log where entity_id = ${payment.id} order by seq`);
+    const audit = await rows<{ actor: string; action: string }>(sql`select actor, action from audit_log where entity_id = ${payment.id} order by id`);
     expect(audit.at(-1)).toEqual({ actor: "fiuu:notification", action: "payment.succeeded" });
   });
 

@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { queryRows } from "../../lib/db/client.js";
+import { sealAuditLog } from "../../lib/audit.js";
 import { appliedMigrationCount, expectedMigrationCount, migrateDatabase } from "../../lib/db/migrate.js";
 import { createTestDatabase, type TestDatabase } from "../support/databases.js";
 
@@ -69,10 +70,14 @@ describe("audit log", () => {
     database.handle.db.execute(sql`insert into audit_log (actor, action, entity_type, entity_id, request_id, data)
       values ('service:shop', ${action}, 'payment', ${entityId}, 'req-1', ${JSON.stringify({ amount: 100 })}::jsonb)`);
 
-  it("chains every row to the one before it", async () => {
+  it("inserts rows unsealed, then seals them into one chain, each row linked to the one before", async () => {
     await append("payment.created", "pay_1");
     await append("payment.cancelled", "pay_1");
     await append("payment.created", "pay_2");
+    const unsealed = await rows<{ n: number }>(sql`select count(*)::int as n from audit_log where seq is null and hash is null`);
+    expect(unsealed[0]!.n).toBe(3);
+    expect(await sealAuditLog(database.handle.db)).toBe(3);
+    expect(await sealAuditLog(database.handle.db)).toBe(0);
     const chain = await rows<{ seq: string | number; prev_hash: string; hash: string; recomputed: string }>(
       sql`select seq, prev_hash, hash, audit_log_row_hash(prev_hash, seq, at, actor, action, entity_type, entity_id, request_id, data) as recomputed
           from audit_log order by seq`,
@@ -84,6 +89,16 @@ describe("audit log", () => {
       expect(row.hash).toMatch(/^[0-9a-f]{64}$/);
       expect(row.recomputed).toBe(row.hash);
     }
+  });
+
+  it("refuses to seal a sealed row again, even with the sealing flag set", async () => {
+    const error = await database.handle.db
+      .transaction(async (tx) => {
+        await tx.execute(sql`select set_config('audit_log.sealing', 'on', true)`);
+        await tx.execute(sql`update audit_log set seq = 99, hash = 'forged' where seq = 1`);
+      })
+      .then(() => undefined, (e: Error) => e);
+    expect((error?.cause as Error | undefined)?.message ?? error?.message).toMatch(/append-only/);
   });
 
   it.each([

@@ -239,7 +239,7 @@ describe("POST /v1/payments/:id/cancel", () => {
     expect(((await res.json()) as any).status).toBe("cancelled");
     const events = await rows<{ type: string }>(sql`select type from events where payment_id = ${payment.id}`);
     expect(events).toEqual([{ type: "payment.cancelled" }]);
-    const audit = await rows<{ action: string }>(sql`select action from audit_log where entity_id = ${payment.id} order by seq`);
+    const audit = await rows<{ action: string }>(sql`select action from audit_log where entity_id = ${payment.id} order by id`);
     expect(audit.map((a) => a.action)).toEqual(["payment.created", "payment.cancelled"]);
     const again = await t.app.request(`/v1/payments/${payment.id}/cancel`, { method: "POST", headers: { ...service, "Idempotency-Key": newKey() } });
     expect(again.status).toBe(409);
@@ -271,7 +271,7 @@ describe("checkout", () => {
       callbackurl: "http://payments.test/webhooks/fiuu/callback",
     });
     expect(form.fields.vcode).toBe(md5(`0.01${fiuu.merchantId}${payment.gateway.order_id}${fiuu.verifyKey}`));
-    const audit = await rows<{ action: string }>(sql`select action from audit_log where entity_id = ${payment.id} order by seq`);
+    const audit = await rows<{ action: string }>(sql`select action from audit_log where entity_id = ${payment.id} order by id`);
     expect(audit.map((a) => a.action)).toEqual(["payment.created", "payment.checkout_started"]);
   });
 

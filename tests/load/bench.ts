@@ -1,0 +1,231 @@
+/**
+ * `npm run bench`: the production build against the real PostgreSQL and Redis, loaded by
+ * autocannon from this process, and each scenario's baseline — the same statements issued
+ * directly through the same drivers and pool sizes — measured in the same run. Prints a table
+ * and writes JSON to BENCH_OUT.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import autocannon from "autocannon";
+import { Redis as IORedis } from "ioredis";
+import postgres from "postgres";
+import { signToken } from "../../lib/auth/tokens.js";
+import { createFieldCipher } from "../../lib/crypto.js";
+import { freePort } from "../support/process.js";
+import { createPaymentStatements, notifyStatements } from "./statements.js";
+
+const concurrency = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const durationS = Number(process.env.BENCH_DURATION ?? 15);
+const warmupS = 3;
+const adminUrl = process.env.BENCH_ADMIN_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const redisHost = process.env.BENCH_REDIS_HOST ?? "127.0.0.1";
+const database = "payments_bench";
+const dbUrl = adminUrl.replace(/\/[^/]*$/, `/${database}`);
+const poolSize = 25; // DB_MAX_CONNECTIONS's default, for the service and the baseline alike
+
+const secrets = {
+  JWT_SECRET: randomBytes(32).toString("hex"),
+  ENCRYPTION_KEY: randomBytes(32).toString("hex"),
+  FIUU_MERCHANT_ID: "SB_bench",
+  FIUU_VERIFY_KEY: randomBytes(16).toString("hex"),
+  FIUU_SECRET_KEY: randomBytes(16).toString("hex"),
+  WEBHOOK_SECRET: `whsec_${randomBytes(24).toString("base64")}`,
+};
+const md5 = (s: string) => createHash("md5").update(s).digest("hex");
+
+function run(command: string, args: string[], env: Record<string, string> = {}) {
+  const result = spawnSync(command, args, { stdio: "inherit", env: { ...process.env, ...env } });
+  if (result.status !== 0) throw new Error(`${command} ${args.join(" ")} exited ${result.status}`);
+}
+
+/** Fiuu's IPN echo endpoint, for the job loop the notify scenario sets off. */
+async function fakeFiuu() {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on("end", () => res.end("OK"));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, close: () => server.close() };
+}
+
+async function startServer(port: number, fiuuUrl: string) {
+  const child = spawn(process.execPath, ["dist/lib/entry/node.js"], {
+    env: {
+      PATH: process.env.PATH ?? "",
+      ENVIRONMENT: "production",
+      DATABASE_URL: dbUrl,
+      DB_SSL_MODE: "disable",
+      DB_MAX_CONNECTIONS: String(poolSize),
+      REDIS_HOST: redisHost,
+      PUBLIC_URL: `http://127.0.0.1:${port}`,
+      PORT: String(port),
+      HEALTH_CHECK_PORT: String(await freePort()),
+      METRICS_PORT: String(await freePort()),
+      FIUU_PAYMENT_URL: fiuuUrl,
+      FIUU_API_URL: fiuuUrl,
+      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn",
+      ...secrets,
+    },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  for (let i = 0; i < 100; i++) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/v1/payment-methods`)).ok) return child;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error("the server did not start");
+}
+
+const peakRssMb = (pid: number) => {
+  const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return match ? Math.round(Number(match[1]) / 1024) : NaN;
+};
+
+interface Measured {
+  rps: number;
+  p50_ms: number;
+  p99_ms: number;
+  errors: number;
+}
+
+async function load(options: autocannon.Options): Promise<Measured> {
+  const result = await autocannon({ connections: concurrency, pipelining: 1, ...options });
+  const errors = result.errors + result.timeouts + result.non2xx;
+  return { rps: Math.round(result.requests.average), p50_ms: result.latency.p50, p99_ms: result.latency.p99, errors };
+}
+
+/** Runs `work` from `concurrency` async workers for `seconds`; requests per second completed. */
+async function baseline(seconds: number, work: (n: number) => Promise<void>): Promise<number> {
+  let done = 0;
+  let counter = 0;
+  const until = Date.now() + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (Date.now() < until) {
+        await work(counter++);
+        done++;
+      }
+    }),
+  );
+  return Math.round(done / seconds);
+}
+
+async function main() {
+  run("npm", ["run", "build", "--silent"]);
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`drop database if exists ${database} with (force)`);
+  await admin.unsafe(`create database ${database}`);
+  await admin.end();
+  run(process.execPath, ["dist/lib/entry/migrate.js", "up"], { DATABASE_URL: dbUrl, DB_SSL_MODE: "disable" });
+
+  const fiuu = await fakeFiuu();
+  const port = await freePort();
+  const server = await startServer(port, fiuu.url);
+  const base = `http://127.0.0.1:${port}`;
+  const token = await signToken(secrets.JWT_SECRET, { sub: "bench-shop", role: "service", ttlSeconds: 3600 });
+  const sql = postgres(dbUrl, { max: poolSize, onnotice: () => {} });
+  const redis = new IORedis({ host: redisHost });
+  const scenarios: Record<string, Measured & { baseline_rps: number; ratio: number }> = {};
+
+  try {
+    // create_payment: a fresh Idempotency-Key and order per request.
+    let order = 0;
+    const createOptions = (seconds: number): autocannon.Options => ({
+      url: `${base}/v1/payments`,
+      duration: seconds,
+      requests: [
+        {
+          method: "POST",
+          setupRequest: (req) => ({
+            ...req,
+            headers: { "content-type": "application/json", authorization: `Bearer ${token}`, "idempotency-key": randomUUID() },
+            body: JSON.stringify({
+              order_id: `BENCH-${process.pid}-${++order}`,
+              amount: 1050,
+              currency: "MYR",
+              description: "Bench order",
+              customer: { name: "Siti Aminah", email: "siti@example.my", mobile: "+60123456789" },
+            }),
+          }),
+        },
+      ],
+    });
+    await load(createOptions(warmupS));
+    const create = await load(createOptions(durationS));
+    const createBase = await baseline(durationS, (n) => createPaymentStatements(sql, redis, n));
+    scenarios.create_payment = { ...create, baseline_rps: createBase, ratio: round(create.rps / createBase) };
+
+    // fiuu_notify: a valid skey for a distinct created payment per request. Payments are seeded
+    // directly (ciphertext made with the service's key) so that only the notify path is loaded.
+    const cipher = createFieldCipher(Buffer.from(secrets.ENCRYPTION_KEY, "hex"));
+    const enc = cipher.encrypt("Siti Aminah");
+    const needed = 120_000;
+    await sql`insert into payments (id, order_id, amount, currency, description, customer_name, customer_email, client_secret_hash,
+      gateway_order_id, created_by, expires_at)
+      select 'pay_nb' || n, 'NB-' || n, 1050, 'MYR', 'Bench', ${enc}, ${enc}, 'x', 'nb' || n, 'bench', now() + interval '1 day'
+      from generate_series(1, ${needed}) n`;
+    let next = 0;
+    const notifyOptions = (seconds: number): autocannon.Options => ({
+      url: `${base}/webhooks/fiuu/notify`,
+      duration: seconds,
+      requests: [
+        {
+          method: "POST",
+          setupRequest: (req) => {
+            const n = ++next;
+            const fields: Record<string, string> = {
+              tranID: String(9_000_000_000 + n),
+              orderid: `nb${n}`,
+              status: "00",
+              domain: secrets.FIUU_MERCHANT_ID,
+              amount: "10.50",
+              currency: "MYR",
+              appcode: "123456",
+              paydate: "2026-11-26 12:00:00",
+              channel: "maybank2u",
+              nbcb: "2",
+            };
+            const key0 = md5(fields.tranID! + fields.orderid! + fields.status! + fields.domain! + fields.amount! + fields.currency!);
+            fields.skey = md5(fields.paydate! + fields.domain! + key0 + fields.appcode! + secrets.FIUU_SECRET_KEY);
+            return { ...req, headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams(fields).toString() };
+          },
+        },
+      ],
+    });
+    await load(notifyOptions(warmupS));
+    const notify = await load(notifyOptions(durationS));
+    if (next + 10_000 > needed) throw new Error("seed more payments for the notify scenario");
+    const firstBaseline = next + 1;
+    const notifyBase = await baseline(durationS, (n) => notifyStatements(sql, `nb${firstBaseline + n}`, String(8_000_000_000 + n)));
+    scenarios.fiuu_notify = { ...notify, baseline_rps: notifyBase, ratio: round(notify.rps / notifyBase) };
+
+    const report = { scenarios, rss_mb_max: peakRssMb(server.pid!), concurrency, duration_s: durationS, cpus: (await import("node:os")).cpus().length };
+    printTable(report);
+    if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, `${JSON.stringify(report, null, 2)}\n`);
+  } finally {
+    server.kill("SIGTERM");
+    await sql.end();
+    redis.disconnect();
+    fiuu.close();
+  }
+}
+
+const round = (x: number) => Math.round(x * 100) / 100;
+
+function printTable(report: { scenarios: Record<string, Measured & { baseline_rps: number; ratio: number }>; rss_mb_max: number }) {
+  const rows = Object.entries(report.scenarios).map(([name, s]) =>
+    [name, s.rps, s.p50_ms, s.p99_ms, s.errors, s.baseline_rps, s.ratio].map(String),
+  );
+  const header = ["scenario", "rps", "p50 ms", "p99 ms", "errors", "baseline rps", "ratio"];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
+  console.log([line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n"));
+  console.log(`server peak RSS: ${report.rss_mb_max} MB; ${concurrency} connections, ${durationS} s per scenario`);
+}
+
+await main();

@@ -1,0 +1,48 @@
+import { createHash, randomUUID } from "node:crypto";
+import type { Redis as IORedis } from "ioredis";
+import type { Sql } from "postgres";
+
+// The database and Redis statements one request of each scenario issues, written directly against
+// the same drivers: the benchmark's baseline, the irreducible work without HTTP, the framework,
+// JSON, JWT, encryption or logging. Keep in step with lib/ (README "Performance" lists them).
+
+const ciphertext = "v1.bench.AAAAAAAAAAAAAAAA.AAAA.AAAAAAAAAAAAAAAAAAAAAA";
+
+/** create_payment: rate-limit counter, idempotency claim, the create transaction, the stored answer. */
+export async function createPaymentStatements(sql: Sql, redis: IORedis, n: number) {
+  const key = `bench:${randomUUID()}`;
+  const window = `ratelimit:create_payment:bench:${Math.floor(Date.now() / 60_000)}`;
+  const hits = await redis.incr(window);
+  if (hits === 1) await redis.expire(window, 61);
+  await redis.set(`idempotency:${key}`, '{"state":"running"}', "PX", 30_000, "NX");
+  const id = `pay_base${n}${randomUUID().replace(/-/g, "").slice(0, 12)}`;
+  const orderId = `BASE-${id}`;
+  await sql.begin(async (tx) => {
+    await tx`select pg_advisory_xact_lock(1, hashtext(${orderId}))`;
+    await tx`select id, status from payments where order_id = ${orderId} and status in ('created','pending','succeeded','conflicted') limit 1`;
+    await tx`insert into payments (id, order_id, amount, currency, description, customer_name, customer_email, customer_mobile,
+      metadata, client_secret_hash, gateway_order_id, created_by, expires_at)
+      values (${id}, ${orderId}, 1050, 'MYR', 'Bench', ${ciphertext}, ${ciphertext}, ${ciphertext}, '{}',
+      ${createHash("sha256").update(id).digest("hex")}, ${id.replace("_", "")}, 'bench', now() + interval '30 minutes') returning *`;
+    await tx`insert into audit_log (actor, action, entity_type, entity_id, request_id, data)
+      values ('service:bench', 'payment.created', 'payment', ${id}, ${key}, ${tx.json({ order_id: orderId, amount: 1050, currency: "MYR", channel: null })})`;
+  });
+  await redis.set(`idempotency:${key}`, '{"state":"done","status":201,"body":"{}"}', "EX", 86_400);
+}
+
+/** fiuu_notify: the report transaction for one created payment (its gateway order id). */
+export async function notifyStatements(sql: Sql, gatewayOrderId: string, tranId: string) {
+  await sql.begin(async (tx) => {
+    const [payment] = await tx`select * from payments where gateway_order_id = ${gatewayOrderId} for update limit 1`;
+    if (!payment) throw new Error(`no payment ${gatewayOrderId}`);
+    await tx`update payments set status = 'succeeded', tran_id = ${tranId}, appcode = '123456', paid_channel = 'maybank2u',
+      paydate = '2026-11-26 12:00:00', updated_at = now() where id = ${payment.id} returning *`;
+    await tx`insert into events (id, type, payment_id, data) values (${`evt_${tranId}`}, 'payment.succeeded', ${payment.id}, ${tx.json({ id: payment.id, status: "succeeded" })})`;
+    await tx`insert into gateway_messages (kind, payment_id, tran_id, order_id, status, fields, signature_valid, outcome, detail)
+      values ('notification', ${payment.id}, ${tranId}, ${gatewayOrderId}, '00', ${tx.json({ tranID: tranId })}, true, 'applied', 'created → succeeded')`;
+    await tx`insert into jobs (kind, payload, dedupe_key, run_at, max_attempts) values ('ipn_echo', ${tx.json({ fields: { tranID: tranId } })},
+      ${`ipn_echo:${tranId}:00:notification`}, now(), 100) on conflict (dedupe_key) where status = 'pending' do nothing`;
+    await tx`insert into audit_log (actor, action, entity_type, entity_id, request_id, data)
+      values ('fiuu:notification', 'payment.succeeded', 'payment', ${payment.id}, ${tranId}, ${tx.json({ from: "created", to: "succeeded" })})`;
+  });
+}
