@@ -1,7 +1,9 @@
+import { timingSafeEqual } from "node:crypto";
 import { Hono } from "hono";
 import { html } from "hono/html";
 import { signToken } from "../lib/auth/tokens.js";
 import type { AppEnv } from "../lib/context.js";
+import { signWebhook, webhookSigningKey } from "../lib/webhooks/sign.js";
 import { page } from "./views/layout.js";
 
 interface ReceivedWebhook {
@@ -28,8 +30,6 @@ const products = [
 export function demoRoutes(options: {
   /** The service's own API, called in-process as the shop's backend would call it over HTTP. */
   api: () => { request: (path: string, init: RequestInit) => Response | Promise<Response> };
-  /** Verifies a webhook's Standard Webhooks signature with the configured secret. */
-  verifyWebhook: (headers: Headers, body: string) => boolean;
 }) {
   const app = new Hono<AppEnv>();
   const received: ReceivedWebhook[] = [];
@@ -92,11 +92,17 @@ export function demoRoutes(options: {
 
   app.post("/demo/webhooks", async (c) => {
     const raw = await c.req.text();
-    const verified = options.verifyWebhook(c.req.raw.headers, raw);
-    const event = JSON.parse(raw) as { type: string; data?: { id?: string; payment_id?: string; status?: string } };
+    const { config } = c.var.deps;
+    const verified = verifyWebhook(webhookSigningKey(config.webhooks.secret!), c.req.raw.headers, raw, c.var.deps.now());
+    let event: { type?: string; data?: { id?: string; payment_id?: string; status?: string } };
+    try {
+      event = JSON.parse(raw) as typeof event;
+    } catch {
+      return c.text("not JSON", 400);
+    }
     received.unshift({
       id: c.req.header("webhook-id") ?? "",
-      type: event.type,
+      type: String(event.type),
       paymentId: event.data?.payment_id ?? event.data?.id,
       status: event.data?.status,
       receivedAt: new Date().toISOString(),
@@ -108,4 +114,20 @@ export function demoRoutes(options: {
 
   app.get("/demo/webhooks", (c) => c.json(received));
   return app;
+}
+
+/**
+ * What a shop does with a webhook (Standard Webhooks): recompute the signature over
+ * "id.timestamp.body" with the shared secret, compare in constant time, refuse stale timestamps.
+ */
+function verifyWebhook(key: Buffer, headers: Headers, body: string, now: Date): boolean {
+  const id = headers.get("webhook-id");
+  const timestamp = Number(headers.get("webhook-timestamp"));
+  const signatures = (headers.get("webhook-signature") ?? "").split(" ");
+  if (!id || !Number.isInteger(timestamp) || Math.abs(now.getTime() / 1000 - timestamp) > 300) return false;
+  const expected = Buffer.from(signWebhook(key, id, timestamp, body));
+  return signatures.some((candidate) => {
+    const given = Buffer.from(candidate);
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  });
 }

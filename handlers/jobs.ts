@@ -4,12 +4,14 @@ import type { AppDeps } from "../lib/context.js";
 import { runJobBatch, type JobRunners } from "../lib/jobs/loop.js";
 import { jobRunners } from "../lib/jobs/runners.js";
 import { bearerAuth, createRouter, problems } from "../lib/openapi.js";
+import { runDeliveryBatch } from "../lib/webhooks/deliver.js";
 
 /** The job groups a scheduler can trigger, and the job kinds each one runs. */
 export const jobGroups = {
   reconcile: ["requery", "ipn_echo", "refund_poll"],
   expire: ["expire"],
-  deliver: ["deliver"],
+  // Webhook deliveries are rows of their own table (event_deliveries), not jobs: see runDeliveryBatch.
+  deliver: [],
 } as const satisfies Record<string, readonly string[]>;
 export type JobGroup = keyof typeof jobGroups;
 
@@ -60,8 +62,13 @@ export function jobRoutes(options: JobRoutesOptions = {}) {
     const result = await runJobBatch(deps, runners, { kinds: jobGroups[group] });
     return { job: group, ...result };
   };
+  const deliver = async (deps: AppDeps) => {
+    await options.beforeBatch?.deliver?.(deps);
+    const { claimed, delivered, retried, failed } = await runDeliveryBatch(deps);
+    return { job: "deliver" as const, claimed, done: delivered, retried, failed };
+  };
   return createRouter()
     .openapi(batchRoute("reconcile"), async (c) => c.json(await run(c.var.deps, "reconcile"), 200))
     .openapi(batchRoute("expire"), async (c) => c.json(await run(c.var.deps, "expire"), 200))
-    .openapi(batchRoute("deliver"), async (c) => c.json(await run(c.var.deps, "deliver"), 200));
+    .openapi(batchRoute("deliver"), async (c) => c.json(await deliver(c.var.deps), 200));
 }

@@ -84,7 +84,7 @@ const createPaymentRoute = createRoute({
   security: bearerAuth,
   middleware: [
     authenticate({ roles: ["service"] }),
-    rateLimit({ name: "create_payment", limit: 600, windowSeconds: 60, key: (c) => requireTokenSub(c) }),
+    rateLimit({ name: "create_payment", limit: (c) => c.var.deps.config.paymentsPerMinute, windowSeconds: 60, key: (c) => requireTokenSub(c) }),
     idempotency(),
   ] as const,
   request: { headers: idempotencyHeader, body: { content: { "application/json": { schema: CreatePaymentBody } }, required: true } },

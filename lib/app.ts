@@ -98,7 +98,7 @@ export function createApp(deps: AppDeps, options: { extraRoutes?: (app: ReturnTy
   );
   options.extraRoutes?.(app);
   if (config.environment === "development" || config.environment === "test") {
-    app.route("/", demoRoutes({ api: () => app, verifyWebhook: () => false }));
+    app.route("/", demoRoutes({ api: () => app }));
   }
 
   // Without a real merchant (development, tests) the local sandbox plays Fiuu on this app itself,

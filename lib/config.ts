@@ -104,6 +104,7 @@ const envSchema = z.object({
   WEBHOOK_RETRY_DELAY: duration("30s"),
 
   PAYMENT_TTL: duration("30m"),
+  RATE_LIMIT_PAYMENTS_PER_MINUTE: int(600, 1, 10_000_000),
   SHUTDOWN_TIMEOUT: duration("25s"),
 });
 
@@ -157,6 +158,8 @@ export interface Config {
   webhooks: { secret?: string; urls: string[]; timeoutMs: number; retryAttempts: number; retryDelayMs: number };
   dataDir: string;
   paymentTtlMs: number;
+  /** Payment creations allowed per caller (token sub) per minute. */
+  paymentsPerMinute: number;
   shutdownTimeoutMs: number;
 }
 
@@ -282,6 +285,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     },
     dataDir: env.DATA_DIR,
     paymentTtlMs: env.PAYMENT_TTL,
+    paymentsPerMinute: env.RATE_LIMIT_PAYMENTS_PER_MINUTE,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT,
   };
 }

@@ -45,7 +45,12 @@ export function withDevSecrets(config: Config): Config {
     ...config,
     jwtSecret: config.jwtSecret ?? dev.jwtSecret,
     encryptionKey: config.encryptionKey ?? Buffer.from(dev.encryptionKey, "hex"),
-    webhooks: { ...config.webhooks, secret: config.webhooks.secret ?? dev.webhookSecret },
+    webhooks: {
+      ...config.webhooks,
+      secret: config.webhooks.secret ?? dev.webhookSecret,
+      // The demo shop receives the webhooks when no receiver is configured (development only).
+      urls: config.webhooks.urls.length > 0 || config.environment !== "development" ? config.webhooks.urls : [`${config.publicUrl}/demo/webhooks`],
+    },
     fiuu: {
       ...config.fiuu,
       merchantId: config.fiuu.merchantId ?? dev.fiuuMerchantId,

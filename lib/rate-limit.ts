@@ -6,8 +6,8 @@ import { ApiError } from "./errors.js";
 export interface RateLimitOptions {
   /** Names the limit in Redis keys and logs, e.g. "create_payment". */
   name: string;
-  /** Requests allowed per key and window. */
-  limit: number;
+  /** Requests allowed per key and window, or how to read it from the request's configuration. */
+  limit: number | ((c: Context<AppEnv>) => number);
   /** Length of a window in seconds. */
   windowSeconds: number;
   /** Whose budget a request spends: a token's sub, a client IP, a payment id. */
@@ -27,8 +27,11 @@ export interface RateLimitOptions {
  * so the limiter never adds more than that to a request.
  */
 export function rateLimit(options: RateLimitOptions) {
-  const { name, limit, windowSeconds, timeoutMs = 500 } = options;
-  if (!Number.isInteger(limit) || limit < 1) throw new Error(`rateLimit ${name}: limit must be a positive integer`);
+  const { name, windowSeconds, timeoutMs = 500 } = options;
+  const limitOf = typeof options.limit === "function" ? options.limit : () => options.limit as number;
+  if (typeof options.limit === "number" && (!Number.isInteger(options.limit) || options.limit < 1)) {
+    throw new Error(`rateLimit ${name}: limit must be a positive integer`);
+  }
   if (!Number.isInteger(windowSeconds) || windowSeconds < 1) throw new Error(`rateLimit ${name}: windowSeconds must be a positive integer`);
 
   return createMiddleware<AppEnv>(async (c, next) => {
@@ -54,6 +57,7 @@ export function rateLimit(options: RateLimitOptions) {
       return next();
     }
 
+    const limit = limitOf(c);
     if (count > limit) {
       const retryAfterSeconds = Math.max(1, Math.ceil((window + 1) * windowSeconds - nowSeconds));
       throw new ApiError("rate_limited", `At most ${limit} requests per ${windowSeconds} s; retry in ${retryAfterSeconds} s.`, {

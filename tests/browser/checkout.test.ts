@@ -79,6 +79,12 @@ describe.skipIf(!haveChromium)("checkout in a browser", () => {
     await page.getByTestId("sandbox-approve").click();
     await expect.poll(() => status().textContent(), { timeout: 15_000 }).toBe("succeeded");
     expect(page.url()).toMatch(/\/pay\/pay_[0-9a-z]+\/result$/);
+    const paymentId = /\/pay\/(pay_[0-9a-z]+)\//.exec(page.url())![1]!;
+    // The shop's side: the demo lists the webhooks it received and verified.
+    await page.goto(`${base}/demo`);
+    await expect
+      .poll(() => page.getByTestId("demo-webhooks").textContent(), { timeout: 15_000 })
+      .toContain(`payment.succeeded · ${paymentId} · succeeded · signature verified`);
     expect(consoleErrors).toEqual([]);
   });
 

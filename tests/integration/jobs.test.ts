@@ -420,11 +420,10 @@ describe("POST /jobs/*", () => {
   it("runs one batch of the group's kinds for a system token and reports the counts", async () => {
     await enqueueJob(db, { kind: "requery", payload: { n: 1 }, runAt: ago(1000) });
     await enqueueJob(db, { kind: "ipn_echo", payload: { n: 2 }, runAt: ago(1000) });
-    await enqueueJob(db, { kind: "deliver", payload: { n: 3 }, runAt: ago(1000) });
     const ran: string[] = [];
     const runner = async (_deps: AppDeps, job: { kind: string }) => (ran.push(job.kind), { done: true as const });
     const app = jobsApp({
-      runners: { requery: runner, deliver: runner, ipn_echo: async () => ({ retryAt: new Date(Date.now() + 60_000), error: "later" }) },
+      runners: { requery: runner, ipn_echo: async () => ({ retryAt: new Date(Date.now() + 60_000), error: "later" }) },
     });
 
     const res = await app.request("/jobs/reconcile", { method: "POST", headers: await bearer(t, "system", "scheduler") });
@@ -432,11 +431,6 @@ describe("POST /jobs/*", () => {
     expect(await res.json()).toEqual({ job: "reconcile", claimed: 2, done: 1, retried: 1, failed: 0 });
     expect(ran).toEqual(["requery"]);
     expect((await rowsOf("requery"))[0]).toMatchObject({ status: "done" });
-    expect((await rowsOf("deliver"))[0]).toMatchObject({ status: "pending", attempts: 0 });
-
-    const deliver = await app.request("/jobs/deliver", { method: "POST", headers: await bearer(t, "system", "scheduler") });
-    expect(await deliver.json()).toEqual({ job: "deliver", claimed: 1, done: 1, retried: 0, failed: 0 });
-    expect((await rowsOf("deliver"))[0]).toMatchObject({ status: "done" });
   });
 
   it("runs the group's beforeBatch hook first (the expiry sweep enqueues, then the batch runs)", async () => {
