@@ -9,6 +9,7 @@ import { signToken } from "./auth/tokens.js";
 import type { Config } from "./config.js";
 import { buildDeps, type OwnedDeps } from "./deps.js";
 import { withDevSecrets } from "./dev-secrets.js";
+import { startBackgroundLoop } from "./jobs/background.js";
 import { startJobLoop } from "./jobs/loop.js";
 import { jobRunners } from "./jobs/runners.js";
 import { startDeliveryLoop } from "./webhooks/loop.js";
@@ -55,31 +56,24 @@ export async function startNodeServer(rawConfig: Config): Promise<RunningServer>
   const health = await listen(createHealthApp(deps).fetch, config.health.port);
   const metrics = config.metrics.enabled ? await listen(createMetricsApp(deps).fetch, config.metrics.port) : undefined;
   const port = (server: ServerType) => (server.address() as AddressInfo).port;
-  // This process works the durable job rows itself; replicas share them through SKIP LOCKED.
-  const jobLoop = startJobLoop(deps, jobRunners());
-  // Webhook deliveries are rows of their own (event_deliveries), worked by a loop of their own.
-  const deliveryLoop = startDeliveryLoop(deps);
-  // The expiry sweep only enqueues (deduplicated) jobs, so every replica may run it.
-  const sweep = setInterval(() => {
-    sweepExpiredPayments(deps).catch((error: unknown) => deps.logger.warn({ err: error }, "expiry sweep failed"));
-  }, 30_000);
-  sweep.unref();
-  // Audit rows are inserted unsealed so writers never wait on each other; this links them into
-  // the hash chain about a second after they commit (one sealer at a time across replicas).
-  const seal = setInterval(() => {
-    sealAuditLog(deps.database.db).catch((error: unknown) => deps.logger.warn({ err: error }, "audit sealing failed"));
-  }, 1_000);
-  seal.unref();
+  // Background work, shared with the other replicas through the database: durable job rows and
+  // webhook deliveries (SKIP LOCKED), the expiry sweep (it only enqueues deduplicated jobs), and
+  // the audit sealer, which links committed rows into the hash chain about a second after commit
+  // so that writers never wait on each other (one sealer at a time across replicas).
+  const loops = [
+    startJobLoop(deps, jobRunners()),
+    startDeliveryLoop(deps),
+    startBackgroundLoop(deps, async () => ({ backlog: (await sweepExpiredPayments(deps)) >= 200 }), { name: "expiry sweep", intervalMs: 30_000 }),
+    startBackgroundLoop(deps, async () => ({ backlog: (await sealAuditLog(deps.database.db)) >= 1000 }), { name: "audit sealing" }),
+  ];
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       deps.logger.info("shutting down: no new connections, finishing in-flight requests");
-      clearInterval(sweep);
-      clearInterval(seal);
       const servers = [main, health, metrics].filter((s): s is ServerType => s !== undefined);
       // The loops finish their batch in flight (releasing work not started) before the pools close.
-      await Promise.all([...servers.map((s) => close(s, config.shutdownTimeoutMs)), jobLoop.stop(), deliveryLoop.stop()]);
+      await Promise.all([...servers.map((s) => close(s, config.shutdownTimeoutMs)), ...loops.map((loop) => loop.stop())]);
       await deps.close();
       deps.logger.info("stopped");
     })());

@@ -1,5 +1,5 @@
 import type { AppDeps } from "../context.js";
-import { isUnavailableError } from "../errors.js";
+import { errorName, startBackgroundLoop } from "./background.js";
 import {
   claimDueJobs,
   completeJob,
@@ -157,49 +157,13 @@ export interface JobLoopOptions extends Omit<BatchOptions, "signal"> {
  * batch in flight, and releases the jobs that batch claimed but had not started.
  */
 export function startJobLoop(deps: AppDeps, runners: JobRunners, options: JobLoopOptions = {}): { stop(): Promise<void> } {
-  const { intervalMs = 1000, maxErrorBackoffMs = 30_000, ...batchOptions } = options;
+  const { intervalMs, maxErrorBackoffMs, ...batchOptions } = options;
   const limit = batchOptions.limit ?? defaults.limit;
-  const abort = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  let inFlight: Promise<void> | undefined;
-  let failures = 0;
-
-  const schedule = (delayMs: number) => {
-    if (abort.signal.aborted) return;
-    timer = setTimeout(() => {
-      timer = undefined;
-      inFlight = tick().finally(() => (inFlight = undefined));
-    }, delayMs);
-    timer.unref();
-  };
-
-  const tick = async () => {
-    try {
-      const result = await runJobBatch(deps, runners, { ...batchOptions, signal: abort.signal });
-      failures = 0;
-      schedule(result.claimed >= limit ? 0 : intervalMs);
-    } catch (error) {
-      failures++;
-      const delay = Math.min(maxErrorBackoffMs, intervalMs * 2 ** Math.min(failures, 16));
-      const fields = { error: errorName(error), cause: rootCauseMessage(error), failures, retry_in_ms: delay };
-      if (isUnavailableError(error)) deps.logger.warn(fields, "job batch failed: database unavailable");
-      else deps.logger.error(fields, "job batch failed");
-      schedule(delay);
-    }
-  };
-
-  schedule(0);
-
-  let stopping: Promise<void> | undefined;
-  return {
-    stop: () =>
-      (stopping ??= (async () => {
-        abort.abort();
-        if (timer) clearTimeout(timer);
-        timer = undefined;
-        await inFlight;
-      })()),
-  };
+  return startBackgroundLoop(
+    deps,
+    async (signal) => ({ backlog: (await runJobBatch(deps, runners, { ...batchOptions, signal })).claimed >= limit }),
+    { name: "job batch", intervalMs, maxErrorBackoffMs },
+  );
 }
 
 function isJobResult(value: unknown): value is JobResult {
@@ -217,21 +181,7 @@ function errorMessage(error: unknown): string {
   return String(error);
 }
 
-function errorName(error: unknown): string {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    return typeof code === "string" ? `${error.name} (${code})` : error.name;
-  }
-  return typeof error;
-}
 
-/** The driver's own message (e.g. "connect ECONNREFUSED"), never Drizzle's query wrapper, which lists parameters. */
-function rootCauseMessage(error: unknown): string | undefined {
-  let e = error as { cause?: unknown; message?: unknown } | undefined;
-  for (let depth = 0; e?.cause && depth < 5; depth++) e = e.cause as typeof e;
-  const message = typeof e?.message === "string" ? e.message : undefined;
-  return message?.startsWith("Failed query") ? undefined : message;
-}
 
 function lostClaim(deps: AppDeps, log: { job_id: number; kind: string }) {
   // Its lock ran out mid-run and another worker claimed it (or it was finished elsewhere).
