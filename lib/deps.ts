@@ -2,8 +2,7 @@ import type { Config } from "./config.js";
 import type { AppDeps } from "./context.js";
 import { openDatabase, type DatabaseHandle } from "./db/client.js";
 import { migrateDatabase } from "./db/migrate.js";
-import { createFieldCipher } from "./crypto.js";
-import { createFiuuClient } from "./fiuu/client.js";
+import { assembleDeps } from "./deps-core.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createMetrics } from "./metrics.js";
 import { openRedis, type RedisHandle } from "./redis/index.js";
@@ -34,27 +33,9 @@ export async function buildDeps(
   const redis = options.redis ?? (await openRedis(config.redis));
   const metrics = createMetrics();
   return {
-    config,
-    database,
-    redis: redis.redis,
-    logger,
-    metrics,
-    fiuu: createFiuuClient({
-      fiuu: config.fiuu,
-      metrics,
-      logger,
-      fetch: options.fiuuFetch,
-      breaker: { consecutiveFailures: config.fiuu.breaker.threshold, halfOpenAfterMs: config.fiuu.breaker.resetMs },
-    }),
-    cipher: createFieldCipher(requireKey(config), config.previousEncryptionKeys),
-    now: () => new Date(),
+    ...assembleDeps(config, { database, redis: redis.redis, logger, metrics, fiuuFetch: options.fiuuFetch }),
     close: async () => {
       await Promise.allSettled([database.close(), redis.close()]);
     },
   };
-}
-
-function requireKey(config: Config): Buffer {
-  if (!config.encryptionKey) throw new Error("ENCRYPTION_KEY is not set (withDevSecrets fills it outside production)");
-  return config.encryptionKey;
 }

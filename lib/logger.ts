@@ -7,7 +7,7 @@ export type { Logger };
  * Paths pino blanks before a line is written. Secrets and customer details never reach a log:
  * code logs ids, not payloads, and this list is the second guard for anything logged by mistake.
  */
-const sensitiveKeys = [
+export const sensitiveKeys = [
   "authorization",
   "cookie",
   "password",

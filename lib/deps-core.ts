@@ -1,0 +1,48 @@
+import type { Redis } from "@upstash/redis";
+import type { Config } from "./config.js";
+import type { AppDeps } from "./context.js";
+import { createFieldCipher } from "./crypto.js";
+import type { DatabaseHandle } from "./db/client.js";
+import { createFiuuClient } from "./fiuu/client.js";
+import type { Logger } from "./logger.js";
+import type { Metrics } from "./metrics.js";
+
+/**
+ * Assembles the dependency set from parts the caller opened. It imports nothing tied to a
+ * runtime (no PGlite, ioredis, pino, prom-client), so the Node server and the functions entries
+ * (workerd, Vercel, Lambda) compose the same AppDeps.
+ */
+export function assembleDeps(
+  config: Config,
+  parts: {
+    database: DatabaseHandle;
+    redis: Redis;
+    logger: Logger;
+    metrics: Metrics;
+    /** How the Fiuu client reaches Fiuu; default the network. */
+    fiuuFetch?: (request: Request) => Promise<Response>;
+  },
+): AppDeps {
+  const { database, redis, logger, metrics } = parts;
+  return {
+    config,
+    database,
+    redis,
+    logger,
+    metrics,
+    fiuu: createFiuuClient({
+      fiuu: config.fiuu,
+      metrics,
+      logger,
+      fetch: parts.fiuuFetch,
+      breaker: { consecutiveFailures: config.fiuu.breaker.threshold, halfOpenAfterMs: config.fiuu.breaker.resetMs },
+    }),
+    cipher: createFieldCipher(requireKey(config), config.previousEncryptionKeys),
+    now: () => new Date(),
+  };
+}
+
+function requireKey(config: Config): Buffer {
+  if (!config.encryptionKey) throw new Error("ENCRYPTION_KEY is not set (withDevSecrets fills it outside production)");
+  return config.encryptionKey;
+}

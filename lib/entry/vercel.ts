@@ -1,0 +1,54 @@
+import { timingSafeEqual } from "node:crypto";
+import { getRequestListener } from "@hono/node-server";
+import { createApp, type App } from "../app.js";
+import { signToken } from "../auth/tokens.js";
+import { ConfigError, loadConfig } from "../config.js";
+import { buildDeps } from "../deps.js";
+import { ApiError } from "../errors.js";
+
+// The Vercel Functions entry (Node.js runtime): the same app, configured from the project's
+// environment variables, as a Node request listener (`export default (req, res)`). Bundled into
+// .vercel/output by `node infra/functions/build.mjs --vercel` (see infra/functions/vercel.json).
+//
+// Vercel Cron sends GET requests with `Authorization: Bearer $CRON_SECRET`, while the job routes
+// are `POST /jobs/<group>` for a `system` JWT. So this entry adds `GET /jobs/<group>`, accepted
+// only with CRON_SECRET, which calls that route in-process with a short-lived system token.
+
+let ready: Promise<App> | undefined;
+
+/** Composes the app once per function instance (instances are reused between invocations). */
+function compose(): Promise<App> {
+  ready ??= (async () => {
+    const parsed = loadConfig(process.env);
+    if (parsed.database.kind !== "postgres") throw new ConfigError(["DATABASE_URL: required by the functions build (or DB_HOST)"]);
+    // An instance serves few requests at once: a small pool each, however many instances.
+    const config = { ...parsed, database: { ...parsed.database, max: Math.min(parsed.database.max, 5) } };
+    const deps = await buildDeps(config, { migrate: false });
+    const cronSecret = process.env.CRON_SECRET;
+    const app = createApp(deps, {
+      extraRoutes: (router) => {
+        router.get("/jobs/:group", async (c) => {
+          if (!cronSecret || !sameText(c.req.header("authorization") ?? "", `Bearer ${cronSecret}`)) {
+            throw new ApiError("unauthenticated", "A cron call needs Authorization: Bearer $CRON_SECRET.");
+          }
+          const token = await signToken(config.jwtSecret!, { sub: "scheduler:vercel-cron", role: "system", ttlSeconds: 300 });
+          const url = new URL(`/jobs/${encodeURIComponent(c.req.param("group"))}`, c.req.url);
+          return app.fetch(new Request(url, { method: "POST", headers: { authorization: `Bearer ${token}`, "x-request-id": c.var.requestId } }));
+        });
+      },
+    });
+    return app;
+  })().catch((error: unknown) => {
+    ready = undefined; // a failed start-up is retried on the next request, not cached
+    throw error;
+  });
+  return ready;
+}
+
+function sameText(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+export default getRequestListener(async (request) => (await compose()).fetch(request));

@@ -1,0 +1,310 @@
+import type { AsyncLocalStorage } from "node:async_hooks";
+import type { JobGroup } from "../../handlers/jobs.js";
+import type { App } from "../app.js";
+import type { Config } from "../config.js";
+import type { AppDeps } from "../context.js";
+import type { DatabaseHandle } from "../db/client.js";
+import type { Logger } from "../logger.js";
+import type { Metrics } from "../metrics.js";
+
+// The Cloudflare Workers (workerd) entry: the same app and job runners as the Node server,
+// configured from the Worker's bindings. Built by infra/functions/build.mjs into
+// dist/functions/worker.js; deployed with infra/functions/wrangler.toml.
+//
+// Everything but types is imported dynamically, so the bundler defers its module code to the
+// first event: workerd refuses some work at global scope (cockatiel creates AbortControllers at
+// import), and an isolate should not pay for the app before it serves anything.
+
+/** The service's modules, loaded on an isolate's first event. */
+const loadModules = async () => {
+  const [app, config, dbClient, depsCore, tokens, jobs, logger, asyncHooks, upstash] = await Promise.all([
+    import("../app.js"),
+    import("../config.js"),
+    import("../db/client.js"),
+    import("../deps-core.js"),
+    import("../auth/tokens.js"),
+    import("../../handlers/jobs.js"),
+    import("../logger.js"),
+    import("node:async_hooks"),
+    import("@upstash/redis/cloudflare"),
+  ]);
+  return {
+    createApp: app.createApp,
+    usesLocalSandbox: app.usesLocalSandbox,
+    loadConfig: config.loadConfig,
+    ConfigError: config.ConfigError,
+    openPostgres: dbClient.openPostgres,
+    assembleDeps: depsCore.assembleDeps,
+    signToken: tokens.signToken,
+    jobGroups: jobs.jobGroups,
+    sensitiveKeys: logger.sensitiveKeys,
+    AsyncLocalStorage: asyncHooks.AsyncLocalStorage,
+    Redis: upstash.Redis,
+  };
+};
+type Modules = Awaited<ReturnType<typeof loadModules>>;
+
+/** The Worker's bindings: plain-text vars and secrets, read like environment variables. */
+export type WorkerEnv = Record<string, unknown>;
+
+interface ExecutionContext {
+  waitUntil(promise: Promise<unknown>): void;
+  passThroughOnException?(): void;
+}
+interface ScheduledController {
+  readonly cron: string;
+  readonly scheduledTime: number;
+}
+
+/**
+ * Which job groups each cron trigger of wrangler.toml runs. Cloudflare tells a scheduled event
+ * only by its cron text, and two triggers with the same text are one trigger, so groups that
+ * share a schedule share an entry. A cron not listed here runs every group (each batch only
+ * claims what is due, so an extra run costs a few queries, never a double payment).
+ */
+export const cronGroups: Record<string, readonly JobGroup[]> = {
+  "* * * * *": ["reconcile", "deliver"],
+  "*/5 * * * *": ["expire"],
+};
+
+/**
+ * What an isolate keeps between events: the loaded modules, configuration, the dependency set
+ * (logger, metrics, the Redis REST client, the Fiuu client whose circuit breaker should outlive
+ * one request) and the app. The database pool is not among them: workerd refuses to let one
+ * request use a socket another request opened, so each request and each scheduled run opens its
+ * own small postgres.js pool (connecting on first query) and closes it when done; the app's
+ * `deps.database` stands for the pool of the event in progress.
+ */
+interface Isolate {
+  modules: Modules;
+  config: Config;
+  deps: AppDeps;
+  app: App;
+  databases: AsyncLocalStorage<DatabaseHandle>;
+}
+
+// A Worker reuses its isolate for many events; this cache lives here, in the entry, and nowhere else.
+let isolate: { env: WorkerEnv; ready: Promise<Isolate> } | undefined;
+
+function isolateFor(env: WorkerEnv): Promise<Isolate> {
+  if (isolate?.env !== env) {
+    const ready = buildIsolate(env);
+    isolate = { env, ready };
+    // A failed start-up (a bad binding) is retried on the next event rather than cached.
+    ready.catch(() => {
+      if (isolate?.ready === ready) isolate = undefined;
+    });
+  }
+  return isolate.ready;
+}
+
+/** Parses the bindings and composes the app, as lib/server.ts does for Node. */
+async function buildIsolate(env: WorkerEnv): Promise<Isolate> {
+  const modules = await loadModules();
+  const config = modules.loadConfig(bindingsAsEnvironment(env));
+  const problems = [
+    config.database.kind !== "postgres" && "DATABASE_URL: required by the Workers build (or DB_HOST)",
+    config.redis.kind !== "rest" && "UPSTASH_REDIS_REST_URL: required by the Workers build (Redis over REST; TCP Redis is not reachable from a Worker)",
+    !config.jwtSecret && "JWT_SECRET: required by the Workers build",
+    !config.encryptionKey && "ENCRYPTION_KEY: required by the Workers build",
+  ].filter((p): p is string => typeof p === "string");
+  if (problems.length > 0) throw new modules.ConfigError(problems);
+  const redisConfig = config.redis as Extract<Config["redis"], { kind: "rest" }>;
+
+  const databases = new modules.AsyncLocalStorage<DatabaseHandle>();
+  const redis = new modules.Redis({ url: redisConfig.url, token: redisConfig.token, enableTelemetry: false, retry: { retries: 1 } });
+  let app: App | undefined;
+  const deps = modules.assembleDeps(config, {
+    database: requestDatabase(databases),
+    // The Cloudflare build of the same client (no Node-only fetch options); the API is identical.
+    redis: redis as unknown as AppDeps["redis"],
+    logger: createConsoleLogger(config.log.level, modules.sensitiveKeys),
+    metrics: createNoopMetrics(),
+    // With the local sandbox playing Fiuu (development, tests) its APIs are reached in-process.
+    fiuuFetch: modules.usesLocalSandbox(config) ? async (request) => app!.fetch(request) : undefined,
+  });
+  app = modules.createApp(deps);
+  deps.logger.info({ environment: config.environment }, "worker isolate ready");
+  // postgres.js's workerd build cannot fall back to plain text once a server declines TLS: the
+  // connection stalls until connect_timeout. So "prefer"/"allow" work only against a TLS server.
+  const { ssl } = config.database as Extract<Config["database"], { kind: "postgres" }>;
+  if (ssl === "prefer" || ssl === "allow") {
+    deps.logger.warn({ db_ssl_mode: ssl }, "in a Worker set DB_SSL_MODE to require (or verify-full) for a TLS server, disable for one without TLS");
+  }
+  return { modules, config, deps, app, databases };
+}
+
+/** A database handle that stands for the pool of the event in progress. */
+function requestDatabase(databases: AsyncLocalStorage<DatabaseHandle>): DatabaseHandle {
+  const current = () => {
+    const handle = databases.getStore();
+    if (!handle) throw new Error("no database outside a request or scheduled run");
+    return handle;
+  };
+  return {
+    kind: "postgres",
+    get db() {
+      return current().db;
+    },
+    get url() {
+      return current().url;
+    },
+    exec: (text) => current().exec(text),
+    // Each event's pool is closed by withDatabase.
+    close: async () => {},
+  };
+}
+
+/** Runs an event's work with a database pool of its own, closed after the work (without delaying the answer). */
+async function withDatabase<T>(current: Isolate, ctx: ExecutionContext, work: () => Promise<T>): Promise<T> {
+  const database = current.config.database as Extract<Config["database"], { kind: "postgres" }>;
+  // A few connections: a transaction may hold one while the same request reads with another.
+  // Workers allow six open connections per event, fetches to Redis and Fiuu included.
+  const handle = await current.modules.openPostgres(database.url, { ...database, max: Math.min(database.max, 4), idle: 0 });
+  try {
+    return await current.databases.run(handle, work);
+  } finally {
+    ctx.waitUntil(handle.close().catch(() => {}));
+  }
+}
+
+/** Bindings as the string record loadConfig reads: strings kept, other bindings (KV, services) left out. */
+function bindingsAsEnvironment(env: WorkerEnv): Record<string, string | undefined> {
+  const source: Record<string, string | undefined> = {};
+  for (const [key, value] of Object.entries(env)) if (typeof value === "string") source[key] = value;
+  return source;
+}
+
+/**
+ * Runs one batch of a job group through the app's own `POST /jobs/<group>` (in-process, with a
+ * short-lived system token), so a cron trigger does exactly what a scheduler calling it does.
+ */
+async function runGroup({ app, config, modules }: Isolate, group: JobGroup): Promise<Record<string, unknown>> {
+  const token = await modules.signToken(config.jwtSecret!, { sub: "scheduler:workers-cron", role: "system", ttlSeconds: 300 });
+  const answer = await app.fetch(new Request(`${config.publicUrl}/jobs/${group}`, { method: "POST", headers: { authorization: `Bearer ${token}` } }));
+  if (!answer.ok) throw new Error(`POST /jobs/${group} answered ${answer.status}: ${await answer.text()}`);
+  return (await answer.json()) as Record<string, unknown>;
+}
+
+/** A 503 problem document for a Worker whose bindings do not parse; the details go to the log. */
+function misconfigured(error: Error): Response {
+  console.error(JSON.stringify({ level: "fatal", time: new Date().toISOString(), service: "payment-service", msg: error.message }));
+  const body = { type: "about:blank", title: "Service Unavailable", status: 503, detail: "The service is not configured.", code: "unavailable" };
+  return new Response(JSON.stringify(body), { status: 503, headers: { "content-type": "application/problem+json", "retry-after": "60" } });
+}
+
+export default {
+  async fetch(request: Request, env: WorkerEnv, ctx: ExecutionContext): Promise<Response> {
+    let current: Isolate;
+    try {
+      current = await isolateFor(env);
+    } catch (error) {
+      if (error instanceof Error && error.name === "ConfigError") return misconfigured(error);
+      throw error;
+    }
+    return withDatabase(current, ctx, async () => current.app.fetch(request, env, ctx as never));
+  },
+
+  async scheduled(controller: ScheduledController, env: WorkerEnv, ctx: ExecutionContext): Promise<void> {
+    const current = await isolateFor(env);
+    const log = current.deps.logger;
+    const listed = cronGroups[controller.cron];
+    if (!listed) log.warn({ cron: controller.cron }, "cron trigger not in cronGroups; running every job group");
+    const groups = listed ?? (Object.keys(current.modules.jobGroups) as JobGroup[]);
+    const failures: unknown[] = [];
+    await withDatabase(current, ctx, async () => {
+      // One group failing (e.g. Fiuu down) does not keep the others from running.
+      for (const group of groups) {
+        try {
+          log.info({ cron: controller.cron, ...(await runGroup(current, group)) }, "scheduled job batch");
+        } catch (error) {
+          failures.push(error);
+          log.error({ cron: controller.cron, job: group, err: error }, "scheduled job batch failed");
+        }
+      }
+    });
+    // Thrown, so the Cloudflare dashboard shows the run as failed.
+    if (failures.length > 0) throw failures[0];
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// Logging and metrics for workerd. pino's Node build needs worker threads and prom-client needs
+// node:cluster and node:v8, neither of which workerd has; a Worker has no /metrics port anyway.
+
+const levelValues = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Number.POSITIVE_INFINITY } as const;
+type LevelName = keyof typeof levelValues;
+
+/** Blanks the values of sensitive keys at any depth (pino's redact paths reach two levels). */
+function redact(value: unknown, sensitive: ReadonlySet<string>, depth = 0): unknown {
+  if (value instanceof Error) {
+    const code = (value as { code?: unknown }).code;
+    return {
+      type: value.name,
+      message: value.message,
+      ...(typeof code === "string" ? { code } : {}),
+      ...(value.cause !== undefined && depth < 4 ? { cause: redact(value.cause, sensitive, depth + 1) } : {}),
+    };
+  }
+  if (value === null || typeof value !== "object" || depth > 6) return value;
+  if (Array.isArray(value)) return value.map((v) => redact(v, sensitive, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) out[key] = sensitive.has(key.toLowerCase()) ? "[redacted]" : redact(v, sensitive, depth + 1);
+  return out;
+}
+
+/**
+ * A logger with the calls the service makes on pino's (info/warn/error/debug/trace/fatal with an
+ * optional object first, and child), writing one JSON line per entry to the console, which
+ * Workers Logs and `wrangler tail` collect. Values under lib/logger.ts's sensitive keys (and the
+ * client-secret and idempotency-key headers) are blanked as pino's redaction blanks them.
+ */
+export function createConsoleLogger(level: LevelName, sensitiveKeys: readonly string[]): Logger {
+  const sensitive = new Set([...sensitiveKeys, "x-client-secret", "idempotency-key"].map((k) => k.toLowerCase()));
+  const make = (bindings: Record<string, unknown>): Logger => {
+    const threshold = levelValues[level];
+    const write = (name: Exclude<LevelName, "silent">) => (first?: unknown, ...rest: unknown[]) => {
+      if (levelValues[name] < threshold) return;
+      const fields = typeof first === "object" && first !== null ? (redact(first, sensitive) as Record<string, unknown>) : {};
+      const message = typeof first === "string" ? first : typeof rest[0] === "string" ? rest[0] : undefined;
+      const line = JSON.stringify({ level: name, time: new Date().toISOString(), ...bindings, ...fields, ...(message ? { msg: message } : {}) });
+      if (levelValues[name] >= levelValues.error) console.error(line);
+      else if (name === "warn") console.warn(line);
+      else console.log(line);
+    };
+    const logger = {
+      level,
+      trace: write("trace"),
+      debug: write("debug"),
+      info: write("info"),
+      warn: write("warn"),
+      error: write("error"),
+      fatal: write("fatal"),
+      silent: () => {},
+      isLevelEnabled: (name: LevelName) => levelValues[name] >= threshold,
+      child: (more: Record<string, unknown>) => make({ ...bindings, ...(redact(more, sensitive) as Record<string, unknown>) }),
+    };
+    return logger as unknown as Logger;
+  };
+  return make({ service: "payment-service" });
+}
+
+/** A metric that records nothing but answers every call prom-client's metrics answer. */
+const noopMetric = {
+  inc() {},
+  dec() {},
+  set() {},
+  observe() {},
+  reset() {},
+  remove() {},
+  startTimer: () => () => 0,
+  labels: () => noopMetric,
+  get: async () => ({ values: [] }),
+};
+
+/** The service's metrics object with every metric a no-op (a Worker has nothing to scrape). */
+export function createNoopMetrics(): Metrics {
+  return new Proxy({} as Metrics, {
+    get: (_target, property) => (property === "registry" ? { metrics: async () => "", contentType: "text/plain" } : noopMetric),
+  });
+}
