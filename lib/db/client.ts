@@ -46,6 +46,9 @@ export async function openPostgres(
     idle_timeout: options.idle === 0 ? 1 : 60,
     max_lifetime: Math.max(1, Math.round((options.lifetimeMs ?? 300_000) / 1000)),
     connect_timeout: 5,
+    // postgres.js waits up to 20 s between reconnects once the database is gone, and queued
+    // queries wait with it; capped at 2 s so an outage answers 503 within seconds, not 20.
+    backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(3 ** retries / 100, 2),
     ssl: sslOption(options.ssl ?? "prefer"),
     onnotice: () => {},
     connection: { application_name: "payment-service" },
