@@ -1,28 +1,38 @@
 # syntax=docker/dockerfile:1
 # Multi-stage build: compile with dev dependencies, ship only the compiled service, its production
-# dependencies and the migrations, running as uid 1001.
+# dependencies and the migrations, running as uid 1001. The image runs with a read-only root
+# filesystem: nothing is written outside /tmp (mount an emptyDir or tmpfs there).
 
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+# npm ci's postinstall applies infra/patches (a postgres.js fix, see README "Reliability").
+COPY infra/patches ./infra/patches
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY drizzle ./drizzle
 COPY lib ./lib
 COPY handlers ./handlers
+# `npm run build` also bundles the functions build (infra/functions/build.mjs).
+COPY infra/functions ./infra/functions
 RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
+# HOME=/tmp: nothing may write to a home directory on a read-only root. DATA_DIR is unused with
+# PostgreSQL (ENVIRONMENT=production requires it) but points into /tmp should anything ask.
 ENV NODE_ENV=production \
     ENVIRONMENT=production \
+    HOME=/tmp \
+    DATA_DIR=/tmp/payment-service \
     PORT=8086 \
     HEALTH_CHECK_PORT=8087 \
     METRICS_PORT=9090
 WORKDIR /app
 RUN groupadd --system --gid 1001 app \
- && useradd --system --uid 1001 --gid app --no-create-home --shell /usr/sbin/nologin app \
+ && useradd --system --uid 1001 --gid app --home-dir /tmp --no-create-home --shell /usr/sbin/nologin app \
  && printf '#!/bin/sh\nexec node /app/dist/lib/entry/migrate.js "$@"\n' > /usr/local/bin/migrate \
  && chmod 0755 /usr/local/bin/migrate
+# Owned by root and not writable by uid 1001: the service cannot change its own code.
 COPY --from=build --chown=root:root /app/package.json ./package.json
 COPY --from=build --chown=root:root /app/node_modules ./node_modules
 COPY --from=build --chown=root:root /app/dist ./dist

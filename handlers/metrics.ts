@@ -1,10 +1,17 @@
 import { Hono } from "hono";
 import type { AppDeps } from "../lib/context.js";
+import { expectedMigrationCount } from "../lib/db/migrate.js";
+import { createScrapeRefresher, type ScrapeRefresherOptions } from "../lib/metrics-refresh.js";
 
-/** The metrics port's app: Prometheus text format from the service's own registry. */
-export function createMetricsApp(deps: AppDeps) {
+/**
+ * The metrics port's app: Prometheus text format from the service's own registry. The readiness
+ * and database gauges are read at scrape time, at most once per 15 s (cached between scrapes).
+ */
+export function createMetricsApp(deps: AppDeps, options: Omit<ScrapeRefresherOptions, "expectedMigrations"> = {}) {
+  const refresher = createScrapeRefresher(deps, { expectedMigrations: expectedMigrationCount(), ...options });
   const app = new Hono();
   app.get("/metrics", async (c) => {
+    await refresher.beforeScrape();
     const { registry } = deps.metrics;
     return c.body(await registry.metrics(), 200, { "content-type": registry.contentType });
   });

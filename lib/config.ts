@@ -308,3 +308,30 @@ function composeDatabaseUrl(env: Env): string {
 
 /** The names of every configuration variable, for documentation checks. */
 export const configVariables = Object.keys(envSchema.shape);
+
+/**
+ * Docker and Swarm secrets are files: `NAME_FILE` names a file holding NAME's value (one trailing
+ * newline dropped). Kept apart from loadConfig so the functions build needs no file system.
+ */
+export function resolveFileVariables(
+  source: Record<string, string | undefined>,
+  readFile: (path: string) => string,
+): Record<string, string | undefined> {
+  const resolved = { ...source };
+  const problems: string[] = [];
+  for (const key of configVariables) {
+    const file = source[`${key}_FILE`]?.trim();
+    if (!file) continue;
+    if ((source[key] ?? "").trim() !== "") {
+      problems.push(`${key}_FILE: ${key} is set too; set only one`);
+      continue;
+    }
+    try {
+      resolved[key] = readFile(file).replace(/\r?\n$/, "");
+    } catch (error) {
+      problems.push(`${key}_FILE: cannot read ${file} (${(error as Error).message})`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return resolved;
+}

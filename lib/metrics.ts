@@ -42,6 +42,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       buckets: [1, 5, 15, 30, 60, 120, 300, 900, 1800, 3600],
       registers,
     }),
+    paymentEvents: new Counter({
+      name: "payment_events_total",
+      help: "Payment and refund events committed to the outbox, by type",
+      labelNames: ["type"] as const,
+      registers,
+    }),
     refunds: new Counter({ name: "refunds_total", help: "Refunds reaching a status", labelNames: ["status"] as const, registers }),
     fiuuRequests: new Counter({
       name: "fiuu_requests_total",
@@ -78,18 +84,44 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     jobsPending: new Gauge({ name: "jobs_pending", help: "Pending background jobs", labelNames: ["kind"] as const, registers }),
     dbQueryDuration: new Histogram({
       name: "db_query_duration_seconds",
-      help: "Database transaction and query duration",
+      // Covers what is wrapped in timedQuery (lib/db/metrics.ts): today the scrape-time probes
+      // (readiness, size, connection and webhook-backlog queries); wrap transactions to add them.
+      help: "Duration of timed database operations, by operation (see timedQuery in lib/db/metrics.ts)",
       labelNames: ["operation"] as const,
       buckets: latencyBuckets,
       registers,
     }),
     dbPoolConnections: new Gauge({
       name: "db_pool_connections",
-      help: "Database pool connections by state",
+      // postgres.js keeps its pool private, so this is PostgreSQL's own view (pg_stat_activity),
+      // read at scrape time: every replica reports the same cluster-wide numbers.
+      help:
+        "Connections of all payment-service replicas to this database as PostgreSQL sees them (pg_stat_activity, application_name payment-service), by state: active, idle, idle_in_transaction, other; embedded PGlite: one idle connection",
       labelNames: ["state"] as const,
       registers,
     }),
-    dbSize: new Gauge({ name: "db_size_bytes", help: "Database size on disk", registers }),
+    dbSize: new Gauge({ name: "db_size_bytes", help: "Database size on disk (pg_database_size), read at scrape time", registers }),
+    dbPoolMax: new Gauge({
+      name: "db_pool_max_connections",
+      help: "This replica's database pool size (DB_MAX_CONNECTIONS; 1 for embedded PGlite): sum over replicas for the capacity behind db_pool_connections",
+      registers,
+    }),
+    readinessCheck: new Gauge({
+      name: "readiness_check_up",
+      help: "1 when the readiness check (the same as /ready) passed at the last scrape-time refresh, 0 when it failed, by check: database, redis",
+      labelNames: ["check"] as const,
+      registers,
+    }),
+    webhookDeliveriesPending: new Gauge({
+      name: "webhook_deliveries_pending",
+      help: "Outgoing webhook deliveries still pending (due now or waiting for a retry), all receivers and replicas, read at scrape time",
+      registers,
+    }),
+    webhookOldestDue: new Gauge({
+      name: "webhook_deliveries_oldest_due_seconds",
+      help: "How long the oldest due, pending webhook delivery has been waiting for its attempt (0 when none is due), read at scrape time",
+      registers,
+    }),
   };
 }
 

@@ -1,4 +1,5 @@
-import { ConfigError, loadConfig } from "../config.js";
+import { readFileSync } from "node:fs";
+import { ConfigError, loadConfig, resolveFileVariables } from "../config.js";
 import { openDatabase } from "../db/client.js";
 import { appliedMigrationCount, migrateDatabase } from "../db/migrate.js";
 
@@ -8,7 +9,7 @@ async function main(command: string | undefined) {
     process.stderr.write("usage: migrate up\n");
     return 64;
   }
-  const config = loadConfig();
+  const config = loadConfig(resolveFileVariables(process.env, (path) => readFileSync(path, "utf8")));
   const database = await openDatabase(config.database);
   try {
     await migrateDatabase(database);

@@ -1,9 +1,10 @@
-import { ConfigError, loadConfig } from "../config.js";
+import { readFileSync } from "node:fs";
+import { ConfigError, loadConfig, resolveFileVariables } from "../config.js";
 import { startNodeServer, startupBanner } from "../server.js";
 
 let config;
 try {
-  config = loadConfig();
+  config = loadConfig(resolveFileVariables(process.env, (path) => readFileSync(path, "utf8")));
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
   process.stderr.write(`${error.message}\n`);

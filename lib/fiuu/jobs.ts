@@ -135,7 +135,10 @@ async function expirePayment(deps: AppDeps, id: string, jobId: number) {
     await appendAudit(tx, { actor: "system:expire", action: "payment.expired", entityType: "payment", entityId: id, requestId: `job-${jobId}` });
     return updated;
   });
-  if (expired) deps.metrics.payments.inc({ status: "expired", channel: expired.channel ?? "any" });
+  if (expired) {
+    deps.metrics.payments.inc({ status: "expired", channel: expired.channel ?? "any" });
+    deps.metrics.paymentEvents.inc({ type: "payment.expired" });
+  }
 }
 
 /**

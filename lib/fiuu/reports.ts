@@ -3,7 +3,7 @@ import { gatewayMessages, payments } from "../../drizzle/schema.js";
 import { appendAudit } from "../audit.js";
 import type { AppDeps } from "../context.js";
 import type { Database } from "../db/client.js";
-import { recordEvent } from "../events.js";
+import { recordEvent, type EventType } from "../events.js";
 import { enqueueJob } from "../jobs/queue.js";
 import { parseFiuuAmount } from "../money.js";
 import { paymentResource, type PaymentRow } from "../payments/resource.js";
@@ -83,6 +83,7 @@ export async function applyVerified(
 ): Promise<ReportResult> {
   const { kind, fields, report } = input;
   const now = deps.now();
+  let emitted: EventType[] = [];
   const result = await deps.database.db.transaction(async (tx): Promise<ReportResult> => {
     const [payment] = await tx.select().from(payments).where(eq(payments.gatewayOrderId, fields.orderid ?? "")).for("update").limit(1);
     if (!payment) {
@@ -90,6 +91,7 @@ export async function applyVerified(
       return { kind, outcome: "orphan", detail: "no payment has this orderid" };
     }
     const decision = decideTransition(payment, report);
+    emitted = decision.events;
     let row: PaymentRow = payment;
     if (decision.next) {
       const settled = decision.next === "succeeded";
@@ -144,6 +146,7 @@ export async function applyVerified(
     return { kind, outcome: decision.outcome, payment: row, detail: decision.reason };
   });
   recordMetrics(deps, result, now);
+  for (const type of emitted) deps.metrics.paymentEvents.inc({ type });
   return result;
 }
 

@@ -34,5 +34,6 @@ export async function cancelPayment(deps: AppDeps, id: string, audit: { actor: s
     return updated!;
   });
   deps.metrics.payments.inc({ status: "cancelled", channel: row.channel ?? "any" });
+  deps.metrics.paymentEvents.inc({ type: "payment.cancelled" });
   return row;
 }

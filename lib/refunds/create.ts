@@ -78,5 +78,6 @@ export async function createRefund(
     return row!;
   });
   deps.metrics.refunds.inc({ status: "pending" });
+  deps.metrics.paymentEvents.inc({ type: "refund.pending" });
   return sendRefundToFiuu(deps, refund, audit.requestId);
 }

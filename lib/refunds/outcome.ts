@@ -71,6 +71,9 @@ export async function applyRefundOutcome(deps: AppDeps, refundId: string, outcom
     });
     return { row: updated!, changed: true };
   });
-  if (changed) deps.metrics.refunds.inc({ status: row.status });
+  if (changed) {
+    deps.metrics.refunds.inc({ status: row.status });
+    deps.metrics.paymentEvents.inc({ type: `refund.${row.status}` });
+  }
   return row;
 }

@@ -1,0 +1,177 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import * as configModule from "../../lib/config.js";
+import { configVariables, loadConfig, parseDuration } from "../../lib/config.js";
+
+const stackFile = path.resolve("infra/swarm/stack.yml");
+
+interface SwarmService {
+  image: string;
+  command?: string[];
+  environment?: Record<string, string>;
+  secrets?: string[];
+  configs?: { source: string; target: string }[];
+  ports?: { target: number; published: number; protocol: string; mode: string }[];
+  user?: string;
+  read_only?: boolean;
+  cap_drop?: string[];
+  volumes?: ({ type: string; target: string } | string)[];
+  stop_grace_period?: string;
+  healthcheck?: { test: string[]; interval: string; timeout: string; retries: number; start_period: string };
+  networks?: string[];
+  deploy?: {
+    mode?: string;
+    replicas?: number;
+    update_config?: Record<string, unknown>;
+    rollback_config?: Record<string, unknown>;
+    restart_policy?: { condition: string };
+    resources?: { limits?: Record<string, string>; reservations?: Record<string, string> };
+  };
+}
+const stack = parse(readFileSync(stackFile, "utf8")) as {
+  version: string;
+  services: Record<string, SwarmService>;
+  secrets: Record<string, { external?: boolean; file?: string }>;
+  configs: Record<string, { file: string }>;
+  networks: Record<string, { driver: string }>;
+};
+const service = stack.services["payment-service"]!;
+
+/**
+ * NAME_FILE → NAME, as proposed for lib/config.ts (`resolveFileVariables`); the real function is
+ * used once it exists.
+ */
+function resolveFiles(source: Record<string, string | undefined>): Record<string, string | undefined> {
+  const real = (configModule as Record<string, unknown>).resolveFileVariables;
+  if (typeof real === "function") {
+    return (real as (s: typeof source, read: (p: string) => string) => typeof source)(source, (p) => readFileSync(p, "utf8"));
+  }
+  const resolved = { ...source };
+  for (const key of configVariables) {
+    const file = source[`${key}_FILE`];
+    if (file && !source[key]) resolved[key] = readFileSync(file, "utf8").replace(/\r?\n$/, "");
+  }
+  return resolved;
+}
+
+describe("Docker Swarm stack", () => {
+  it("runs three replicas of the service, from the same image as its migration", () => {
+    expect(Object.keys(stack.services).sort()).toEqual(["migrate", "payment-service", "prometheus"]);
+    expect(service.deploy?.mode).toBe("replicated");
+    expect(service.deploy?.replicas).toBe(3);
+    expect(stack.services.migrate!.image).toBe(service.image);
+    expect(stack.services.migrate!.command).toEqual(["migrate", "up"]);
+    expect(stack.services.migrate!.deploy?.restart_policy?.condition).toBe("on-failure");
+  });
+
+  it("rolls updates one task at a time, starting the new one first, rolling back on failure", () => {
+    expect(service.deploy?.update_config).toMatchObject({ parallelism: 1, order: "start-first", failure_action: "rollback" });
+    expect(service.deploy?.rollback_config).toMatchObject({ parallelism: 1 });
+    expect(service.deploy?.restart_policy?.condition).toBe("any");
+    expect(service.deploy?.resources?.limits?.memory).toBeDefined();
+  });
+
+  it("health-checks /health on the health port, and gives SIGTERM its SHUTDOWN_TIMEOUT", () => {
+    const check = service.healthcheck!;
+    expect(check.test[0]).toBe("CMD");
+    expect(check.test.join(" ")).toContain(`http://127.0.0.1:${service.environment!.HEALTH_CHECK_PORT}/health`);
+    expect(check.retries).toBeGreaterThan(0);
+    expect(parseDuration(service.stop_grace_period!)!).toBeGreaterThan(parseDuration(service.environment!.SHUTDOWN_TIMEOUT!)!);
+  });
+
+  it("publishes only the API port; health and metrics stay on the overlay network", () => {
+    expect(service.ports).toEqual([{ target: 8086, published: 8086, protocol: "tcp", mode: "ingress" }]);
+    expect(service.environment).toMatchObject({ PORT: "8086", HEALTH_CHECK_PORT: "8087", METRICS_PORT: "9090" });
+    expect(stack.networks[service.networks![0]!]?.driver).toBe("overlay");
+  });
+
+  it("runs as uid 1001 on a read-only root with a tmpfs /tmp and no capabilities", () => {
+    for (const name of ["payment-service", "migrate"]) {
+      const s = stack.services[name]!;
+      expect(s.user, name).toBe("1001:1001");
+      expect(s.read_only, name).toBe(true);
+      expect(s.cap_drop, name).toEqual(["ALL"]);
+      expect(s.volumes, name).toContainEqual(expect.objectContaining({ type: "tmpfs", target: "/tmp" }));
+    }
+  });
+
+  it("names only configuration variables, or NAME_FILE for one of them pointing at a secret the service mounts", () => {
+    const known = new Set(configVariables);
+    for (const name of ["payment-service", "migrate"]) {
+      const s = stack.services[name]!;
+      for (const [key, value] of Object.entries(s.environment!)) {
+        const base = key.endsWith("_FILE") ? key.slice(0, -"_FILE".length) : key;
+        expect(known, `${name}: ${key}`).toContain(base);
+        if (key.endsWith("_FILE")) {
+          const secret = /^\/run\/secrets\/([\w.-]+)$/.exec(value)?.[1];
+          expect(secret, `${key} = ${value}`).toBeDefined();
+          expect(s.secrets, `${name} mounts ${secret}`).toContain(secret);
+          expect(stack.secrets[secret!], secret).toEqual({ external: true });
+          // A value and a file for the same variable would be ambiguous.
+          expect(s.environment![base], key).toBeUndefined();
+        }
+      }
+    }
+  });
+
+  it("keeps every secret of the guide in a Swarm secret, never in plain environment", () => {
+    const env = service.environment!;
+    for (const key of ["JWT_SECRET", "ENCRYPTION_KEY", "FIUU_VERIFY_KEY", "FIUU_SECRET_KEY", "WEBHOOK_SECRET", "DB_PASSWORD", "REDIS_PASSWORD"]) {
+      expect(env[key], key).toBeUndefined();
+      expect(env[`${key}_FILE`], key).toBeDefined();
+    }
+  });
+
+  describe("with the secrets created", () => {
+    let secretsDir: string;
+    beforeAll(() => {
+      secretsDir = mkdtempSync(path.join(tmpdir(), "swarm-secrets-"));
+      const values: Record<string, string> = {
+        payment_db_password: "a-database-password\n",
+        payment_redis_password: "a-redis-password\n",
+        payment_jwt_secret: `${"j".repeat(48)}\n`,
+        payment_encryption_key: `${"cd".repeat(32)}\n`,
+        payment_fiuu_merchant_id: "merchant_1\n",
+        payment_fiuu_verify_key: "verify-key\n",
+        payment_fiuu_secret_key: "secret-key\n",
+        payment_webhook_secret: `whsec_${Buffer.alloc(32, 9).toString("base64")}\n`,
+      };
+      expect(Object.keys(values).sort()).toEqual(Object.keys(stack.secrets).sort());
+      for (const [name, value] of Object.entries(values)) writeFileSync(path.join(secretsDir, name), value);
+    });
+    afterAll(() => rmSync(secretsDir, { recursive: true, force: true }));
+
+    it("is a configuration loadConfig accepts in production", () => {
+      const env = Object.fromEntries(
+        Object.entries(service.environment!).map(([k, v]) => [k, v.replace(/^\/run\/secrets\//, `${secretsDir}/`)]),
+      );
+      const config = loadConfig(resolveFiles(env));
+      expect(config.isProduction).toBe(true);
+      expect(config.jwtSecret).toBe("j".repeat(48));
+      expect(config.database).toMatchObject({ kind: "postgres", url: "postgres://payment_app:a-database-password@postgres.internal:5432/payments" });
+      expect(config.redis).toMatchObject({ kind: "tcp", password: "a-redis-password" });
+      expect(config.fiuu).toMatchObject({ merchantId: "merchant_1", secretKey: "secret-key", sandbox: false });
+    });
+
+    it("is refused without its secrets (nothing falls back in production)", () => {
+      const withoutFiles = Object.fromEntries(Object.entries(service.environment!).filter(([k]) => !k.endsWith("_FILE")));
+      expect(() => loadConfig(withoutFiles)).toThrow(/JWT_SECRET: required/);
+    });
+  });
+
+  it("has Prometheus scrape every replica of the service with the shipped config and rules", () => {
+    const prometheus = stack.services.prometheus!;
+    const targets = Object.fromEntries(prometheus.configs!.map((c) => [c.target, stack.configs[c.source]!.file]));
+    expect(Object.keys(targets).sort()).toEqual(["/etc/prometheus/alerts.yml", "/etc/prometheus/prometheus.yml"]);
+    for (const file of Object.values(targets)) expect(existsSync(path.resolve(path.dirname(stackFile), file)), file).toBe(true);
+    const config = parse(readFileSync(path.resolve(path.dirname(stackFile), targets["/etc/prometheus/prometheus.yml"]!), "utf8")) as {
+      scrape_configs: { dns_sd_configs?: { names: string[]; port: number }[] }[];
+    };
+    const dns = config.scrape_configs.flatMap((j) => j.dns_sd_configs ?? []);
+    expect(dns).toContainEqual(expect.objectContaining({ names: ["tasks.payment-service"], port: Number(service.environment!.METRICS_PORT) }));
+    expect(prometheus.networks).toEqual(service.networks);
+  });
+});
