@@ -51,7 +51,9 @@ async function fakeFiuu() {
 }
 
 async function startServer(port: number, fiuuUrl: string) {
-  const child = spawn(process.execPath, ["dist/lib/entry/node.js"], {
+  // BENCH_PROFILE=<dir> writes the server's CPU profile there (node --cpu-prof), for finding hot spots.
+  const profile = process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+  const child = spawn(process.execPath, [...profile, "dist/lib/entry/node.js"], {
     env: {
       PATH: process.env.PATH ?? "",
       ENVIRONMENT: "production",
