@@ -7,6 +7,8 @@ import { toFiuuAmount } from "../lib/money.js";
 import { applyRefundNotice } from "../lib/refunds/jobs.js";
 import { findPaymentById } from "../lib/payments/queries.js";
 import type { PaymentRow } from "../lib/payments/resource.js";
+import { limitUnsignedFiuuMessages } from "../lib/report-limit.js";
+import { findUnstorableText } from "../lib/storable-text.js";
 import { page } from "./views/layout.js";
 
 /** Reads Fiuu's form-encoded POST (or, for the return URL, a GET query) as plain string fields. */
@@ -17,9 +19,17 @@ async function reportFields(c: Context<AppEnv>): Promise<Record<string, string>>
   if (!type.includes("application/x-www-form-urlencoded") && !type.includes("multipart/form-data")) {
     throw new ApiError("invalid_request", "Fiuu posts form-encoded fields.");
   }
-  const body = await c.req.parseBody();
+  let body: Awaited<ReturnType<typeof c.req.parseBody>>;
+  try {
+    body = await c.req.parseBody();
+  } catch {
+    // A multipart body without its boundary, or cut short: nothing of it can be a report.
+    throw new ApiError("invalid_request", "The form body cannot be parsed.");
+  }
   const fields: Record<string, string> = {};
   for (const [name, value] of Object.entries(body)) if (typeof value === "string") fields[name] = value;
+  // Fiuu never sends a NUL; Postgres could not store the message to record it.
+  if (findUnstorableText(fields) !== undefined) throw new ApiError("invalid_request", "A form field contains a NUL character.");
   return fields;
 }
 
@@ -32,19 +42,25 @@ const finalStatuses = new Set(["succeeded", "failed", "cancelled", "expired", "c
 /**
  * Fiuu's three report URLs. Each stores and applies the report before it answers, so an answer
  * means the report is safe; a database failure answers 503 and Fiuu sends it again. None of them
- * depends on Redis.
+ * depends on Redis: only a message failing its signature touches it, for the limiter, which fails open.
  */
 export function fiuuRoutes() {
   const app = new Hono<AppEnv>();
+  // Messages failing their signature are limited per client (30 a minute), valid ones never are.
+  const limitUnsigned = limitUnsignedFiuuMessages();
 
   app.post("/webhooks/fiuu/notify", async (c) => {
-    const result = await applyFiuuReport(c.var.deps, await reportFields(c), c.var.requestId);
+    const fields = await reportFields(c);
+    await limitUnsigned(c, "report", fields);
+    const result = await applyFiuuReport(c.var.deps, fields, c.var.requestId);
     refuseRejected(result);
     return c.text("OK", 200);
   });
 
   app.post("/webhooks/fiuu/callback", async (c) => {
-    const result = await applyFiuuReport(c.var.deps, await reportFields(c), c.var.requestId);
+    const fields = await reportFields(c);
+    await limitUnsigned(c, "report", fields);
+    const result = await applyFiuuReport(c.var.deps, fields, c.var.requestId);
     refuseRejected(result);
     // Fiuu reads the body exactly: no HTML, no newline.
     return c.body("CBTOKEN:MPSTATOK", 200, { "content-type": "text/plain" });
@@ -52,6 +68,7 @@ export function fiuuRoutes() {
 
   const onReturn = async (c: Context<AppEnv>) => {
     const fields = await reportFields(c);
+    await limitUnsigned(c, "report", fields);
     const result = await applyFiuuReport(c.var.deps, fields, c.var.requestId);
     // The shopper is not to blame for a bad signature: they still go on to see the payment's
     // real (unchanged) status; only a report naming no payment at all is refused.
@@ -66,7 +83,9 @@ export function fiuuRoutes() {
   app.get("/webhooks/fiuu/return", onReturn);
 
   app.post("/webhooks/fiuu/refund", async (c) => {
-    const outcome = await applyRefundNotice(c.var.deps, await reportFields(c), c.var.requestId);
+    const fields = await reportFields(c);
+    await limitUnsigned(c, "refund_notice", fields);
+    const outcome = await applyRefundNotice(c.var.deps, fields, c.var.requestId);
     if (outcome === "rejected") throw new ApiError("invalid_request", "Refund notice refused: its Signature does not verify.");
     return c.text("OK", 200);
   });

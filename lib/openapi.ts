@@ -1,6 +1,7 @@
 import { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "./context.js";
 import { ApiError } from "./errors.js";
+import { findUnstorableText } from "./storable-text.js";
 
 /** One validation hook for every route: bad input becomes a 400 invalid_request listing the fields. */
 export function createRouter() {
@@ -12,6 +13,13 @@ export function createRouter() {
             field: issue.path.length > 0 ? issue.path.join(".") : `(${result.target})`,
             message: issue.message,
           })),
+        });
+      }
+      // Valid by its schema but not storable (NUL, a lone surrogate): refused here, not by the database.
+      const unstorable = findUnstorableText(result.data);
+      if (unstorable !== undefined) {
+        throw new ApiError("invalid_request", "The request has invalid or missing fields.", {
+          errors: [{ field: unstorable || `(${result.target})`, message: "must not contain NUL characters or unpaired surrogates" }],
         });
       }
     },

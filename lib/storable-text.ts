@@ -1,0 +1,60 @@
+import { createMiddleware } from "hono/factory";
+import type { AppEnv } from "./context.js";
+import { ApiError } from "./errors.js";
+
+// Postgres text and jsonb cannot hold U+0000, and a lone UTF-16 surrogate has no UTF-8 form (the
+// drivers would write U+FFFD, or jsonb refuses the escape). Input carrying either is refused as
+// invalid rather than failing in the database (a 500) or being stored altered.
+const unstorable = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** Whether a string can be stored in Postgres exactly as received. */
+export function isStorableText(value: string): boolean {
+  return !unstorable.test(value);
+}
+
+/**
+ * The path (dot-joined, "" for the value itself) of the first string or object key in a parsed
+ * value that Postgres cannot store as it is, or undefined when everything can be.
+ */
+export function findUnstorableText(value: unknown): string | undefined {
+  const pending: [unknown, string[]][] = [[value, []]];
+  while (pending.length > 0) {
+    const [current, path] = pending.pop()!;
+    if (typeof current === "string") {
+      if (!isStorableText(current)) return path.join(".");
+    } else if (current !== null && typeof current === "object") {
+      for (const [key, child] of Object.entries(current)) {
+        if (!isStorableText(key)) return [...path, key].join(".");
+        pending.push([child, [...path, key]]);
+      }
+    }
+  }
+  return undefined;
+}
+
+const jsonType = /^application\/([\w.+-]+\+)?json\b/i;
+const encodedNul = /%00/;
+
+/**
+ * Refuses, before any route runs, input no field of the service can hold: an encoded NUL anywhere
+ * in the URL (path or query), and a JSON body that is not UTF-8 (RFC 8259 §8.1), which would
+ * otherwise be decoded with U+FFFD replacements and stored altered. Place after the body limit,
+ * which has already buffered the body.
+ */
+export function refuseUndecodableInput() {
+  return createMiddleware<AppEnv>(async (c, next) => {
+    if (encodedNul.test(c.req.url)) {
+      throw new ApiError("invalid_request", "The URL contains an encoded NUL character.");
+    }
+    if (c.req.raw.body && jsonType.test(c.req.header("content-type") ?? "")) {
+      // Hono caches the bytes, so the validator parses the same body afterwards.
+      const bytes = await c.req.arrayBuffer();
+      try {
+        new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+      } catch {
+        throw new ApiError("invalid_request", "The JSON body is not valid UTF-8.");
+      }
+    }
+    return next();
+  });
+}
