@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import { getConnInfo } from "@hono/node-server/conninfo";
 import type { Config } from "./config.js";
 import type { AppEnv } from "./context.js";
-import { refundAnswerSignature, safeEqualHex, verifySkey } from "./fiuu/signatures.js";
+import { verifyRefundNotice, verifySkey } from "./fiuu/signatures.js";
 import { rateLimit } from "./rate-limit.js";
 
 /** How many messages failing their signature one client may send to Fiuu's URLs per window. */
@@ -17,17 +17,7 @@ export type FiuuMessageKind = "report" | "refund_notice";
  */
 export function fiuuSignatureHolds(kind: FiuuMessageKind, fields: Record<string, string>, fiuu: Config["fiuu"]): boolean {
   if (kind === "report") return verifySkey(fields, fiuu.secretKey!);
-  const expected = refundAnswerSignature({
-    refundType: fields.RefundType ?? "",
-    merchantId: fields.MerchantID ?? "",
-    refId: fields.RefID ?? "",
-    refundId: fields.RefundID ?? "",
-    txnId: fields.TxnID ?? "",
-    amount: fields.Amount ?? "",
-    status: fields.Status ?? "",
-    secretKey: fiuu.secretKey!,
-  });
-  return safeEqualHex(expected, fields.Signature ?? "") && fields.MerchantID === fiuu.merchantId;
+  return verifyRefundNotice(fields, fiuu.merchantId!, fiuu.secretKey!);
 }
 
 /**

@@ -34,10 +34,17 @@ const retrySoon = (deps: AppDeps, why: string): JobResult => ({
   error: why,
 });
 
-/** Asks Fiuu about a payment by its order id; undefined when it cannot be asked now. */
-async function requery(deps: AppDeps, payment: PaymentRow): Promise<RequeryAnswer | "busy"> {
-  if (!(await takeQuerySlot(deps))) return "busy";
-  return deps.fiuu.requeryByOrder({ orderId: payment.gatewayOrderId, amount: toFiuuAmount(payment.amount) });
+/**
+ * Asks Fiuu about a payment by its order id, within the merchant's query slot. When Fiuu cannot be
+ * asked now (slot taken, Fiuu unreachable or refusing), answers the job's result instead: try later.
+ */
+async function requery(deps: AppDeps, payment: PaymentRow, job: Job): Promise<{ answer: RequeryAnswer } | { later: JobResult }> {
+  if (!(await takeQuerySlot(deps))) return { later: retrySoon(deps, "waiting for the merchant's query slot") };
+  try {
+    return { answer: await deps.fiuu.requeryByOrder({ orderId: payment.gatewayOrderId, amount: toFiuuAmount(payment.amount) }) };
+  } catch (error) {
+    return { later: backOff(deps, error, job) };
+  }
 }
 
 /** Applies a requery answer that names a transaction; undefined when Fiuu knows no transaction yet. */
@@ -85,13 +92,9 @@ function nextRequeryAt(payment: PaymentRow, now: Date): Date | undefined {
 export async function runRequery(deps: AppDeps, job: Job): Promise<JobResult> {
   const payment = await loadPayment(deps, String(job.payload.paymentId));
   if (!payment || (payment.status !== "created" && payment.status !== "pending")) return { done: true };
-  let answer;
-  try {
-    answer = await requery(deps, payment);
-  } catch (error) {
-    return backOff(deps, error, job);
-  }
-  if (answer === "busy") return retrySoon(deps, "waiting for the merchant's query slot");
+  const asked = await requery(deps, payment, job);
+  if ("later" in asked) return asked.later;
+  const { answer } = asked;
   const result = await applyAnswer(deps, payment, answer, job.id);
   const status = result?.payment?.status ?? payment.status;
   if (status !== "created" && status !== "pending") return { done: true };
@@ -111,15 +114,10 @@ export async function runExpire(deps: AppDeps, job: Job): Promise<JobResult> {
   const payment = await loadPayment(deps, String(job.payload.paymentId));
   if (!payment || payment.status !== "created") return { done: true };
   if (payment.checkoutStartedAt) {
-    let answer;
-    try {
-      answer = await requery(deps, payment);
-    } catch (error) {
-      return backOff(deps, error, job);
-    }
-    if (answer === "busy") return retrySoon(deps, "waiting for the merchant's query slot");
+    const asked = await requery(deps, payment, job);
+    if ("later" in asked) return asked.later;
     // A transaction Fiuu knows (00, 22 or 11) decides the payment's fate; only "none" expires it.
-    if (await applyAnswer(deps, payment, answer, job.id)) return { done: true };
+    if (await applyAnswer(deps, payment, asked.answer, job.id)) return { done: true };
   }
   await expirePayment(deps, payment.id, job.id);
   return { done: true };

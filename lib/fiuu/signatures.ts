@@ -127,3 +127,21 @@ export function refundAnswerSignature(input: RefundAnswerSignatureInput): string
 export function refundStatusSignature(id: string, merchantId: string, verifyKey: string): string {
   return md5(id + merchantId + verifyKey);
 }
+
+/**
+ * Whether a refund notice (Fiuu's POST to the refund's notify_url) carries a valid Signature,
+ * computed like the refund answer's over the exact fields received, for this merchant.
+ */
+export function verifyRefundNotice(fields: Record<string, string | undefined>, merchantId: string, secretKey: string): boolean {
+  const expected = refundAnswerSignature({
+    refundType: fields.RefundType ?? "",
+    merchantId: fields.MerchantID ?? "",
+    refId: fields.RefID ?? "",
+    refundId: fields.RefundID ?? "",
+    txnId: fields.TxnID ?? "",
+    amount: fields.Amount ?? "",
+    status: fields.Status ?? "",
+    secretKey,
+  });
+  return safeEqualHex(expected, fields.Signature ?? "") && fields.MerchantID === merchantId;
+}

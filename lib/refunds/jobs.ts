@@ -2,7 +2,7 @@ import { eq } from "drizzle-orm";
 import { gatewayMessages, refunds } from "../../drizzle/schema.js";
 import type { AppDeps } from "../context.js";
 import { FiuuProtocolError, FiuuUnavailableError } from "../fiuu/client.js";
-import { refundAnswerSignature, safeEqualHex } from "../fiuu/signatures.js";
+import { verifyRefundNotice } from "../fiuu/signatures.js";
 import type { JobResult } from "../jobs/loop.js";
 import type { Job } from "../jobs/queue.js";
 import { applyRefundOutcome } from "./outcome.js";
@@ -58,17 +58,7 @@ const noticeStatus: Record<string, "succeeded" | "failed" | "pending" | undefine
  */
 export async function applyRefundNotice(deps: AppDeps, fields: Record<string, string>, requestId?: string): Promise<"applied" | "rejected" | "orphan"> {
   const { fiuu } = deps.config;
-  const expected = refundAnswerSignature({
-    refundType: fields.RefundType ?? "",
-    merchantId: fields.MerchantID ?? "",
-    refId: fields.RefID ?? "",
-    refundId: fields.RefundID ?? "",
-    txnId: fields.TxnID ?? "",
-    amount: fields.Amount ?? "",
-    status: fields.Status ?? "",
-    secretKey: fiuu.secretKey!,
-  });
-  const signed = safeEqualHex(expected, fields.Signature ?? "") && fields.MerchantID === fiuu.merchantId;
+  const signed = verifyRefundNotice(fields, fiuu.merchantId!, fiuu.secretKey!);
   const status = noticeStatus[fields.Status ?? ""];
   const [refund] = await deps.database.db.select().from(refunds).where(eq(refunds.refId, fields.RefID ?? "")).limit(1);
   const outcome = !signed || !status ? "rejected" : refund ? "applied" : "orphan";
