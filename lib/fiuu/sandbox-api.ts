@@ -4,12 +4,13 @@ import {
   newRefundID,
   malaysiaTime,
   readParams,
+  signedRefundFields,
   type RefundState,
   type SandboxRefund,
   type SandboxState,
   type SandboxTransaction,
 } from "./sandbox-state.js";
-import { refundAnswerSignature, refundSignature, refundStatusSignature, requerySkey, safeEqualHex, verifySkey, vrfKey } from "./signatures.js";
+import { refundSignature, refundStatusSignature, requerySkey, safeEqualHex, verifySkey, vrfKey } from "./signatures.js";
 
 // Fiuu's server APIs as the sandbox plays them. FIUU.md names only Q99 (throttled) and the PR0xx
 // shape; the other codes below are the sandbox's own, chosen so each refusal has one clear meaning.
@@ -132,30 +133,7 @@ function refundError(c: Context, code: string, desc: string): Response {
 }
 
 function refundAnswer(c: Context, state: SandboxState, refund: SandboxRefund): Response {
-  const { merchantId, secretKey } = state.options;
-  const fields = {
-    RefundType: refund.refundType,
-    MerchantID: merchantId,
-    RefID: refund.refId,
-    RefundID: refund.refundId,
-    TxnID: refund.txnId,
-    Amount: refund.amount,
-    Status: refundStatusCodes[refund.state],
-  };
-  return c.json({
-    ...fields,
-    Signature: refundAnswerSignature({
-      refundType: fields.RefundType,
-      merchantId,
-      refId: fields.RefID,
-      refundId: fields.RefundID,
-      txnId: fields.TxnID,
-      amount: fields.Amount,
-      status: fields.Status,
-      secretKey,
-    }),
-    reason: refund.reason,
-  });
+  return c.json(signedRefundFields(state, refund, refundStatusCodes[refund.state]));
 }
 
 async function refund(c: Context, state: SandboxState): Promise<Response> {

@@ -1,7 +1,6 @@
 import type { Context, Hono } from "hono";
 import { z } from "zod";
-import { applyOutcome, deliver, malaysiaTime, sendReports, type SandboxState } from "./sandbox-state.js";
-import { refundAnswerSignature } from "./signatures.js";
+import { applyOutcome, deliver, malaysiaTime, sendReports, signedRefundFields, type SandboxState } from "./sandbox-state.js";
 
 // Test control: what a tester does in Fiuu's portal or waits for in real life (a pending payment
 // resolving, a refund being processed, an outage), as JSON routes under /_control/.
@@ -68,27 +67,7 @@ export function registerControl(app: Hono, state: SandboxState): void {
     refund.reason = body.status === "11" ? "Rejected by the bank (sandbox)" : "";
     refund.updatedAt = malaysiaTime(state.now());
     if (body.status === "processing" || !refund.notifyUrl) return c.json({ refund });
-    const { merchantId, secretKey } = state.options;
-    const fields = {
-      RefundType: refund.refundType,
-      MerchantID: merchantId,
-      RefID: refund.refId,
-      RefundID: refund.refundId,
-      TxnID: refund.txnId,
-      Amount: refund.amount,
-      Status: body.status,
-    };
-    const signature = refundAnswerSignature({
-      refundType: fields.RefundType,
-      merchantId,
-      refId: fields.RefID,
-      refundId: fields.RefundID,
-      txnId: fields.TxnID,
-      amount: fields.Amount,
-      status: fields.Status,
-      secretKey,
-    });
-    const delivery = await deliver(state, "refund_notice", refund.notifyUrl, { ...fields, Signature: signature, reason: refund.reason });
+    const delivery = await deliver(state, "refund_notice", refund.notifyUrl, signedRefundFields(state, refund, body.status));
     return c.json({ refund, delivery });
   });
 

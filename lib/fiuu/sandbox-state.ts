@@ -1,6 +1,6 @@
 import { randomInt } from "node:crypto";
 import type { Context } from "hono";
-import { skey, type SkeyFields } from "./signatures.js";
+import { refundAnswerSignature, skey, type SkeyFields } from "./signatures.js";
 
 /** How the sandbox is configured: the merchant it plays Fiuu for and how it reaches that merchant. */
 export interface FiuuSandboxOptions {
@@ -271,4 +271,29 @@ export async function sendReports(state: SandboxState, tx: SandboxTransaction): 
   const sends = [deliver(state, "notification", state.options.notifyUrl, { ...fields, nbcb: "2" })];
   if (tx.callbackUrl) sends.push(deliver(state, "callback", tx.callbackUrl, { ...fields, nbcb: "1" }));
   return Promise.all(sends);
+}
+
+/** A refund's fields as Fiuu signs them (refund answer and refund notice), with the given Status. */
+export function signedRefundFields(state: SandboxState, refund: SandboxRefund, status: string): Record<string, string> {
+  const { merchantId, secretKey } = state.options;
+  const fields = {
+    RefundType: refund.refundType,
+    MerchantID: merchantId,
+    RefID: refund.refId,
+    RefundID: refund.refundId,
+    TxnID: refund.txnId,
+    Amount: refund.amount,
+    Status: status,
+  };
+  const Signature = refundAnswerSignature({
+    refundType: fields.RefundType,
+    merchantId,
+    refId: fields.RefID,
+    refundId: fields.RefundID,
+    txnId: fields.TxnID,
+    amount: fields.Amount,
+    status,
+    secretKey,
+  });
+  return { ...fields, Signature, reason: refund.reason };
 }
