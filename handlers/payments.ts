@@ -165,9 +165,11 @@ export function paymentRoutes() {
     .openapi(createPaymentRoute, async (c) => {
       const deps = c.var.deps;
       const { actor, requestId } = auditContext(c);
-      const { row, clientSecret } = await createPayment(deps, c.req.valid("json"), { actor, requestId, createdBy: requireTokenSub(c) });
+      const input = c.req.valid("json");
+      const { row, clientSecret } = await createPayment(deps, input, { actor, requestId, createdBy: requireTokenSub(c) });
+      const customer = { name: input.customer.name, email: input.customer.email, mobile: input.customer.mobile ?? null };
       return c.json(
-        { ...paymentResource(deps, row, { masked: false }), client_secret: clientSecret, checkout_url: checkoutUrl(deps.config.publicUrl, row.id, clientSecret) },
+        { ...paymentResource(deps, row, { masked: false, customer }), client_secret: clientSecret, checkout_url: checkoutUrl(deps.config.publicUrl, row.id, clientSecret) },
         201,
       );
     })

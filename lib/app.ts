@@ -11,7 +11,8 @@ import { jobRoutes } from "../handlers/jobs.js";
 import { paymentMethodRoutes } from "../handlers/payment-methods.js";
 import { paymentRoutes } from "../handlers/payments.js";
 import { refundRoutes } from "../handlers/refunds.js";
-import type { AppDeps } from "./context.js";
+import type { Context } from "hono";
+import type { AppDeps, AppEnv } from "./context.js";
 import { ApiError, handleError, problemResponse } from "./errors.js";
 import { sealAuditLog } from "./audit.js";
 import { sweepExpiredPayments } from "./fiuu/jobs.js";
@@ -20,6 +21,8 @@ import { createRouter, registerSecuritySchemes } from "./openapi.js";
 import { refuseUndecodableInput } from "./storable-text.js";
 
 const maxBodyBytes = 1024 * 1024;
+const payloadTooLarge = (c: Context<AppEnv>) =>
+  problemResponse(c, new ApiError("payload_too_large", `The request body exceeds ${maxBodyBytes} bytes.`));
 
 /**
  * Builds the main API app from a dependency set. No I/O happens here: the same factory serves
@@ -63,21 +66,36 @@ export function createApp(deps: AppDeps, options: { extraRoutes?: (app: ReturnTy
       },
     }),
   );
-  app.use(
-    cors({
-      // Only listed origins; with none listed no cross-origin browser call is allowed.
-      origin: (origin) => (config.allowedOrigins.includes(origin) ? origin : null),
-      allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "X-Client-Secret", "X-Request-Id"],
-      exposeHeaders: ["X-Request-Id", "Idempotency-Replayed", "Retry-After"],
-      maxAge: 600,
-    }),
-  );
-  app.use(
-    bodyLimit({
-      maxSize: maxBodyBytes,
-      onError: (c) => problemResponse(c, new ApiError("payload_too_large", `The request body exceeds ${maxBodyBytes} bytes.`)),
-    }),
-  );
+  const corsHeaders = cors({
+    // Only listed origins; with none listed no cross-origin browser call is allowed.
+    origin: (origin) => (config.allowedOrigins.includes(origin) ? origin : null),
+    allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "X-Client-Secret", "X-Request-Id"],
+    exposeHeaders: ["X-Request-Id", "Idempotency-Replayed", "Retry-After"],
+    maxAge: 600,
+  });
+  app.use(async (c, next) => {
+    // Only a browser's request carries Origin. The others (shop backends, Fiuu) skip cors(), whose
+    // header writes around a finished response make the Node adapter rebuild it as a stream; they
+    // get the same `Vary: Origin` written straight onto the answer.
+    if (c.req.header("origin") !== undefined) return corsHeaders(c, next);
+    await next();
+    try {
+      c.res.headers.append("Vary", "Origin");
+    } catch {
+      c.header("Vary", "Origin", { append: true }); // an answer with immutable headers is copied
+    }
+  });
+  const limitStreamedBody = bodyLimit({ maxSize: maxBodyBytes, onError: (c) => payloadTooLarge(c) });
+  app.use(async (c, next) => {
+    // A declared length is checked from the header; bodyLimit() (which reads `raw.body`, building
+    // a stream) is kept for bodies whose size is not declared up front (chunked).
+    const length = c.req.header("content-length");
+    if (length !== undefined && c.req.header("transfer-encoding") === undefined) {
+      return Number(length) > maxBodyBytes ? payloadTooLarge(c) : next();
+    }
+    if (c.req.method === "GET" || c.req.method === "HEAD") return next();
+    return limitStreamedBody(c, next);
+  });
   app.use(refuseUndecodableInput());
 
   app.route("/", paymentRoutes());

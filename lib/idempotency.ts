@@ -93,13 +93,19 @@ export function idempotency(options: IdempotencyOptions = {}) {
     // with a 5xx is handled above; anything below 500 is the request's real, repeatable outcome.
     const status = c.res.status;
     if (status < 500 && !notStored.has(status)) {
+      // The body is read once and the answer rebuilt from the text: cheaper than clone(), which
+      // would tee the body into streams and push the server onto its slow streaming path.
+      const response = c.res;
+      const body = nullBodyStatuses.has(status) ? "" : await response.text();
+      c.res = undefined; // replaced, not merged: the headers are carried over whole
+      c.res = new Response(nullBodyStatuses.has(status) ? null : body, { status, headers: response.headers });
       const done: Done = {
         state: "done",
         fingerprint,
         status,
-        body: await c.res.clone().text(),
-        contentType: c.res.headers.get("content-type"),
-        ...(c.res.headers.has("location") ? { location: c.res.headers.get("location")! } : {}),
+        body,
+        contentType: response.headers.get("content-type"),
+        ...(response.headers.has("location") ? { location: response.headers.get("location")! } : {}),
       };
       try {
         await redis.set(redisKey, done, { ex: retentionSeconds });

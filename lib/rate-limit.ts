@@ -17,7 +17,7 @@ export interface RateLimitOptions {
 }
 
 /**
- * Fixed-window rate limit shared by all replicas through Redis (INCR, EXPIRE on the first hit).
+ * Fixed-window rate limit shared by all replicas through Redis (INCR, and EXPIRE NX, pipelined).
  * Over the limit → 429 `rate_limited` with Retry-After = the seconds left in the window.
  *
  * Fails open: when Redis cannot be reached the request goes through and a warning is logged.
@@ -45,11 +45,13 @@ export function rateLimit(options: RateLimitOptions) {
     try {
       const { redis } = c.var.deps;
       count = await withTimeout(
-        (async () => {
-          const n = await redis.incr(redisKey);
-          if (n === 1) await redis.expire(redisKey, windowSeconds + 1);
-          return n;
-        })(),
+        // One round trip: EXPIRE NX sets the expiry only on the window's first hit.
+        redis
+          .pipeline()
+          .incr(redisKey)
+          .expire(redisKey, windowSeconds + 1, "NX")
+          .exec<[number, 0 | 1]>()
+          .then(([n]) => n),
         timeoutMs,
       );
     } catch (error) {

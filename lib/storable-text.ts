@@ -34,6 +34,7 @@ export function findUnstorableText(value: unknown): string | undefined {
 
 const jsonType = /^application\/([\w.+-]+\+)?json\b/i;
 const encodedNul = /%00/;
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
  * Refuses, before any route runs, input no field of the service can hold: an encoded NUL anywhere
@@ -46,14 +47,18 @@ export function refuseUndecodableInput() {
     if (encodedNul.test(c.req.url)) {
       throw new ApiError("invalid_request", "The URL contains an encoded NUL character.");
     }
-    if (c.req.raw.body && jsonType.test(c.req.header("content-type") ?? "")) {
-      // Hono caches the bytes, so the validator parses the same body afterwards.
+    // Checked by method and header rather than `raw.body`, which would build a stream per request.
+    if (c.req.method !== "GET" && c.req.method !== "HEAD" && jsonType.test(c.req.header("content-type") ?? "")) {
       const bytes = await c.req.arrayBuffer();
+      let text: string;
       try {
-        new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+        text = strictUtf8.decode(bytes);
       } catch {
         throw new ApiError("invalid_request", "The JSON body is not valid UTF-8.");
       }
+      // Hono's body cache would otherwise decode the bytes again, through a Response, for each
+      // later reader (the idempotency fingerprint, the validator's JSON).
+      (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(text);
     }
     return next();
   });

@@ -1,3 +1,4 @@
+import { createHmac, timingSafeEqual } from "node:crypto";
 import { sign } from "hono/jwt";
 
 export const roles = ["service", "admin", "system"] as const;
@@ -7,4 +8,31 @@ export type Role = (typeof roles)[number];
 export async function signToken(secret: string, claims: { sub: string; role: Role; ttlSeconds: number; now?: Date }) {
   const issuedAt = Math.floor((claims.now ?? new Date()).getTime() / 1000);
   return sign({ sub: claims.sub, role: claims.role, iat: issuedAt, exp: issuedAt + claims.ttlSeconds }, secret, "HS256");
+}
+
+/**
+ * Verifies an HS256 JWT's header and signature and returns its claims, or throws. The algorithm
+ * is pinned: a header naming none, RS256 or anything else is refused before any key is used.
+ * Synchronous HMAC from node:crypto: WebCrypto's verify would cost a key import and a thread-pool
+ * round trip per request. The claims themselves (exp, sub, role) are the caller's to check.
+ */
+export function verifyHs256(token: string, secret: string): Record<string, unknown> {
+  const parts = token.split(".");
+  if (parts.length !== 3) throw new Error("A JWT has three parts");
+  const [header, payload, signature] = parts as [string, string, string];
+  const { alg } = decodePart(header);
+  if (alg !== "HS256") throw new Error("The token's algorithm is not HS256");
+  const expected = createHmac("sha256", secret).update(`${header}.${payload}`).digest();
+  const given = Buffer.from(signature, "base64url");
+  // Only the canonical encoding is accepted, so one signature has one spelling.
+  if (given.length !== expected.length || given.toString("base64url") !== signature || !timingSafeEqual(given, expected)) {
+    throw new Error("The token's signature does not match");
+  }
+  return decodePart(payload);
+}
+
+function decodePart(part: string): Record<string, unknown> {
+  const value: unknown = JSON.parse(Buffer.from(part, "base64url").toString("utf8"));
+  if (value === null || typeof value !== "object" || Array.isArray(value)) throw new Error("A JWT part must be a JSON object");
+  return value as Record<string, unknown>;
 }

@@ -34,9 +34,12 @@ export function checkoutUrl(publicUrl: string, paymentId: string, clientSecret: 
   return `${publicUrl}/pay/${paymentId}?client_secret=${encodeURIComponent(clientSecret)}`;
 }
 
-/** The API's view of a payment. Customer details are masked unless the caller is the shop itself. */
-export function paymentResource(deps: Pick<AppDeps, "cipher">, row: PaymentRow, options: { masked: boolean }) {
-  const customer = customerOf(deps, row);
+/**
+ * The API's view of a payment. Customer details are masked unless the caller is the shop itself;
+ * `customer` saves decrypting what the caller has just encrypted.
+ */
+export function paymentResource(deps: Pick<AppDeps, "cipher">, row: PaymentRow, options: { masked: boolean; customer?: Customer }) {
+  const customer = options.customer ?? customerOf(deps, row);
   return {
     id: row.id,
     object: "payment" as const,

@@ -59,6 +59,7 @@ export function memoryRequester(now: () => number = Date.now): Requester {
       case "pexpire": {
         const entry = live(key);
         if (!entry) return 0;
+        if (args[2]?.toLowerCase() === "nx" && entry.expiresAt !== undefined) return 0;
         entry.expiresAt = now() + Number(args[1]) * (name === "expire" ? 1000 : 1);
         return 1;
       }

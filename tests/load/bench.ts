@@ -19,6 +19,9 @@ import { createPaymentStatements, notifyStatements } from "./statements.js";
 const concurrency = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const durationS = Number(process.env.BENCH_DURATION ?? 15);
 const warmupS = 3;
+// BENCH_ONLY=create_payment (or fiuu_notify) runs one scenario, for profiling one path at a time.
+const only = process.env.BENCH_ONLY?.split(",");
+const wanted = (scenario: string) => !only || only.includes(scenario);
 const adminUrl = process.env.BENCH_ADMIN_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const redisHost = process.env.BENCH_REDIS_HOST ?? "127.0.0.1";
 const database = "payments_bench";
@@ -90,23 +93,36 @@ const peakRssMb = (pid: number) => {
   return match ? Math.round(Number(match[1]) / 1024) : NaN;
 };
 
+/** CPU time (user + system, all threads) the process has used, in ms; USER_HZ is 100 on Linux. */
+const cpuMs = (pid: number) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+};
+
+type Result = Measured & { baseline_rps: number; baseline_cpu_ms: number; ratio: number };
+
 interface Measured {
   rps: number;
   p50_ms: number;
   p99_ms: number;
   errors: number;
+  /** The server's CPU time per request: steadier than rps on a shared machine. */
+  server_cpu_ms: number;
 }
 
-async function load(options: autocannon.Options): Promise<Measured> {
+async function load(serverPid: number, options: autocannon.Options): Promise<Measured> {
+  const cpuBefore = cpuMs(serverPid);
   const result = await autocannon({ connections: concurrency, pipelining: 1, ...options });
   const errors = result.errors + result.timeouts + result.non2xx;
-  return { rps: Math.round(result.requests.average), p50_ms: result.latency.p50, p99_ms: result.latency.p99, errors };
+  const server_cpu_ms = round((cpuMs(serverPid) - cpuBefore) / Math.max(1, result.requests.total));
+  return { rps: Math.round(result.requests.average), p50_ms: result.latency.p50, p99_ms: result.latency.p99, errors, server_cpu_ms };
 }
 
-/** Runs `work` from `concurrency` async workers for `seconds`; requests per second completed. */
-async function baseline(seconds: number, work: (n: number) => Promise<void>): Promise<number> {
+/** Runs `work` from `concurrency` async workers for `seconds`: requests per second completed, and this process's CPU per request. */
+async function baseline(seconds: number, work: (n: number) => Promise<void>): Promise<{ rps: number; cpu_ms: number }> {
   let done = 0;
   let counter = 0;
+  const cpuBefore = process.cpuUsage();
   const until = Date.now() + seconds * 1000;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -116,7 +132,8 @@ async function baseline(seconds: number, work: (n: number) => Promise<void>): Pr
       }
     }),
   );
-  return Math.round(done / seconds);
+  const cpu = process.cpuUsage(cpuBefore);
+  return { rps: Math.round(done / seconds), cpu_ms: round((cpu.user + cpu.system) / 1000 / Math.max(1, done)) };
 }
 
 async function main() {
@@ -134,7 +151,7 @@ async function main() {
   const token = await signToken(secrets.JWT_SECRET, { sub: "bench-shop", role: "service", ttlSeconds: 3600 });
   const sql = postgres(dbUrl, { max: poolSize, onnotice: () => {} });
   const redis = new IORedis({ host: redisHost });
-  const scenarios: Record<string, Measured & { baseline_rps: number; ratio: number }> = {};
+  const scenarios: Record<string, Result> = {};
 
   try {
     // create_payment: a fresh Idempotency-Key and order per request.
@@ -159,54 +176,58 @@ async function main() {
         },
       ],
     });
-    await load(createOptions(warmupS));
-    const create = await load(createOptions(durationS));
-    const createBase = await baseline(durationS, (n) => createPaymentStatements(sql, redis, n));
-    scenarios.create_payment = { ...create, baseline_rps: createBase, ratio: round(create.rps / createBase) };
+    if (wanted("create_payment")) {
+      await load(server.pid!, createOptions(warmupS));
+      const create = await load(server.pid!, createOptions(durationS));
+      const createBase = await baseline(durationS, (n) => createPaymentStatements(sql, redis, n));
+      scenarios.create_payment = { ...create, baseline_rps: createBase.rps, baseline_cpu_ms: createBase.cpu_ms, ratio: round(create.rps / createBase.rps) };
+    }
 
-    // fiuu_notify: a valid skey for a distinct created payment per request. Payments are seeded
-    // directly (ciphertext made with the service's key) so that only the notify path is loaded.
-    const cipher = createFieldCipher(Buffer.from(secrets.ENCRYPTION_KEY, "hex"));
-    const enc = cipher.encrypt("Siti Aminah");
-    const needed = 120_000;
-    await sql`insert into payments (id, order_id, amount, currency, description, customer_name, customer_email, client_secret_hash,
-      gateway_order_id, created_by, expires_at)
-      select 'pay_nb' || n, 'NB-' || n, 1050, 'MYR', 'Bench', ${enc}, ${enc}, 'x', 'nb' || n, 'bench', now() + interval '1 day'
-      from generate_series(1, ${needed}) n`;
-    let next = 0;
-    const notifyOptions = (seconds: number): autocannon.Options => ({
-      url: `${base}/webhooks/fiuu/notify`,
-      duration: seconds,
-      requests: [
-        {
-          method: "POST",
-          setupRequest: (req) => {
-            const n = ++next;
-            const fields: Record<string, string> = {
-              tranID: String(9_000_000_000 + n),
-              orderid: `nb${n}`,
-              status: "00",
-              domain: secrets.FIUU_MERCHANT_ID,
-              amount: "10.50",
-              currency: "MYR",
-              appcode: "123456",
-              paydate: "2026-11-26 12:00:00",
-              channel: "maybank2u",
-              nbcb: "2",
-            };
-            const key0 = md5(fields.tranID! + fields.orderid! + fields.status! + fields.domain! + fields.amount! + fields.currency!);
-            fields.skey = md5(fields.paydate! + fields.domain! + key0 + fields.appcode! + secrets.FIUU_SECRET_KEY);
-            return { ...req, headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams(fields).toString() };
+    if (wanted("fiuu_notify")) {
+      // fiuu_notify: a valid skey for a distinct created payment per request. Payments are seeded
+      // directly (ciphertext made with the service's key) so that only the notify path is loaded.
+      const cipher = createFieldCipher(Buffer.from(secrets.ENCRYPTION_KEY, "hex"));
+      const enc = cipher.encrypt("Siti Aminah");
+      const needed = 120_000;
+      await sql`insert into payments (id, order_id, amount, currency, description, customer_name, customer_email, client_secret_hash,
+        gateway_order_id, created_by, expires_at)
+        select 'pay_nb' || n, 'NB-' || n, 1050, 'MYR', 'Bench', ${enc}, ${enc}, 'x', 'nb' || n, 'bench', now() + interval '1 day'
+        from generate_series(1, ${needed}) n`;
+      let next = 0;
+      const notifyOptions = (seconds: number): autocannon.Options => ({
+        url: `${base}/webhooks/fiuu/notify`,
+        duration: seconds,
+        requests: [
+          {
+            method: "POST",
+            setupRequest: (req) => {
+              const n = ++next;
+              const fields: Record<string, string> = {
+                tranID: String(9_000_000_000 + n),
+                orderid: `nb${n}`,
+                status: "00",
+                domain: secrets.FIUU_MERCHANT_ID,
+                amount: "10.50",
+                currency: "MYR",
+                appcode: "123456",
+                paydate: "2026-11-26 12:00:00",
+                channel: "maybank2u",
+                nbcb: "2",
+              };
+              const key0 = md5(fields.tranID! + fields.orderid! + fields.status! + fields.domain! + fields.amount! + fields.currency!);
+              fields.skey = md5(fields.paydate! + fields.domain! + key0 + fields.appcode! + secrets.FIUU_SECRET_KEY);
+              return { ...req, headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams(fields).toString() };
+            },
           },
-        },
-      ],
-    });
-    await load(notifyOptions(warmupS));
-    const notify = await load(notifyOptions(durationS));
-    if (next + 10_000 > needed) throw new Error("seed more payments for the notify scenario");
-    const firstBaseline = next + 1;
-    const notifyBase = await baseline(durationS, (n) => notifyStatements(sql, `nb${firstBaseline + n}`, String(8_000_000_000 + n)));
-    scenarios.fiuu_notify = { ...notify, baseline_rps: notifyBase, ratio: round(notify.rps / notifyBase) };
+        ],
+      });
+      await load(server.pid!, notifyOptions(warmupS));
+      const notify = await load(server.pid!, notifyOptions(durationS));
+      if (next + 10_000 > needed) throw new Error("seed more payments for the notify scenario");
+      const firstBaseline = next + 1;
+      const notifyBase = await baseline(durationS, (n) => notifyStatements(sql, `nb${firstBaseline + n}`, String(8_000_000_000 + n)));
+      scenarios.fiuu_notify = { ...notify, baseline_rps: notifyBase.rps, baseline_cpu_ms: notifyBase.cpu_ms, ratio: round(notify.rps / notifyBase.rps) };
+    }
 
     const report = { scenarios, rss_mb_max: peakRssMb(server.pid!), concurrency, duration_s: durationS, cpus: (await import("node:os")).cpus().length };
     printTable(report);
@@ -221,11 +242,11 @@ async function main() {
 
 const round = (x: number) => Math.round(x * 100) / 100;
 
-function printTable(report: { scenarios: Record<string, Measured & { baseline_rps: number; ratio: number }>; rss_mb_max: number }) {
+function printTable(report: { scenarios: Record<string, Result>; rss_mb_max: number }) {
   const rows = Object.entries(report.scenarios).map(([name, s]) =>
-    [name, s.rps, s.p50_ms, s.p99_ms, s.errors, s.baseline_rps, s.ratio].map(String),
+    [name, s.rps, s.p50_ms, s.p99_ms, s.errors, s.server_cpu_ms, s.baseline_rps, s.baseline_cpu_ms, s.ratio].map(String),
   );
-  const header = ["scenario", "rps", "p50 ms", "p99 ms", "errors", "baseline rps", "ratio"];
+  const header = ["scenario", "rps", "p50 ms", "p99 ms", "errors", "CPU ms/req", "baseline rps", "baseline CPU ms/req", "ratio"];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
   console.log([line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n"));

@@ -12,8 +12,7 @@ const ciphertext = "v1.bench.AAAAAAAAAAAAAAAA.AAAA.AAAAAAAAAAAAAAAAAAAAAA";
 export async function createPaymentStatements(sql: Sql, redis: IORedis, n: number) {
   const key = `bench:${randomUUID()}`;
   const window = `ratelimit:create_payment:bench:${Math.floor(Date.now() / 60_000)}`;
-  const hits = await redis.incr(window);
-  if (hits === 1) await redis.expire(window, 61);
+  await redis.pipeline().incr(window).expire(window, 61, "NX").exec();
   await redis.set(`idempotency:${key}`, '{"state":"running"}', "PX", 30_000, "NX");
   const id = `pay_base${n}${randomUUID().replace(/-/g, "").slice(0, 12)}`;
   const orderId = `BASE-${id}`;
