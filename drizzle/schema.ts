@@ -57,8 +57,9 @@ export const payments = pgTable(
   (t) => [
     uniqueIndex("payments_gateway_order_id_key").on(t.gatewayOrderId),
     uniqueIndex("payments_tran_id_key").on(t.tranId),
-    // One open payment per order. Succeeded payments are checked by the application under an
-    // advisory lock instead, so that a late success on an old attempt can still be recorded.
+    // One open payment per order: two creates racing for an order both insert an open payment,
+    // so this index refuses the second. Succeeded payments are left to the create's own check, so
+    // that a late success on an old attempt can still be recorded.
     uniqueIndex("payments_one_open_per_order").on(t.orderId).where(sql`status in ('created', 'pending')`),
     index("payments_order_id_idx").on(t.orderId),
     index("payments_status_idx").on(t.status, t.id),

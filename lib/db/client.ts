@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import type { SQL } from "drizzle-orm";
+import type { Sql } from "postgres";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import * as schema from "../../drizzle/schema.js";
 import type { Config } from "../config.js";
@@ -23,6 +24,18 @@ export interface DatabaseHandle {
 export async function queryRows<T>(db: Database, query: SQL): Promise<T[]> {
   const result = (await db.execute(query)) as unknown;
   return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
+}
+
+/**
+ * Whether a query failed on the named unique constraint: postgres.js and PGlite both report
+ * SQLSTATE 23505, under `constraint_name` and `constraint` respectively, and Drizzle wraps either
+ * as the `cause` of its own error.
+ */
+export function isUniqueViolation(error: unknown, constraint: string): boolean {
+  for (let e = error as { code?: string; constraint_name?: string; constraint?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (e.code === "23505") return (e.constraint_name ?? e.constraint) === constraint;
+  }
+  return false;
 }
 
 /** Opens the configured database: a postgres.js pool, or PGlite in DATA_DIR (or in memory). */
@@ -51,9 +64,14 @@ export async function openPostgres(
     backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(3 ** retries / 100, 2),
     ssl: sslOption(options.ssl ?? "prefer"),
     onnotice: () => {},
-    connection: { application_name: "payment-service" },
+    connection: {
+      application_name: "payment-service",
+      // A statement whose client has gone (a replica killed, a connection cut) is cancelled and
+      // rolled back within a second, rather than left to finish, and commit, for nobody.
+      client_connection_check_interval: 1000,
+    },
   });
-  const db = drizzle(client, { schema }) as unknown as Database;
+  const db = drizzle(preparedStatements(client), { schema }) as unknown as Database;
   return {
     db,
     kind: "postgres",
@@ -63,6 +81,34 @@ export async function openPostgres(
     },
     close: () => client.end({ timeout: 5 }),
   };
+}
+
+/**
+ * postgres.js prepares its tagged-template queries (a named statement per connection, parsed and
+ * planned once) but not `unsafe()` ones, which is how Drizzle sends every query: each would be
+ * parsed and planned again on every execution. This view of the client prepares them too,
+ * inside transactions and savepoints as well. Drizzle's SQL text is stable per query shape, so
+ * the statements per connection stay few, and a connection's are dropped with it (max_lifetime).
+ */
+function preparedStatements<T extends Sql>(client: T): T {
+  return new Proxy(client, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown;
+      switch (property) {
+        case "unsafe":
+          return (query: string, params?: unknown[], options?: object) =>
+            target.unsafe(query, params as never, { ...options, prepare: true });
+        case "begin":
+        case "savepoint":
+          return (...args: unknown[]) => {
+            const body = args.pop() as (tx: Sql) => unknown;
+            return (value as (...a: unknown[]) => unknown).apply(target, [...args, (tx: Sql) => body(preparedStatements(tx))]);
+          };
+        default:
+          return value;
+      }
+    },
+  });
 }
 
 function sslOption(mode: PostgresOptions["ssl"]) {

@@ -8,7 +8,7 @@ import type { Sql } from "postgres";
 
 const ciphertext = "v1.bench.AAAAAAAAAAAAAAAA.AAAA.AAAAAAAAAAAAAAAAAAAAAA";
 
-/** create_payment: rate-limit counter, idempotency claim, the create transaction, the stored answer. */
+/** create_payment: rate-limit counter, idempotency claim, the create statement, the stored answer. */
 export async function createPaymentStatements(sql: Sql, redis: IORedis, n: number) {
   const key = `bench:${randomUUID()}`;
   const window = `ratelimit:create_payment:bench:${Math.floor(Date.now() / 60_000)}`;
@@ -16,16 +16,29 @@ export async function createPaymentStatements(sql: Sql, redis: IORedis, n: numbe
   await redis.set(`idempotency:${key}`, '{"state":"running"}', "PX", 30_000, "NX");
   const id = `pay_base${n}${randomUUID().replace(/-/g, "").slice(0, 12)}`;
   const orderId = `BASE-${id}`;
-  await sql.begin(async (tx) => {
-    await tx`select pg_advisory_xact_lock(1, hashtext(${orderId}))`;
-    await tx`select id, status from payments where order_id = ${orderId} and status in ('created','pending','succeeded','conflicted') limit 1`;
-    await tx`insert into payments (id, order_id, amount, currency, description, customer_name, customer_email, customer_mobile,
-      metadata, client_secret_hash, gateway_order_id, created_by, expires_at)
-      values (${id}, ${orderId}, 1050, 'MYR', 'Bench', ${ciphertext}, ${ciphertext}, ${ciphertext}, '{}',
-      ${createHash("sha256").update(id).digest("hex")}, ${id.replace("_", "")}, 'bench', now() + interval '30 minutes') returning *`;
-    await tx`insert into audit_log (actor, action, entity_type, entity_id, request_id, data)
-      values ('service:bench', 'payment.created', 'payment', ${id}, ${key}, ${tx.json({ order_id: orderId, amount: 1050, currency: "MYR", channel: null })})`;
-  });
+  const now = new Date().toISOString();
+  // lib/payments/create.ts: the holder check, the payment and its audit row in one statement.
+  const [outcome] = await sql`with holder as (
+      select id, status from payments
+      where order_id = ${orderId} and status in ('created', 'pending', 'succeeded', 'conflicted')
+      limit 1
+    ), inserted as (
+      insert into payments (id, order_id, amount, currency, status, channel, description, customer_name, customer_email,
+        customer_mobile, return_url, metadata, client_secret_hash, gateway_order_id, amount_refunded, amount_refund_reserved,
+        created_by, expires_at, created_at, updated_at)
+      select ${id}, ${orderId}, ${1050}::bigint, 'MYR', 'created', ${null}, 'Bench', ${ciphertext}, ${ciphertext}, ${ciphertext}, ${null},
+        ${"{}"}::jsonb, ${createHash("sha256").update(id).digest("hex")}, ${id.replace("_", "")}, 0, 0, 'bench',
+        ${now}::timestamptz + interval '30 minutes', ${now}::timestamptz, ${now}::timestamptz
+      where not exists (select 1 from holder)
+      returning id
+    ), audited as (
+      insert into audit_log (actor, action, entity_type, entity_id, request_id, data)
+      select 'service:bench', 'payment.created', 'payment', id, ${key}, ${JSON.stringify({ order_id: orderId, amount: 1050, currency: "MYR", channel: null })}::jsonb
+      from inserted
+    )
+    select (select id from inserted) as created, holder.id as holder_id, holder.status as holder_status
+    from (select 1) as one left join holder on true`;
+  if (!outcome?.created) throw new Error(`order ${orderId} was refused`);
   await redis.set(`idempotency:${key}`, '{"state":"done","status":201,"body":"{}"}', "EX", 86_400);
 }
 

@@ -7,7 +7,7 @@ import { jsonRequest } from "../support/app.js";
 import { createTestDatabase, realPostgresUrl } from "../support/databases.js";
 import { formPost, newTranId, signedReport } from "../support/fiuu.js";
 import { createOutageApp, startTraffic, type OutageContext, type Sample } from "../support/outage.js";
-import { bearerFor, deploymentEnv, killAll, lockWaiters, startReplica, type Replica } from "../support/replicas.js";
+import { bearerFor, deploymentEnv, holdOrder, killAll, lockWaiters, startReplica, type Replica } from "../support/replicas.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
 import { eventually, figure, percentile, sleep } from "../support/timing.js";
 
@@ -183,16 +183,10 @@ describe.skipIf(!realServers)("PostgreSQL drops its connections in the middle of
       const key = `k-${randomBytes(6).toString("hex")}`;
       const orderId = `DROP-${Date.now()}`;
       const body = JSON.stringify({ order_id: orderId, amount: 1050, currency: "MYR", description: "Teh O", customer: { name: "Lim", email: "lim@example.my" } });
-      // The create waits inside its transaction on the order's lock, held here; then the
-      // database connection drops under it.
-      let lockTaken!: () => void;
-      const taken = new Promise<void>((resolve) => (lockTaken = resolve));
-      holder = admin.begin(async (tx) => {
-        await tx`select pg_advisory_xact_lock(1, hashtext(${orderId}))`;
-        lockTaken();
-        await held;
-      });
-      await taken;
+      // The create waits in the database on the order, held here; then the database connection
+      // drops under it.
+      const hold = await holdOrder(admin, orderId);
+      holder = held.then(() => hold.release());
       const inFlight = fetch(`${replica.url}/v1/payments`, { method: "POST", body, headers: { ...auth, "Idempotency-Key": key } }).then(
         (res) => ({ status: res.status }),
         (error: Error) => ({ error: error.message }),
@@ -200,6 +194,8 @@ describe.skipIf(!realServers)("PostgreSQL drops its connections in the middle of
       await eventually(async () => (await lockWaiters(admin, new URL(database.url!).pathname.slice(1))) >= 1, 10_000);
       proxy.cut();
       expect(await inFlight).toEqual({ status: 503 });
+      // The database notices the cut connection and cancels the create waiting there.
+      await eventually(async () => (await lockWaiters(admin, new URL(database.url!).pathname.slice(1))) === 0, 10_000);
       await sleep(500);
       expect(replica.child.exitCode).toBeNull();
       proxy.restore();

@@ -11,6 +11,7 @@ import {
   configOf,
   deploymentEnv,
   killAll,
+  holdOrder,
   lockWaiters,
   startReceiver,
   startReplicas,
@@ -150,19 +151,10 @@ describe.skipIf(!realServers)("replicas on one database and Redis", () => {
     const key = `k-${randomBytes(6).toString("hex")}`;
     const redisKey = `idempotency:sub:${encodeURIComponent(sub)}:${key}`;
 
-    // Hold the order's create lock (the advisory lock createPayment takes) so the victim's create
-    // stops inside its transaction, after it has claimed the key in Redis: "in the middle".
-    let releaseLock!: () => void;
-    const held = new Promise<void>((resolve) => (releaseLock = resolve));
-    let lockTaken!: () => void;
-    const taken = new Promise<void>((resolve) => (lockTaken = resolve));
-    const holder = admin.begin(async (tx) => {
-      await tx`select pg_advisory_xact_lock(1, hashtext(${orderId}))`;
-      lockTaken();
-      await held;
-    });
+    // Hold the order so the victim's create stops in the database, after it has claimed the key
+    // in Redis: "in the middle".
+    const holder = await holdOrder(admin, orderId);
     try {
-      await taken;
       const inFlight = create(victim, body, key).then(
         (res) => ({ status: res.status }),
         (error: Error) => ({ error: error.message }),
@@ -173,9 +165,10 @@ describe.skipIf(!realServers)("replicas on one database and Redis", () => {
       expect(await victim.exited).toMatchObject({ signal: "SIGKILL" });
       // The shop's HTTP client sees the connection die: no answer, so it retries with the same key.
       expect(await inFlight).toHaveProperty("error");
+      // The database notices its client is gone and cancels the waiting statement.
+      await eventually(async () => (await lockWaiters(admin, databaseName)) === 0, 10_000);
     } finally {
-      releaseLock();
-      await holder;
+      await holder.release();
     }
 
     // Another replica refuses the retry while the dead replica's claim lasts (30 s).

@@ -148,6 +148,36 @@ export async function startReceiver() {
  * Backends of the replicas (application_name payment-service) waiting on a lock in `database`,
  * read from pg_stat_activity through an admin connection.
  */
+/**
+ * Holds an order as a create in flight would: an uncommitted open payment for it, whose entry in
+ * the unique index a create for the same order must wait on. Resolves once held; `release()`
+ * rolls it back, leaving the order free.
+ */
+export async function holdOrder(sql: postgres.Sql, orderId: string): Promise<{ release(): Promise<void> }> {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let held!: () => void;
+  const holding = new Promise<void>((resolve) => (held = resolve));
+  const id = `payhold${randomBytes(6).toString("hex")}`;
+  const done = sql
+    .begin(async (tx) => {
+      await tx`insert into payments (id, order_id, amount, currency, description, customer_name, customer_email,
+        client_secret_hash, gateway_order_id, created_by, expires_at)
+        values (${id}, ${orderId}, 100, 'MYR', 'Held', 'x', 'x', 'x', ${id}, 'test', now() + interval '1 hour')`;
+      held();
+      await released;
+      throw new Error("roll back");
+    })
+    .catch(() => undefined);
+  await Promise.race([holding, done]);
+  return {
+    release: async () => {
+      release();
+      await done;
+    },
+  };
+}
+
 export async function lockWaiters(sql: postgres.Sql, database: string): Promise<number> {
   const [row] = await sql<{ n: number }[]>`
     select count(*)::int as n from pg_stat_activity
