@@ -1,7 +1,6 @@
 import type { AppEnv, Principal } from "./context.js";
 import { sql } from "drizzle-orm";
 import { queryRows, type Database } from "./db/client.js";
-import { auditLog } from "../drizzle/schema.js";
 import type { Context } from "hono";
 
 export interface AuditEntry {
@@ -13,21 +12,16 @@ export interface AuditEntry {
   data?: Record<string, unknown>;
 }
 
-type Tx = Pick<Database, "insert">;
+type Tx = Pick<Database, "execute">;
 
 /**
  * Appends one audit row inside the caller's transaction. It is inserted unsealed; sealAuditLog
  * links it into the hash chain shortly after it commits.
  */
 export async function appendAudit(tx: Tx, entry: AuditEntry): Promise<void> {
-  await tx.insert(auditLog).values({
-    actor: entry.actor,
-    action: entry.action,
-    entityType: entry.entityType,
-    entityId: entry.entityId,
-    requestId: entry.requestId,
-    data: entry.data ?? {},
-  });
+  await tx.execute(sql`insert into audit_log (actor, action, entity_type, entity_id, request_id, data)
+    values (${entry.actor}, ${entry.action}, ${entry.entityType}, ${entry.entityId}, ${entry.requestId ?? null},
+      ${JSON.stringify(entry.data ?? {})}::jsonb)`);
 }
 
 /** How a principal is named in the audit log: `service:<sub>`, `admin:<sub>`, or `checkout:<payment>`. */

@@ -1,4 +1,4 @@
-import { eventDeliveries, events } from "../drizzle/schema.js";
+import { sql } from "drizzle-orm";
 import type { Database } from "./db/client.js";
 import { newId } from "./ids.js";
 
@@ -17,7 +17,7 @@ export const eventTypes = [
 ] as const;
 export type EventType = (typeof eventTypes)[number];
 
-type Tx = Pick<Database, "insert">;
+type Tx = Pick<Database, "execute">;
 
 /**
  * Writes an event to the outbox with one pending delivery per webhook receiver, inside the
@@ -29,16 +29,15 @@ export async function recordEvent(
   event: { type: EventType; paymentId?: string; refundId?: string; data: Record<string, unknown>; now: Date },
 ): Promise<string> {
   const id = newId("evt", event.now.getTime());
-  await tx.insert(events).values({
-    id,
-    type: event.type,
-    paymentId: event.paymentId,
-    refundId: event.refundId,
-    data: event.data,
-    createdAt: event.now,
-  });
-  if (receivers.length > 0) {
-    await tx.insert(eventDeliveries).values(receivers.map((receiver) => ({ eventId: id, receiver, nextAttemptAt: event.now })));
-  }
+  const at = event.now.toISOString();
+  const deliveries = receivers.map((receiver) => sql`(${id}, ${receiver}, ${at}::timestamptz)`);
+  await tx.execute(sql`with event as (
+      insert into events (id, type, payment_id, refund_id, data, created_at)
+      values (${id}, ${event.type}, ${event.paymentId ?? null}, ${event.refundId ?? null}, ${JSON.stringify(event.data)}::jsonb, ${at}::timestamptz)
+    )${
+      deliveries.length > 0
+        ? sql` insert into event_deliveries (event_id, receiver, next_attempt_at) values ${sql.join(deliveries, sql`, `)}`
+        : sql` select 1`
+    }`);
   return id;
 }

@@ -1,8 +1,9 @@
-import { eq } from "drizzle-orm";
-import { gatewayMessages, payments } from "../../drizzle/schema.js";
+import { eq, sql } from "drizzle-orm";
+import { payments } from "../../drizzle/schema.js";
 import { appendAudit } from "../audit.js";
 import type { AppDeps } from "../context.js";
-import type { Database } from "../db/client.js";
+import { queryRows, type Database } from "../db/client.js";
+import { columnsOf, rowOf } from "../db/rows.js";
 import { recordEvent, type EventType } from "../events.js";
 import { enqueueJob } from "../jobs/queue.js";
 import { parseFiuuAmount } from "../money.js";
@@ -35,7 +36,7 @@ const fiuuStatuses = new Set(["00", "11", "22"]);
  * start, a pending report, a report that failed its signature). Its many attempts are bounded by
  * time (24 h), not by count: waiting for Fiuu's query slot is not a failure.
  */
-export async function enqueueRequery(tx: Pick<Database, "insert">, paymentId: string, runAt: Date, options: { sooner?: boolean } = {}) {
+export async function enqueueRequery(tx: Pick<Database, "execute">, paymentId: string, runAt: Date, options: { sooner?: boolean } = {}) {
   await enqueueJob(tx, { kind: "requery", payload: { paymentId }, dedupeKey: `requery:${paymentId}`, runAt, maxAttempts: 1000, sooner: options.sooner });
 }
 
@@ -85,64 +86,73 @@ export async function applyVerified(
   const now = deps.now();
   let emitted: EventType[] = [];
   const result = await deps.database.db.transaction(async (tx): Promise<ReportResult> => {
-    const [payment] = await tx.select().from(payments).where(eq(payments.gatewayOrderId, fields.orderid ?? "")).for("update").limit(1);
+    const [locked] = await queryRows<Record<string, unknown>>(
+      tx,
+      sql`select ${columnsOf(payments)} from payments where gateway_order_id = ${fields.orderid ?? ""} limit 1 for update`,
+    );
+    const payment = locked && rowOf(payments, locked);
     if (!payment) {
       await storeMessage(tx, { kind, fields, signatureValid: true, outcome: "orphan", detail: "no payment has this orderid", now });
       return { kind, outcome: "orphan", detail: "no payment has this orderid" };
     }
     const decision = decideTransition(payment, report);
     emitted = decision.events;
-    let row: PaymentRow = payment;
-    if (decision.next) {
-      const settled = decision.next === "succeeded";
-      const [updated] = await tx
-        .update(payments)
-        .set({
-          status: decision.next,
-          tranId: settled || payment.tranId === null ? report.tranId : payment.tranId,
-          ...(settled ? { appcode: fields.appcode || null, paidChannel: fields.channel || null, paydate: fields.paydate || null } : {}),
-          ...(decision.next === "failed" ? { failureCode: fields.error_code || null, failureMessage: fields.error_desc || null } : {}),
-          ...(decision.next === "conflicted"
-            ? { failureCode: "amount_mismatch", failureMessage: `Fiuu reported ${fields.currency} ${fields.amount} (${report.status})` }
-            : {}),
-          updatedAt: now,
-        })
-        .where(eq(payments.id, payment.id))
-        .returning();
-      row = updated!;
-    }
+    const settled = decision.next === "succeeded";
+    const changes: Partial<PaymentRow> | undefined = decision.next && {
+      status: decision.next,
+      tranId: settled || payment.tranId === null ? report.tranId : payment.tranId,
+      ...(settled ? { appcode: fields.appcode || null, paidChannel: fields.channel || null, paydate: fields.paydate || null } : {}),
+      ...(decision.next === "failed" ? { failureCode: fields.error_code || null, failureMessage: fields.error_desc || null } : {}),
+      ...(decision.next === "conflicted"
+        ? { failureCode: "amount_mismatch", failureMessage: `Fiuu reported ${fields.currency} ${fields.amount} (${report.status})` }
+        : {}),
+      updatedAt: now,
+    };
+    // The row as the update leaves it (no trigger or default touches it), for the events' data.
+    const row: PaymentRow = changes ? { ...payment, ...changes } : payment;
+
+    // The decision is made; its writes go to the database together, in one round trip.
+    const writes: Promise<unknown>[] = [];
+    if (changes) writes.push(tx.update(payments).set(changes).where(eq(payments.id, payment.id)).execute());
     for (const type of decision.events) {
-      await recordEvent(tx, deps.config.webhooks.urls, {
-        type,
-        paymentId: payment.id,
-        data: { ...paymentResource(deps, row, { masked: true }), ...(type === "payment.duplicate_charge" ? { duplicate_tran_id: report.tranId } : {}) },
-        now,
-      });
+      writes.push(
+        recordEvent(tx, deps.config.webhooks.urls, {
+          type,
+          paymentId: payment.id,
+          data: { ...paymentResource(deps, row, { masked: true }), ...(type === "payment.duplicate_charge" ? { duplicate_tran_id: report.tranId } : {}) },
+          now,
+        }),
+      );
     }
-    await storeMessage(tx, { kind, fields, signatureValid: true, outcome: decision.outcome, detail: decision.reason, paymentId: payment.id, now });
+    writes.push(storeMessage(tx, { kind, fields, signatureValid: true, outcome: decision.outcome, detail: decision.reason, paymentId: payment.id, now }));
     if (kind === "notification" || kind === "return") {
       // Fiuu wants every notification echoed back; without it, it sends the notification again.
-      await enqueueJob(tx, {
-        kind: "ipn_echo",
-        payload: { fields },
-        dedupeKey: `ipn_echo:${fields.tranID}:${fields.status}:${kind}`,
-        runAt: now,
-        maxAttempts: 100,
-      });
+      writes.push(
+        enqueueJob(tx, {
+          kind: "ipn_echo",
+          payload: { fields },
+          dedupeKey: `ipn_echo:${fields.tranID}:${fields.status}:${kind}`,
+          runAt: now,
+          maxAttempts: 100,
+        }),
+      );
     }
     if ((decision.next ?? row.status) === "pending") {
-      await enqueueRequery(tx, payment.id, new Date(now.getTime() + firstRequeryDelayMs));
+      writes.push(enqueueRequery(tx, payment.id, new Date(now.getTime() + firstRequeryDelayMs)));
     }
     if (decision.next || decision.events.length > 0) {
-      await appendAudit(tx, {
-        actor: `fiuu:${kind}`,
-        action: decision.next ? `payment.${decision.next}` : decision.events[0]!,
-        entityType: "payment",
-        entityId: payment.id,
-        requestId: input.requestId,
-        data: { from: payment.status, to: decision.next ?? payment.status, tran_id: report.tranId, fiuu_status: report.status },
-      });
+      writes.push(
+        appendAudit(tx, {
+          actor: `fiuu:${kind}`,
+          action: decision.next ? `payment.${decision.next}` : decision.events[0]!,
+          entityType: "payment",
+          entityId: payment.id,
+          requestId: input.requestId,
+          data: { from: payment.status, to: decision.next ?? payment.status, tran_id: report.tranId, fiuu_status: report.status },
+        }),
+      );
     }
+    await Promise.all(writes);
     return { kind, outcome: decision.outcome, payment: row, detail: decision.reason };
   });
   recordMetrics(deps, result, now);
@@ -174,21 +184,13 @@ async function rejectReport(
 }
 
 async function storeMessage(
-  tx: Pick<Database, "insert">,
+  tx: Pick<Database, "execute">,
   message: { kind: ReportKind; fields: Record<string, string>; signatureValid: boolean; outcome: MessageOutcome; detail: string; paymentId?: string; now: Date },
 ) {
-  await tx.insert(gatewayMessages).values({
-    kind: message.kind,
-    paymentId: message.paymentId,
-    tranId: message.fields.tranID ?? null,
-    orderId: message.fields.orderid ?? null,
-    status: message.fields.status ?? null,
-    fields: message.fields,
-    signatureValid: message.signatureValid,
-    outcome: message.outcome,
-    detail: message.detail,
-    receivedAt: message.now,
-  });
+  const { fields } = message;
+  await tx.execute(sql`insert into gateway_messages (kind, payment_id, tran_id, order_id, status, fields, signature_valid, outcome, detail, received_at)
+    values (${message.kind}, ${message.paymentId ?? null}, ${fields.tranID ?? null}, ${fields.orderid ?? null}, ${fields.status ?? null},
+      ${JSON.stringify(fields)}::jsonb, ${message.signatureValid}, ${message.outcome}, ${message.detail}, ${message.now.toISOString()}::timestamptz)`);
 }
 
 function recordMetrics(deps: AppDeps, result: ReportResult, now: Date) {

@@ -38,7 +38,7 @@ const maxErrorLength = 1000;
  * end with one job); once that job is done or failed the key is free again.
  */
 export async function enqueueJob(
-  tx: Pick<Database, "insert"> | Database,
+  tx: Pick<Database, "execute">,
   job: {
     kind: JobKind;
     payload: Record<string, unknown>;
@@ -49,24 +49,16 @@ export async function enqueueJob(
     sooner?: boolean;
   },
 ): Promise<void> {
-  const insert = tx.insert(jobs).values({
-    kind: job.kind,
-    payload: job.payload,
-    dedupeKey: job.dedupeKey,
-    runAt: job.runAt,
-    maxAttempts: job.maxAttempts,
-  });
+  const insert = sql`insert into jobs (kind, payload, dedupe_key, run_at, max_attempts)
+    values (${job.kind}, ${JSON.stringify(job.payload)}::jsonb, ${job.dedupeKey ?? null},
+      ${job.runAt ? sql`${job.runAt.toISOString()}::timestamptz` : sql`default`}, ${job.maxAttempts === undefined ? sql`default` : job.maxAttempts})`;
   // The conflict target must repeat the partial index's predicate for Postgres to infer that index.
   if (job.dedupeKey === undefined) {
-    await insert;
+    await tx.execute(insert);
   } else if (job.sooner) {
-    await insert.onConflictDoUpdate({
-      target: jobs.dedupeKey,
-      targetWhere: sql`status = 'pending'`,
-      set: { runAt: sql`least(${jobs.runAt}, excluded.run_at)` },
-    });
+    await tx.execute(sql`${insert} on conflict (dedupe_key) where status = 'pending' do update set run_at = least(jobs.run_at, excluded.run_at)`);
   } else {
-    await insert.onConflictDoNothing({ target: jobs.dedupeKey, where: sql`status = 'pending'` });
+    await tx.execute(sql`${insert} on conflict (dedupe_key) where status = 'pending' do nothing`);
   }
 }
 

@@ -42,19 +42,24 @@ export async function createPaymentStatements(sql: Sql, redis: IORedis, n: numbe
   await redis.set(`idempotency:${key}`, '{"state":"done","status":201,"body":"{}"}', "EX", 86_400);
 }
 
-/** fiuu_notify: the report transaction for one created payment (its gateway order id). */
+/** fiuu_notify: the report transaction for one created payment (its gateway order id): the locked read, then its writes together. */
 export async function notifyStatements(sql: Sql, gatewayOrderId: string, tranId: string) {
   await sql.begin(async (tx) => {
     const [payment] = await tx`select * from payments where gateway_order_id = ${gatewayOrderId} for update limit 1`;
     if (!payment) throw new Error(`no payment ${gatewayOrderId}`);
-    await tx`update payments set status = 'succeeded', tran_id = ${tranId}, appcode = '123456', paid_channel = 'maybank2u',
-      paydate = '2026-11-26 12:00:00', updated_at = now() where id = ${payment.id} returning *`;
-    await tx`insert into events (id, type, payment_id, data) values (${`evt_${tranId}`}, 'payment.succeeded', ${payment.id}, ${tx.json({ id: payment.id, status: "succeeded" })})`;
-    await tx`insert into gateway_messages (kind, payment_id, tran_id, order_id, status, fields, signature_valid, outcome, detail)
-      values ('notification', ${payment.id}, ${tranId}, ${gatewayOrderId}, '00', ${tx.json({ tranID: tranId })}, true, 'applied', 'created → succeeded')`;
-    await tx`insert into jobs (kind, payload, dedupe_key, run_at, max_attempts) values ('ipn_echo', ${tx.json({ fields: { tranID: tranId } })},
-      ${`ipn_echo:${tranId}:00:notification`}, now(), 100) on conflict (dedupe_key) where status = 'pending' do nothing`;
-    await tx`insert into audit_log (actor, action, entity_type, entity_id, request_id, data)
-      values ('fiuu:notification', 'payment.succeeded', 'payment', ${payment.id}, ${tranId}, ${tx.json({ from: "created", to: "succeeded" })})`;
+    const now = new Date().toISOString();
+    await Promise.all([
+      tx`update payments set status = 'succeeded', tran_id = ${tranId}, appcode = '123456', paid_channel = 'maybank2u',
+        paydate = '2026-11-26 12:00:00', updated_at = ${now}::timestamptz where id = ${payment.id}`,
+      tx`with event as (insert into events (id, type, payment_id, refund_id, data, created_at) values (${`evt_${tranId}`}, 'payment.succeeded',
+        ${payment.id}, ${null}, ${JSON.stringify({ id: payment.id, status: "succeeded" })}::jsonb, ${now}::timestamptz)) select 1`,
+      tx`insert into gateway_messages (kind, payment_id, tran_id, order_id, status, fields, signature_valid, outcome, detail, received_at)
+        values ('notification', ${payment.id}, ${tranId}, ${gatewayOrderId}, '00', ${tx.json({ tranID: tranId })}, true, 'applied',
+        'created → succeeded', ${now}::timestamptz)`,
+      tx`insert into jobs (kind, payload, dedupe_key, run_at, max_attempts) values ('ipn_echo', ${tx.json({ fields: { tranID: tranId } })},
+        ${`ipn_echo:${tranId}:00:notification`}, ${now}::timestamptz, 100) on conflict (dedupe_key) where status = 'pending' do nothing`,
+      tx`insert into audit_log (actor, action, entity_type, entity_id, request_id, data)
+        values ('fiuu:notification', 'payment.succeeded', 'payment', ${payment.id}, ${tranId}, ${tx.json({ from: "created", to: "succeeded" })})`,
+    ]);
   });
 }
