@@ -56,7 +56,11 @@ async function fakeFiuu() {
 async function startServer(port: number, fiuuUrl: string) {
   // BENCH_PROFILE=<dir> writes the server's CPU profile there (node --cpu-prof), for finding hot spots.
   const profile = process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
-  const child = spawn(process.execPath, [...profile, "dist/lib/entry/node.js"], {
+  // BENCH_NODE_FLAGS adds node flags to the server's command line, for experiments (GC sizing, tracing).
+  const flags = process.env.BENCH_NODE_FLAGS?.split(" ").filter(Boolean) ?? [];
+  // The server runs as `npm run start:prod` (the image's CMD) runs it, node flags included.
+  const [, ...startArgs] = (JSON.parse(readFileSync("package.json", "utf8")) as { scripts: Record<string, string> }).scripts["start:prod"]!.split(" ");
+  const child = spawn(process.execPath, [...flags, ...profile, ...startArgs], {
     env: {
       PATH: process.env.PATH ?? "",
       ENVIRONMENT: "production",
@@ -75,7 +79,7 @@ async function startServer(port: number, fiuuUrl: string) {
       RATE_LIMIT_PAYMENTS_PER_MINUTE: "10000000",
       ...secrets,
     },
-    stdio: ["ignore", "ignore", "inherit"],
+    stdio: ["ignore", process.env.BENCH_NODE_FLAGS ? "inherit" : "ignore", "inherit"],
   });
   for (let i = 0; i < 100; i++) {
     try {
