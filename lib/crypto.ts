@@ -1,5 +1,25 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from "node:crypto";
 
+const randomPoolBytes = 4096;
+let randomPool = Buffer.alloc(0);
+let randomPoolOffset = 0;
+
+/**
+ * `n` bytes from the CSPRNG, drawn from a pool filled 4 KB at a time: one call into OpenSSL serves
+ * many nonces and ids (a call per value cost more than the encryption itself). Each byte is handed
+ * out once, and a spent pool is replaced, never refilled in place, so no two values share bytes.
+ */
+export function secureRandomBytes(n: number): Buffer {
+  if (n > randomPoolBytes / 4) return randomBytes(n);
+  if (randomPoolOffset + n > randomPool.length) {
+    randomPool = randomBytes(randomPoolBytes);
+    randomPoolOffset = 0;
+  }
+  const bytes = randomPool.subarray(randomPoolOffset, randomPoolOffset + n);
+  randomPoolOffset += n;
+  return bytes;
+}
+
 const version = "v1";
 const nonceBytes = 12;
 const tagBytes = 16;
@@ -36,7 +56,7 @@ export function createFieldCipher(currentKey: Buffer, previousKeys: Buffer[] = [
 
   return {
     encrypt(plain) {
-      const nonce = randomBytes(nonceBytes);
+      const nonce = secureRandomBytes(nonceBytes);
       const header = `${version}.${currentId}`;
       const cipher = createCipheriv("aes-256-gcm", currentKey, nonce, { authTagLength: tagBytes });
       // The header is authenticated too, so the version and key id cannot be swapped unnoticed.
@@ -96,5 +116,5 @@ export function safeEqual(a: string, b: string): boolean {
 
 /** A random token of `bytes` random bytes, base64url (24 bytes → 32 characters). */
 export function randomToken(bytes = 24): string {
-  return randomBytes(bytes).toString("base64url");
+  return secureRandomBytes(bytes).toString("base64url");
 }

@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { secureRandomBytes } from "./crypto.js";
 
 const alphabet = "0123456789abcdefghjkmnpqrstvwxyz"; // Crockford base32, lower case
 
@@ -9,7 +9,7 @@ const alphabet = "0123456789abcdefghjkmnpqrstvwxyz"; // Crockford base32, lower 
 export function newId(prefix: string, now: number = Date.now()): string {
   let time = "";
   for (let t = now, i = 0; i < 10; i++, t = Math.floor(t / 32)) time = alphabet[t % 32] + time;
-  const random = randomBytes(10);
+  const random = secureRandomBytes(10);
   let tail = "";
   for (let bits = 0, value = 0, i = 0; i < random.length; i++) {
     value = (value << 8) | random[i]!;
