@@ -2,7 +2,7 @@ import type { AppDeps } from "../context.js";
 import { errorName, startBackgroundLoop } from "./background.js";
 import {
   claimDueJobs,
-  completeJob,
+  completeJobs,
   countPendingJobs,
   failJob,
   nextAttemptDelay,
@@ -47,7 +47,8 @@ export interface BatchOptions {
 const defaults = { limit: 20, lockMs: 120_000, concurrency: 4, backoff: { baseMs: 5_000, maxMs: 15 * 60_000 } };
 
 /**
- * Claims the due jobs of the given kinds, runs each with its runner and records the outcome. A
+ * Claims the due jobs of the given kinds, runs each with its runner and records the outcome (the
+ * finished ones together, in one statement, once the batch has run). A
  * runner that throws is retried with backoff (its message is stored, the stack is not); after the
  * batch the jobs_pending gauge is refreshed. A failure to record an outcome is thrown once every
  * started job has finished (the job's lock then runs out and it is tried again).
@@ -81,8 +82,7 @@ export async function runJobBatch(deps: AppDeps, runners: JobRunners, options: B
     const fence = { lockedUntil: job.lockedUntil, now: deps.now() };
     try {
       if ("done" in outcome) {
-        if (await completeJob(db, job.id, fence)) result.done++;
-        else lostClaim(deps, log);
+        finished.push(job); // recorded with the batch's others, in one statement
       } else if ("failed" in outcome) {
         if (await failJob(db, job.id, { error: outcome.failed, ...fence })) {
           result.failed++;
@@ -102,6 +102,7 @@ export async function runJobBatch(deps: AppDeps, runners: JobRunners, options: B
     }
   };
 
+  const finished: Job[] = [];
   const queue = [...claimedJobs];
   const worker = async () => {
     for (let job = queue.shift(); job; job = queue.shift()) {
@@ -113,6 +114,16 @@ export async function runJobBatch(deps: AppDeps, runners: JobRunners, options: B
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(options.concurrency ?? defaults.concurrency, queue.length)) }, worker));
+
+  if (finished.length > 0) {
+    try {
+      const marked = await completeJobs(db, finished, deps.now());
+      result.done += marked.size;
+      for (const job of finished) if (!marked.has(job.id)) lostClaim(deps, { job_id: job.id, kind: job.kind });
+    } catch (error) {
+      recordErrors.push(error);
+    }
+  }
 
   // Stopped before these started: hand them back so another worker or replica takes them now
   // rather than after their lock runs out.

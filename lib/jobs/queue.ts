@@ -1,6 +1,6 @@
 import { and, asc, eq, inArray, isNull, lte, or, sql } from "drizzle-orm";
 import { jobs } from "../../drizzle/schema.js";
-import type { Database } from "../db/client.js";
+import { queryRows, type Database } from "../db/client.js";
 
 /** A job kind: ipn_echo, requery, expire, refund_poll, deliver, … — whatever a runner is registered for. */
 export type JobKind = string;
@@ -121,6 +121,27 @@ export async function completeJob(db: Database, id: number, options: JobUpdateOp
     .where(claimed(id, options.lockedUntil))
     .returning({ id: jobs.id });
   return rows.length > 0;
+}
+
+/**
+ * Marks many claimed jobs done in one statement per claim (a batch's jobs share theirs). Returns
+ * the ids it marked; a job missing from them was no longer this claim's to finish.
+ */
+export async function completeJobs(db: Database, finished: readonly Pick<Job, "id" | "lockedUntil">[], now: Date): Promise<Set<number>> {
+  const byClaim = new Map<number, number[]>();
+  for (const job of finished) byClaim.set(job.lockedUntil.getTime(), [...(byClaim.get(job.lockedUntil.getTime()) ?? []), job.id]);
+  const marked = new Set<number>();
+  for (const [lockedUntil, ids] of byClaim) {
+    const rows = await queryRows<{ id: number | string }>(
+      db,
+      sql`update jobs set status = 'done', locked_until = null, updated_at = ${now.toISOString()}::timestamptz
+        where id in (${sql.join(ids.map((id) => sql`${id}`), sql`, `)}) and status = 'pending'
+          and locked_until = ${new Date(lockedUntil).toISOString()}::timestamptz
+        returning id`,
+    );
+    for (const row of rows) marked.add(Number(row.id));
+  }
+  return marked;
 }
 
 /**

@@ -9,10 +9,10 @@ import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import autocannon from "autocannon";
-import { Redis as IORedis } from "ioredis";
 import postgres from "postgres";
 import { signToken } from "../../lib/auth/tokens.js";
 import { createFieldCipher } from "../../lib/crypto.js";
+import { openRedis } from "../../lib/redis/index.js";
 import { freePort } from "../support/process.js";
 import { createPaymentStatements, notifyStatements } from "./statements.js";
 
@@ -154,7 +154,7 @@ async function main() {
   const base = `http://127.0.0.1:${port}`;
   const token = await signToken(secrets.JWT_SECRET, { sub: "bench-shop", role: "service", ttlSeconds: 3600 });
   const sql = postgres(dbUrl, { max: poolSize, onnotice: () => {} });
-  const redis = new IORedis({ host: redisHost });
+  const redis = await openRedis({ kind: "tcp", host: redisHost, port: 6379, db: 0, maxConnections: 1 });
   const scenarios: Record<string, Result> = {};
 
   try {
@@ -183,7 +183,7 @@ async function main() {
     if (wanted("create_payment")) {
       await load(server.pid!, createOptions(warmupS));
       const create = await load(server.pid!, createOptions(durationS));
-      const createBase = await baseline(durationS, (n) => createPaymentStatements(sql, redis, n));
+      const createBase = await baseline(durationS, (n) => createPaymentStatements(sql, redis.redis, n));
       scenarios.create_payment = { ...create, baseline_rps: createBase.rps, baseline_cpu_ms: createBase.cpu_ms, ratio: round(create.rps / createBase.rps) };
     }
 
@@ -239,7 +239,7 @@ async function main() {
   } finally {
     server.kill("SIGTERM");
     await sql.end();
-    redis.disconnect();
+    await redis.close();
     fiuu.close();
   }
 }

@@ -1,19 +1,20 @@
 import { createHash, randomUUID } from "node:crypto";
-import type { Redis as IORedis } from "ioredis";
+import type { Redis } from "../../lib/redis/index.js";
 import type { Sql } from "postgres";
 
-// The database and Redis statements one request of each scenario issues, written directly against
-// the same drivers: the benchmark's baseline, the irreducible work without HTTP, the framework,
-// JSON, JWT, encryption or logging. Keep in step with lib/ (README "Performance" lists them).
+// The database and Redis statements one request of each scenario issues, sent directly through the
+// same drivers (postgres.js, and the service's Redis client: @upstash/redis over ioredis): the
+// benchmark's baseline, the irreducible work without HTTP, the framework, JSON, JWT, encryption or
+// logging. Keep in step with lib/ (README "Performance" lists them).
 
 const ciphertext = "v1.bench.AAAAAAAAAAAAAAAA.AAAA.AAAAAAAAAAAAAAAAAAAAAA";
 
 /** create_payment: rate-limit counter, idempotency claim, the create statement, the stored answer. */
-export async function createPaymentStatements(sql: Sql, redis: IORedis, n: number) {
+export async function createPaymentStatements(sql: Sql, redis: Redis, n: number) {
   const key = `bench:${randomUUID()}`;
   const window = `ratelimit:create_payment:bench:${Math.floor(Date.now() / 60_000)}`;
   await redis.pipeline().incr(window).expire(window, 61, "NX").exec();
-  await redis.set(`idempotency:${key}`, '{"state":"running"}', "PX", 30_000, "NX");
+  await redis.set(`idempotency:${key}`, { state: "running", fingerprint: "x", owner: "y" }, { nx: true, px: 30_000 });
   const id = `pay_base${n}${randomUUID().replace(/-/g, "").slice(0, 12)}`;
   const orderId = `BASE-${id}`;
   const now = new Date().toISOString();
@@ -39,7 +40,7 @@ export async function createPaymentStatements(sql: Sql, redis: IORedis, n: numbe
     select (select id from inserted) as created, holder.id as holder_id, holder.status as holder_status
     from (select 1) as one left join holder on true`;
   if (!outcome?.created) throw new Error(`order ${orderId} was refused`);
-  await redis.set(`idempotency:${key}`, '{"state":"done","status":201,"body":"{}"}', "EX", 86_400);
+  await redis.set(`idempotency:${key}`, { state: "done", fingerprint: "x", status: 201, body: "{}" }, { ex: 86_400 });
 }
 
 /** fiuu_notify: the report transaction for one created payment (its gateway order id): the locked read, then its writes together. */
