@@ -92,7 +92,9 @@ export function createResilience(options: ResilienceOptions) {
   metrics.fiuuBreaker.set(labels, gaugeValues[breaker.state]);
 
   // Aggressive: the attempt fails at the deadline even when an injected fetch ignores the signal.
-  const deadline = timeout(fiuu.timeoutMs, TimeoutStrategy.Aggressive);
+  // Not aborted on return: an attempt returns only once it has read the whole answer, so there is
+  // nothing left to cancel, and each abort would build an exception and dispatch an event.
+  const deadline = timeout(fiuu.timeoutMs, { strategy: TimeoutStrategy.Aggressive, abortOnReturn: false });
 
   const retries = retry(
     handleWhen((error) => {

@@ -227,6 +227,31 @@ describe("nextAttemptDelay", () => {
 });
 
 describe("runJobBatch", () => {
+  it("records the batch's finished jobs together, and not one whose claim another worker took meanwhile", async () => {
+    const kind = newKind("batch_done");
+    for (let n = 0; n < 3; n++) await enqueueJob(db, { kind, payload: { n }, runAt: ago(1000) });
+    const stolen = deferred<number>();
+    const runner = async (_deps: AppDeps, job: { id: number; payload: Record<string, unknown> }) => {
+      if (job.payload.n === 1) {
+        // Its lock runs out and another worker claims it while this one is still running.
+        await db.update(jobs).set({ lockedUntil: new Date(Date.now() + 600_000) }).where(eq(jobs.id, job.id));
+        stolen.resolve(job.id);
+      }
+      return { done: true as const };
+    };
+    const warnings = () => t.logs.lines.filter((l) => l.msg === "job outcome not recorded: the claim was lost").length;
+    const warningsBefore = warnings();
+    expect(await runJobBatch(t.deps, { [kind]: runner }, { kinds: [kind] })).toMatchObject({ claimed: 3, done: 2 });
+    const rows = await rowsOf(kind);
+    expect(rows.map((r) => [r.payload.n, r.status])).toEqual([
+      [0, "done"],
+      [1, "pending"],
+      [2, "done"],
+    ]);
+    expect(await stolen.promise).toBe(rows[1]!.id);
+    expect(warnings()).toBe(warningsBefore + 1);
+  });
+
   it("records each runner's outcome: done, retry at its time, throw as retry with backoff, failed", async () => {
     const [done, retry, thrower, failer, unrun] = ["done", "retry", "throw", "failed", "norunner"].map(newKind) as [string, string, string, string, string];
     for (const kind of [done, retry, thrower, failer, unrun]) {

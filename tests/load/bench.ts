@@ -4,7 +4,7 @@
  * directly through the same drivers and pool sizes — measured in the same run. Prints a table
  * and writes JSON to BENCH_OUT.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
@@ -122,6 +122,37 @@ async function load(serverPid: number, options: autocannon.Options): Promise<Mea
   return { rps: Math.round(result.requests.average), p50_ms: result.latency.p50, p99_ms: result.latency.p99, errors, server_cpu_ms };
 }
 
+/**
+ * Waits until the server has caught up with the background work a load left behind (IPN echo
+ * jobs, audit rows to seal), so that the next measurement does not pay for it.
+ */
+async function drained(sql: postgres.Sql) {
+  const started = Date.now();
+  for (;;) {
+    const [row] = await sql<{ jobs: number; unsealed: number }[]>`select
+      (select count(*)::int from jobs where status = 'pending' and run_at <= now()) as jobs,
+      (select count(*)::int from audit_log where seq is null) as unsealed`;
+    if (row!.jobs === 0 && row!.unsealed === 0) return;
+    if (Date.now() - started > 180_000) throw new Error(`the server did not catch up: ${JSON.stringify(row)}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/**
+ * Runs a baseline with the server paused (SIGSTOP), so the service's background loops neither
+ * slow the baseline down nor work on its rows; the server catches up before and after.
+ */
+async function quietly<T>(server: ChildProcess, sql: postgres.Sql, measure: () => Promise<T>): Promise<T> {
+  await drained(sql);
+  server.kill("SIGSTOP");
+  try {
+    return await measure();
+  } finally {
+    server.kill("SIGCONT");
+    await drained(sql);
+  }
+}
+
 /** Runs `work` from `concurrency` async workers for `seconds`: requests per second completed, and this process's CPU per request. */
 async function baseline(seconds: number, work: (n: number) => Promise<void>): Promise<{ rps: number; cpu_ms: number }> {
   let done = 0;
@@ -183,7 +214,7 @@ async function main() {
     if (wanted("create_payment")) {
       await load(server.pid!, createOptions(warmupS));
       const create = await load(server.pid!, createOptions(durationS));
-      const createBase = await baseline(durationS, (n) => createPaymentStatements(sql, redis.redis, n));
+      const createBase = await quietly(server, sql, () => baseline(durationS, (n) => createPaymentStatements(sql, redis.redis, n)));
       scenarios.create_payment = { ...create, baseline_rps: createBase.rps, baseline_cpu_ms: createBase.cpu_ms, ratio: round(create.rps / createBase.rps) };
     }
 
@@ -229,7 +260,9 @@ async function main() {
       const notify = await load(server.pid!, notifyOptions(durationS));
       if (next + 10_000 > needed) throw new Error("seed more payments for the notify scenario");
       const firstBaseline = next + 1;
-      const notifyBase = await baseline(durationS, (n) => notifyStatements(sql, `nb${firstBaseline + n}`, String(8_000_000_000 + n)));
+      const notifyBase = await quietly(server, sql, () =>
+        baseline(durationS, (n) => notifyStatements(sql, `nb${firstBaseline + n}`, String(8_000_000_000 + n))),
+      );
       scenarios.fiuu_notify = { ...notify, baseline_rps: notifyBase.rps, baseline_cpu_ms: notifyBase.cpu_ms, ratio: round(notify.rps / notifyBase.rps) };
     }
 

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { createFieldCipher, hashSecret, keyIdOf, randomToken, safeEqual } from "../../lib/crypto.js";
+import { createFieldCipher, hashSecret, keyIdOf, randomToken, safeEqual, secureRandomBytes } from "../../lib/crypto.js";
 
 const key = () => randomBytes(32);
 const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -143,5 +143,31 @@ describe("secrets", () => {
     expect(Buffer.from(token, "base64url")).toHaveLength(24);
     expect(Buffer.from(randomToken(32), "base64url")).toHaveLength(32);
     expect(new Set(Array.from({ length: 100 }, () => randomToken())).size).toBe(100);
+  });
+});
+
+describe("secureRandomBytes", () => {
+  it("hands out each pooled byte once: 2,000 draws across several pool refills never repeat a value", () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 2_000; i++) {
+      const bytes = secureRandomBytes(12);
+      expect(bytes).toHaveLength(12);
+      seen.add(bytes.toString("hex"));
+    }
+    expect(seen.size).toBe(2_000);
+  });
+
+  it("keeps earlier values intact when the pool is replaced", () => {
+    const first = secureRandomBytes(16);
+    const copy = Buffer.from(first);
+    for (let i = 0; i < 1_000; i++) secureRandomBytes(16); // 16 KB: four pools
+    expect(first.equals(copy)).toBe(true);
+  });
+
+  it("serves large requests straight from the CSPRNG", () => {
+    const a = secureRandomBytes(5_000);
+    const b = secureRandomBytes(5_000);
+    expect(a).toHaveLength(5_000);
+    expect(a.equals(b)).toBe(false);
   });
 });

@@ -1,0 +1,65 @@
+import { eq, sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { payments } from "../../drizzle/schema.js";
+import { isUniqueViolation, queryRows } from "../../lib/db/client.js";
+import { columnsOf, rowOf } from "../../lib/db/rows.js";
+import { createTestDatabase, type TestDatabase } from "../support/databases.js";
+
+// The helpers behind the hot statements written as sql templates, on whichever database the suite
+// runs against (PGlite, or the real Postgres with TEST_DATABASE_URL).
+let database: TestDatabase;
+beforeAll(async () => {
+  database = await createTestDatabase();
+});
+afterAll(() => database.drop());
+
+const insertPayment = (id: string, gatewayOrderId: string) =>
+  database.handle.db.insert(payments).values({
+    id,
+    orderId: `ORDER-${id}`,
+    amount: 2590,
+    currency: "MYR",
+    description: "Nasi lemak",
+    customerName: "x",
+    customerEmail: "x",
+    metadata: { table: "7" },
+    clientSecretHash: "h",
+    gatewayOrderId,
+    createdBy: "test",
+    expiresAt: new Date("2026-11-26T12:30:00.000Z"),
+    createdAt: new Date("2026-11-26T12:00:00.123Z"),
+  });
+
+describe("rowOf and columnsOf", () => {
+  it("read a raw select of every column back as the row Drizzle's own select returns", async () => {
+    await insertPayment("pay_rowof1", "payrowof1");
+    const [raw] = await queryRows<Record<string, unknown>>(database.handle.db, sql`select ${columnsOf(payments)} from payments where id = 'pay_rowof1'`);
+    const [viaDrizzle] = await database.handle.db.select().from(payments).where(eq(payments.id, "pay_rowof1"));
+    const row = rowOf(payments, raw!);
+    expect(row).toEqual(viaDrizzle);
+    expect(row).toMatchObject({ amount: 2590, metadata: { table: "7" }, tranId: null, createdAt: new Date("2026-11-26T12:00:00.123Z") });
+  });
+});
+
+describe("isUniqueViolation", () => {
+  it("names the constraint a duplicate broke, through Drizzle's wrapping", async () => {
+    await insertPayment("pay_unique1", "payunique1");
+    const error = await insertPayment("pay_unique2", "payunique1").then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeDefined();
+    expect(isUniqueViolation(error, "payments_gateway_order_id_key")).toBe(true);
+    expect(isUniqueViolation(error, "payments_one_open_per_order")).toBe(false);
+  });
+
+  it("is false for other errors", async () => {
+    const error = await queryRows(database.handle.db, sql`select 1 / 0`).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeDefined();
+    expect(isUniqueViolation(error, "payments_gateway_order_id_key")).toBe(false);
+    expect(isUniqueViolation(new Error("plain"), "payments_gateway_order_id_key")).toBe(false);
+  });
+});
