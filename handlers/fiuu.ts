@@ -16,18 +16,23 @@ async function reportFields(c: Context<AppEnv>): Promise<Record<string, string>>
   // A plain copy: Hono hands out a null-prototype object, which the JSON column writer cannot take.
   if (c.req.method === "GET") return { ...c.req.query() };
   const type = c.req.header("content-type") ?? "";
-  if (!type.includes("application/x-www-form-urlencoded") && !type.includes("multipart/form-data")) {
+  const fields: Record<string, string> = {};
+  if (type.includes("application/x-www-form-urlencoded")) {
+    // Fiuu's usual form, read from the body's text: the Request's formData() would build web
+    // streams and a FormData for the same result. A repeated field counts once, the last, as there.
+    for (const [name, value] of new URLSearchParams(await c.req.text())) fields[name] = value;
+  } else if (type.includes("multipart/form-data")) {
+    let body: Awaited<ReturnType<typeof c.req.parseBody>>;
+    try {
+      body = await c.req.parseBody();
+    } catch {
+      // A multipart body without its boundary, or cut short: nothing of it can be a report.
+      throw new ApiError("invalid_request", "The form body cannot be parsed.");
+    }
+    for (const [name, value] of Object.entries(body)) if (typeof value === "string") fields[name] = value;
+  } else {
     throw new ApiError("invalid_request", "Fiuu posts form-encoded fields.");
   }
-  let body: Awaited<ReturnType<typeof c.req.parseBody>>;
-  try {
-    body = await c.req.parseBody();
-  } catch {
-    // A multipart body without its boundary, or cut short: nothing of it can be a report.
-    throw new ApiError("invalid_request", "The form body cannot be parsed.");
-  }
-  const fields: Record<string, string> = {};
-  for (const [name, value] of Object.entries(body)) if (typeof value === "string") fields[name] = value;
   // Fiuu never sends a NUL; Postgres could not store the message to record it.
   if (findUnstorableText(fields) !== undefined) throw new ApiError("invalid_request", "A form field contains a NUL character.");
   return fields;
