@@ -6,6 +6,7 @@ import type { DatabaseHandle } from "./db/client.js";
 import { createFiuuClient } from "./fiuu/client.js";
 import type { Logger } from "./logger.js";
 import type { Metrics } from "./metrics.js";
+import type { FormPost } from "./http/form-post.js";
 
 /**
  * Assembles the dependency set from parts the caller opened. It imports nothing tied to a
@@ -21,6 +22,8 @@ export function assembleDeps(
     metrics: Metrics;
     /** How the Fiuu client reaches Fiuu; default the network. */
     fiuuFetch?: (request: Request) => Promise<Response>;
+    /** A cheaper way to the network than fetch, where the runtime has one (lib/http/node-form-post.ts). */
+    fiuuPost?: FormPost;
   },
 ): AppDeps {
   const { database, redis, logger, metrics } = parts;
@@ -35,6 +38,7 @@ export function assembleDeps(
       metrics,
       logger,
       fetch: parts.fiuuFetch,
+      post: parts.fiuuFetch ? undefined : parts.fiuuPost,
       breaker: { consecutiveFailures: config.fiuu.breaker.threshold, halfOpenAfterMs: config.fiuu.breaker.resetMs },
     }),
     cipher: createFieldCipher(requireKey(config), config.previousEncryptionKeys),

@@ -3,6 +3,7 @@ import type { AppDeps } from "./context.js";
 import { openDatabase, type DatabaseHandle } from "./db/client.js";
 import { migrateDatabase } from "./db/migrate.js";
 import { assembleDeps } from "./deps-core.js";
+import type { FormPost } from "./http/form-post.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createMetrics } from "./metrics.js";
 import { openRedis, type RedisHandle } from "./redis/index.js";
@@ -25,6 +26,8 @@ export async function buildDeps(
     migrate?: boolean;
     /** How the Fiuu client reaches Fiuu; default the network. Tests route it to a sandbox app. */
     fiuuFetch?: (request: Request) => Promise<Response>;
+    /** The network transport when no fiuuFetch is given; default fetch. The Node server passes node:http's. */
+    fiuuPost?: FormPost;
   } = {},
 ): Promise<OwnedDeps> {
   const logger = options.logger ?? (await createLogger(config.log));
@@ -33,7 +36,7 @@ export async function buildDeps(
   const redis = options.redis ?? (await openRedis(config.redis));
   const metrics = createMetrics();
   return {
-    ...assembleDeps(config, { database, redis: redis.redis, logger, metrics, fiuuFetch: options.fiuuFetch }),
+    ...assembleDeps(config, { database, redis: redis.redis, logger, metrics, fiuuFetch: options.fiuuFetch, fiuuPost: options.fiuuPost }),
     close: async () => {
       await Promise.allSettled([database.close(), redis.close()]);
     },

@@ -13,6 +13,7 @@ import { startBackgroundLoop } from "./jobs/background.js";
 import { startJobLoop } from "./jobs/loop.js";
 import { jobRunners } from "./jobs/runners.js";
 import { startDeliveryLoop } from "./webhooks/loop.js";
+import { nodeFormPost } from "./http/node-form-post.js";
 
 export interface RunningServer {
   deps: OwnedDeps;
@@ -50,7 +51,7 @@ export async function startNodeServer(rawConfig: Config): Promise<RunningServer>
   // With the local sandbox playing Fiuu, its server APIs are reached in-process, as the sandbox
   // reaches the service's webhooks: nothing depends on PUBLIC_URL resolving to this process.
   let app: ReturnType<typeof createApp> | undefined;
-  const deps = await buildDeps(config, usesLocalSandbox(config) ? { fiuuFetch: async (request) => app!.fetch(request) } : {});
+  const deps = await buildDeps(config, usesLocalSandbox(config) ? { fiuuFetch: async (request) => app!.fetch(request) } : { fiuuPost: nodeFormPost });
   app = createApp(deps);
   const main = await listen(app.fetch, config.port);
   const health = await listen(createHealthApp(deps).fetch, config.health.port);

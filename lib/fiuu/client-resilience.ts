@@ -13,6 +13,7 @@ import {
   timeout,
 } from "cockatiel";
 import type { Config } from "../config.js";
+import type { FormPost } from "../http/form-post.js";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import { FiuuProtocolError, FiuuUnavailableError } from "./client-errors.js";
@@ -40,7 +41,7 @@ export interface ResilienceOptions {
   merchantId: string;
   metrics: Metrics;
   logger: Logger;
-  fetch: (request: Request) => Promise<Response>;
+  post: FormPost;
   consecutiveFailures: number;
   halfOpenAfterMs: number;
 }
@@ -116,26 +117,18 @@ export function createResilience(options: ResilienceOptions) {
   retries.onRetry(() => metrics.fiuuRetries.inc());
 
   async function exchangeOnce(exchange: FiuuExchange<unknown>, signal: AbortSignal): Promise<{ status: number; body: string }> {
-    let response: Response;
+    let status: number;
     let body: string;
     try {
-      // A fresh Request per attempt: a body can be read only once.
-      const request = new Request(exchange.url, {
-        method: "POST",
-        headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json, text/plain;q=0.9" },
-        body: new URLSearchParams(exchange.form).toString(),
-        signal,
-      });
-      response = await options.fetch(request);
-      body = await response.text();
+      ({ status, body } = await options.post(exchange.url, new URLSearchParams(exchange.form).toString(), signal));
     } catch (error) {
       if (isTimeout(error) || signal.aborted) throw new FiuuUnavailableError("timeout", `Fiuu did not answer within ${fiuu.timeoutMs} ms`);
       throw new FiuuUnavailableError("network", `Fiuu could not be reached (${exchange.operation})`, { cause: error });
     }
-    if (response.status >= 500 || unavailableStatuses.has(response.status)) {
-      throw new FiuuUnavailableError("http_status", `Fiuu answered HTTP ${response.status} (${exchange.operation})`, { status: response.status });
+    if (status >= 500 || unavailableStatuses.has(status)) {
+      throw new FiuuUnavailableError("http_status", `Fiuu answered HTTP ${status} (${exchange.operation})`, { status });
     }
-    return { status: response.status, body };
+    return { status, body };
   }
 
   async function attempt<T>(exchange: FiuuExchange<T>, retryNumber: number): Promise<T> {

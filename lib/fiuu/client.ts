@@ -1,4 +1,5 @@
 import type { Config } from "../config.js";
+import { formPostOver, type FormPost } from "../http/form-post.js";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import { parseFiuuAmount } from "../money.js";
@@ -35,6 +36,8 @@ export interface FiuuClientOptions {
   logger: Logger;
   /** How requests reach Fiuu; default globalThis.fetch. Tests pass a sandbox app's fetch. */
   fetch?: (request: Request) => Promise<Response>;
+  /** A cheaper transport than `fetch`, where there is one (the Node server's node:http); wins over `fetch`. */
+  post?: FormPost;
   breaker?: {
     /** Consecutive unavailable answers (network error, timeout, 5xx) that open the breaker; default 5. */
     consecutiveFailures?: number;
@@ -119,7 +122,7 @@ export function createFiuuClient(options: FiuuClientOptions): FiuuClient {
     merchantId,
     metrics: options.metrics,
     logger: options.logger,
-    fetch: options.fetch ?? ((request) => globalThis.fetch(request)),
+    post: options.post ?? formPostOver(options.fetch ?? ((request) => globalThis.fetch(request))),
     consecutiveFailures: options.breaker?.consecutiveFailures ?? 5,
     halfOpenAfterMs: options.breaker?.halfOpenAfterMs ?? 30_000,
   });
