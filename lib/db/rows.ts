@@ -36,3 +36,19 @@ export function rowOf<T extends PgTable>(table: T, raw: Record<string, unknown>)
   }
   return row as T["$inferSelect"];
 }
+
+/**
+ * `update <table> set <changed columns> where id = <id>`, values through Drizzle's column mappings:
+ * the query builder's update, for a few microseconds instead of tens.
+ */
+export function updateById<T extends PgTable>(table: T, id: string, changes: Partial<T["$inferSelect"]>): SQL {
+  const columns = getTableColumns(table) as Record<string, Column>;
+  const assignments = Object.entries(changes)
+    .filter(([, value]) => value !== undefined)
+    .map(([key, value]) => {
+      const column = columns[key];
+      if (!column) throw new Error(`${key} is not a column of this table`);
+      return sql`${sql.raw(`"${column.name}"`)} = ${value === null ? null : column.mapToDriverValue(value)}`;
+    });
+  return sql`update ${table} set ${sql.join(assignments, sql`, `)} where id = ${id}`;
+}

@@ -3,7 +3,7 @@ import { payments } from "../../drizzle/schema.js";
 import { appendAudit } from "../audit.js";
 import type { AppDeps } from "../context.js";
 import { queryRows, type Database } from "../db/client.js";
-import { columnsOf, rowOf } from "../db/rows.js";
+import { columnsOf, rowOf, updateById } from "../db/rows.js";
 import { recordEvent, type EventType } from "../events.js";
 import { enqueueJob } from "../jobs/queue.js";
 import { parseFiuuAmount } from "../money.js";
@@ -113,7 +113,7 @@ export async function applyVerified(
 
     // The decision is made; its writes go to the database together, in one round trip.
     const writes: Promise<unknown>[] = [];
-    if (changes) writes.push(tx.update(payments).set(changes).where(eq(payments.id, payment.id)).execute());
+    if (changes) writes.push(tx.execute(updateById(payments, payment.id, changes)));
     for (const type of decision.events) {
       writes.push(
         recordEvent(tx, deps.config.webhooks.urls, {

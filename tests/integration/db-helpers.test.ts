@@ -2,7 +2,7 @@ import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { payments } from "../../drizzle/schema.js";
 import { isUniqueViolation, queryRows } from "../../lib/db/client.js";
-import { columnsOf, rowOf } from "../../lib/db/rows.js";
+import { columnsOf, rowOf, updateById } from "../../lib/db/rows.js";
 import { createTestDatabase, type TestDatabase } from "../support/databases.js";
 
 // The helpers behind the hot statements written as sql templates, on whichever database the suite
@@ -61,5 +61,26 @@ describe("isUniqueViolation", () => {
     expect(error).toBeDefined();
     expect(isUniqueViolation(error, "payments_gateway_order_id_key")).toBe(false);
     expect(isUniqueViolation(new Error("plain"), "payments_gateway_order_id_key")).toBe(false);
+  });
+});
+
+describe("updateById", () => {
+  it("sets exactly the given columns, through their mappings (timestamps, jsonb, null), and nothing else", async () => {
+    await insertPayment("pay_update1", "payupdate1");
+    const [before] = await database.handle.db.select().from(payments).where(eq(payments.id, "pay_update1"));
+    const changes = {
+      status: "succeeded" as const,
+      tranId: "30912345",
+      failureCode: null,
+      metadata: { table: "9", note: "paid" },
+      updatedAt: new Date("2026-11-26T12:05:00.456Z"),
+    };
+    await database.handle.db.execute(updateById(payments, "pay_update1", changes));
+    const [after] = await database.handle.db.select().from(payments).where(eq(payments.id, "pay_update1"));
+    expect(after).toEqual({ ...before, ...changes });
+  });
+
+  it("refuses a key that is not a column", () => {
+    expect(() => updateById(payments, "pay_x", { nope: 1 } as never)).toThrow(/not a column/);
   });
 });
