@@ -81,7 +81,7 @@ async function startServer(port: number, fiuuUrl: string) {
     },
     stdio: ["ignore", process.env.BENCH_NODE_FLAGS ? "inherit" : "ignore", "inherit"],
   });
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 100 && child.exitCode === null; i++) {
     try {
       if ((await fetch(`http://127.0.0.1:${port}/v1/payment-methods`)).ok) return child;
     } catch {
@@ -89,7 +89,19 @@ async function startServer(port: number, fiuuUrl: string) {
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error("the server did not start");
+  child.kill("SIGKILL");
+  throw new Error(`the server did not start (exit code ${child.exitCode}; its stderr is above)`);
+}
+
+/** Stops the server and waits for it to be gone, so a next run finds its ports and connections free. */
+async function stopServer(child: ChildProcess) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGCONT"); // in case a baseline was interrupted while it was paused
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+  await exited;
+  clearTimeout(timer);
 }
 
 const peakRssMb = (pid: number) => {
@@ -270,7 +282,7 @@ async function main() {
     printTable(report);
     if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, `${JSON.stringify(report, null, 2)}\n`);
   } finally {
-    server.kill("SIGTERM");
+    await stopServer(server);
     await sql.end();
     await redis.close();
     fiuu.close();
