@@ -38,7 +38,7 @@ export function assembleDeps(
       metrics,
       logger,
       fetch: parts.fiuuFetch,
-      post: parts.fiuuFetch ? undefined : parts.fiuuPost,
+      post: parts.fiuuPost,
       breaker: { consecutiveFailures: config.fiuu.breaker.threshold, halfOpenAfterMs: config.fiuu.breaker.resetMs },
     }),
     cipher: createFieldCipher(requireKey(config), config.previousEncryptionKeys),

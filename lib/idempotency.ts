@@ -96,9 +96,10 @@ export function idempotency(options: IdempotencyOptions = {}) {
       // The body is read once and the answer rebuilt from the text: cheaper than clone(), which
       // would tee the body into streams and push the server onto its slow streaming path.
       const response = c.res;
-      const body = nullBodyStatuses.has(status) ? "" : await response.text();
+      const empty = nullBodyStatuses.has(status);
+      const body = empty ? "" : await response.text();
       c.res = undefined; // replaced, not merged: the headers are carried over whole
-      c.res = new Response(nullBodyStatuses.has(status) ? null : body, { status, headers: response.headers });
+      c.res = new Response(empty ? null : body, { status, headers: response.headers });
       const done: Done = {
         state: "done",
         fingerprint,

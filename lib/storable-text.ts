@@ -40,7 +40,7 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
  * Refuses, before any route runs, input no field of the service can hold: an encoded NUL anywhere
  * in the URL (path or query), and a JSON body that is not UTF-8 (RFC 8259 §8.1), which would
  * otherwise be decoded with U+FFFD replacements and stored altered. Place after the body limit,
- * which has already buffered the body.
+ * so an oversized body is refused before it is read.
  */
 export function refuseUndecodableInput() {
   return createMiddleware<AppEnv>(async (c, next) => {

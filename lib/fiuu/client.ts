@@ -36,7 +36,7 @@ export interface FiuuClientOptions {
   logger: Logger;
   /** How requests reach Fiuu; default globalThis.fetch. Tests pass a sandbox app's fetch. */
   fetch?: (request: Request) => Promise<Response>;
-  /** A cheaper transport than `fetch`, where there is one (the Node server's node:http); wins over `fetch`. */
+  /** A cheaper transport than `fetch`, where there is one (the Node server's node:http); used instead of `fetch` when given. */
   post?: FormPost;
   breaker?: {
     /** Consecutive unavailable answers (network error, timeout, 5xx) that open the breaker; default 5. */

@@ -1,5 +1,5 @@
 import type { AppDeps } from "../context.js";
-import { errorName, startBackgroundLoop } from "./background.js";
+import { errorName, runPool, startBackgroundLoop } from "./background.js";
 import {
   claimDueJobs,
   completeJobs,
@@ -103,17 +103,7 @@ export async function runJobBatch(deps: AppDeps, runners: JobRunners, options: B
   };
 
   const finished: Job[] = [];
-  const queue = [...claimedJobs];
-  const worker = async () => {
-    for (let job = queue.shift(); job; job = queue.shift()) {
-      if (options.signal?.aborted) {
-        queue.unshift(job);
-        return;
-      }
-      await runOne(job);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(options.concurrency ?? defaults.concurrency, queue.length)) }, worker));
+  const queue = await runPool(claimedJobs, options.concurrency ?? defaults.concurrency, runOne, options.signal);
 
   if (finished.length > 0) {
     try {

@@ -129,7 +129,11 @@ export async function completeJob(db: Database, id: number, options: JobUpdateOp
  */
 export async function completeJobs(db: Database, finished: readonly Pick<Job, "id" | "lockedUntil">[], now: Date): Promise<Set<number>> {
   const byClaim = new Map<number, number[]>();
-  for (const job of finished) byClaim.set(job.lockedUntil.getTime(), [...(byClaim.get(job.lockedUntil.getTime()) ?? []), job.id]);
+  for (const job of finished) {
+    const claim = job.lockedUntil.getTime();
+    if (!byClaim.has(claim)) byClaim.set(claim, []);
+    byClaim.get(claim)!.push(job.id);
+  }
   const marked = new Set<number>();
   for (const [lockedUntil, ids] of byClaim) {
     const rows = await queryRows<{ id: number | string }>(

@@ -2,6 +2,7 @@ import { inArray } from "drizzle-orm";
 import { events } from "../../drizzle/schema.js";
 import type { Config } from "../config.js";
 import type { AppDeps } from "../context.js";
+import { runPool } from "../jobs/background.js";
 import { claimDueDeliveries, recordDelivery, releaseDelivery, type ClaimedDelivery, type DeliveryUpdate } from "./queue.js";
 import type { AddressLookup } from "./receivers.js";
 import { sendWebhook, type AttemptResult } from "./send.js";
@@ -154,17 +155,7 @@ export async function runDeliveryBatch(deps: AppDeps, options: DeliveryBatchOpti
     }
   };
 
-  const queue = [...claims];
-  const worker = async () => {
-    for (let claim = queue.shift(); claim; claim = queue.shift()) {
-      if (options.signal?.aborted) {
-        queue.unshift(claim);
-        return;
-      }
-      await deliverOne(claim);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
+  const queue = await runPool(claims, concurrency, deliverOne, options.signal);
 
   // Stopped before these were sent: hand them back so another worker takes them now, not after the lock.
   for (const claim of queue) {
