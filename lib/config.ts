@@ -58,7 +58,7 @@ const envSchema = z.object({
   DB_USER: z.string().min(1).default("payment_app"),
   DB_PASSWORD: z.string().optional(),
   DB_SSL_MODE: z.enum(["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]).default("prefer"),
-  DB_MAX_CONNECTIONS: int(25, 1, 1000),
+  DB_MAX_CONNECTIONS: int(8, 1, 1000),
   DB_MAX_IDLE_CONNECTIONS: int(5, 0, 1000),
   DB_CONNECTION_LIFETIME: duration("5m"),
   DATA_DIR: z.string().min(1).default(".data"),
