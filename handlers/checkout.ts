@@ -21,8 +21,8 @@ export function checkoutPageRoutes() {
     let form;
     let amount;
     try {
-      const row = await startCheckout(c.var.deps, id, c.var.principal, { via: "page", ...auditContext(c, id) });
-      form = hostedForm(c.var.deps, row);
+      const row = await startCheckout(c.get("deps"), id, c.get("principal"), { via: "page", ...auditContext(c, id) });
+      form = hostedForm(c.get("deps"), row);
       amount = `${row.currency} ${toFiuuAmount(row.amount)}`;
     } catch (error) {
       if (error instanceof ApiError && error.status < 500) return c.html(errorPage(error.detail), error.status);

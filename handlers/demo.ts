@@ -35,7 +35,7 @@ export function demoRoutes(options: {
   const received: ReceivedWebhook[] = [];
 
   app.get("/demo", (c) => {
-    const { config } = c.var.deps;
+    const { config } = c.get("deps");
     return c.html(
       page(
         "Demo shop",
@@ -70,8 +70,8 @@ export function demoRoutes(options: {
   app.post("/demo/checkout", async (c) => {
     const form = await c.req.parseBody();
     const product = products.find((p) => p.sku === form.sku) ?? products[0]!;
-    const { config } = c.var.deps;
-    const token = await signToken(config.jwtSecret!, { sub: "demo-shop", role: "service", ttlSeconds: 60, now: c.var.deps.now() });
+    const { config } = c.get("deps");
+    const token = await signToken(config.jwtSecret!, { sub: "demo-shop", role: "service", ttlSeconds: 60, now: c.get("deps").now() });
     const res = await options.api().request("/v1/payments", {
       method: "POST",
       headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "idempotency-key": crypto.randomUUID() },
@@ -92,8 +92,8 @@ export function demoRoutes(options: {
 
   app.post("/demo/webhooks", async (c) => {
     const raw = await c.req.text();
-    const { config } = c.var.deps;
-    const verified = verifyWebhook(webhookSigningKey(config.webhooks.secret!), c.req.raw.headers, raw, c.var.deps.now());
+    const { config } = c.get("deps");
+    const verified = verifyWebhook(webhookSigningKey(config.webhooks.secret!), c.req.raw.headers, raw, c.get("deps").now());
     let event: { type?: string; data?: { id?: string; payment_id?: string; status?: string } };
     try {
       event = JSON.parse(raw) as typeof event;

@@ -79,7 +79,7 @@ export function eventRoutes() {
   return createRouter()
     .openapi(listEventsRoute, async (c) => {
       const query = c.req.valid("query");
-      const db = c.var.deps.database.db;
+      const db = c.get("deps").database.db;
       const conditions: SQL[] = [];
       if (query.type) conditions.push(eq(events.type, query.type));
       if (query.payment_id) conditions.push(eq(events.paymentId, query.payment_id));
@@ -98,7 +98,7 @@ export function eventRoutes() {
       );
     })
     .openapi(redeliverRoute, async (c) => {
-      const { event, deliveries } = await redeliverEvent(c.var.deps, c.req.valid("param").id, auditContext(c));
+      const { event, deliveries } = await redeliverEvent(c.get("deps"), c.req.valid("param").id, auditContext(c));
       return c.json(eventResource(event, deliveries), 202);
     });
 }

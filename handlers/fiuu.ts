@@ -57,7 +57,7 @@ export function fiuuRoutes() {
   app.post("/webhooks/fiuu/notify", async (c) => {
     const fields = await reportFields(c);
     await limitUnsigned(c, "report", fields);
-    const result = await applyFiuuReport(c.var.deps, fields, c.var.requestId);
+    const result = await applyFiuuReport(c.get("deps"), fields, c.get("requestId"));
     refuseRejected(result);
     return c.text("OK", 200);
   });
@@ -65,7 +65,7 @@ export function fiuuRoutes() {
   app.post("/webhooks/fiuu/callback", async (c) => {
     const fields = await reportFields(c);
     await limitUnsigned(c, "report", fields);
-    const result = await applyFiuuReport(c.var.deps, fields, c.var.requestId);
+    const result = await applyFiuuReport(c.get("deps"), fields, c.get("requestId"));
     refuseRejected(result);
     // Fiuu reads the body exactly: no HTML, no newline.
     return c.body("CBTOKEN:MPSTATOK", 200, { "content-type": "text/plain" });
@@ -74,7 +74,7 @@ export function fiuuRoutes() {
   const onReturn = async (c: Context<AppEnv>) => {
     const fields = await reportFields(c);
     await limitUnsigned(c, "report", fields);
-    const result = await applyFiuuReport(c.var.deps, fields, c.var.requestId);
+    const result = await applyFiuuReport(c.get("deps"), fields, c.get("requestId"));
     // The shopper is not to blame for a bad signature: they still go on to see the payment's
     // real (unchanged) status; only a report naming no payment at all is refused.
     const payment = result.payment;
@@ -82,7 +82,7 @@ export function fiuuRoutes() {
       if (result.outcome === "rejected") refuseRejected(result);
       return c.html(page("Payment", html`<h1>We could not find this payment</h1><p>Please return to the shop.</p>`), 404);
     }
-    return c.redirect(resultLocation(c.var.deps.config.publicUrl, payment), 303);
+    return c.redirect(resultLocation(c.get("deps").config.publicUrl, payment), 303);
   };
   app.post("/webhooks/fiuu/return", onReturn);
   app.get("/webhooks/fiuu/return", onReturn);
@@ -90,19 +90,19 @@ export function fiuuRoutes() {
   app.post("/webhooks/fiuu/refund", async (c) => {
     const fields = await reportFields(c);
     await limitUnsigned(c, "refund_notice", fields);
-    const outcome = await applyRefundNotice(c.var.deps, fields, c.var.requestId);
+    const outcome = await applyRefundNotice(c.get("deps"), fields, c.get("requestId"));
     if (outcome === "rejected") throw new ApiError("invalid_request", "Refund notice refused: its Signature does not verify.");
     return c.text("OK", 200);
   });
 
   app.get("/pay/:id/result", async (c) => {
-    const payment = await findPaymentById(c.var.deps.database.db, c.req.param("id"));
+    const payment = await findPaymentById(c.get("deps").database.db, c.req.param("id"));
     if (!payment) return c.html(page("Payment", html`<h1>Payment not found</h1>`), 404);
     const final = finalStatuses.has(payment.status);
     if (!final && payment.checkoutStartedAt) {
       // A shopper is waiting on this page: ask Fiuu now rather than on the slow schedule (the
       // merchant's query slot still keeps it to one query per interval across all payments).
-      await enqueueRequery(c.var.deps.database.db, payment.id, c.var.deps.now(), { sooner: true });
+      await enqueueRequery(c.get("deps").database.db, payment.id, c.get("deps").now(), { sooner: true });
     }
     c.header("cache-control", "no-store");
     return c.html(

@@ -68,7 +68,7 @@ export function jobRoutes(options: JobRoutesOptions = {}) {
     return { job: "deliver" as const, claimed, done: delivered, retried, failed };
   };
   return createRouter()
-    .openapi(batchRoute("reconcile"), async (c) => c.json(await run(c.var.deps, "reconcile"), 200))
-    .openapi(batchRoute("expire"), async (c) => c.json(await run(c.var.deps, "expire"), 200))
-    .openapi(batchRoute("deliver"), async (c) => c.json(await deliver(c.var.deps), 200));
+    .openapi(batchRoute("reconcile"), async (c) => c.json(await run(c.get("deps"), "reconcile"), 200))
+    .openapi(batchRoute("expire"), async (c) => c.json(await run(c.get("deps"), "expire"), 200))
+    .openapi(batchRoute("deliver"), async (c) => c.json(await deliver(c.get("deps")), 200));
 }

@@ -37,7 +37,7 @@ const route = createRoute({
 /** The public channel catalogue. */
 export function paymentMethodRoutes() {
   return createRouter().openapi(route, async (c) => {
-    const rows = await listPaymentMethods(c.var.deps.database.db, c.req.valid("query"));
+    const rows = await listPaymentMethods(c.get("deps").database.db, c.req.valid("query"));
     c.header("cache-control", "public, max-age=60");
     return c.json({ object: "list" as const, data: rows.map(paymentMethodResource) }, 200);
   });

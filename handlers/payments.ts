@@ -84,7 +84,7 @@ const createPaymentRoute = createRoute({
   security: bearerAuth,
   middleware: [
     authenticate({ roles: ["service"] }),
-    rateLimit({ name: "create_payment", limit: (c) => c.var.deps.config.paymentsPerMinute, windowSeconds: 60, key: (c) => requireTokenSub(c) }),
+    rateLimit({ name: "create_payment", limit: (c) => c.get("deps").config.paymentsPerMinute, windowSeconds: 60, key: (c) => requireTokenSub(c) }),
     idempotency(),
   ] as const,
   request: { headers: idempotencyHeader, body: { content: { "application/json": { schema: CreatePaymentBody } }, required: true } },
@@ -163,7 +163,7 @@ const seamlessRoute = createRoute({
 export function paymentRoutes() {
   return createRouter()
     .openapi(createPaymentRoute, async (c) => {
-      const deps = c.var.deps;
+      const deps = c.get("deps");
       const { actor, requestId } = auditContext(c);
       const input = c.req.valid("json");
       const { row, clientSecret } = await createPayment(deps, input, { actor, requestId, createdBy: requireTokenSub(c) });
@@ -174,27 +174,27 @@ export function paymentRoutes() {
       );
     })
     .openapi(getPaymentRoute, async (c) => {
-      const principal = c.var.principal;
-      const row = await findPaymentFor(c.var.deps.database.db, c.req.valid("param").id, principal);
-      return c.json(paymentResource(c.var.deps, row, { masked: principal.kind === "client" }), 200);
+      const principal = c.get("principal");
+      const row = await findPaymentFor(c.get("deps").database.db, c.req.valid("param").id, principal);
+      return c.json(paymentResource(c.get("deps"), row, { masked: principal.kind === "client" }), 200);
     })
     .openapi(listPaymentsRoute, async (c) => {
-      const { rows, hasMore } = await listPayments(c.var.deps.database.db, c.req.valid("query"));
-      return c.json({ object: "list" as const, data: rows.map((r) => paymentResource(c.var.deps, r, { masked: false })), has_more: hasMore }, 200);
+      const { rows, hasMore } = await listPayments(c.get("deps").database.db, c.req.valid("query"));
+      return c.json({ object: "list" as const, data: rows.map((r) => paymentResource(c.get("deps"), r, { masked: false })), has_more: hasMore }, 200);
     })
     .openapi(cancelPaymentRoute, async (c) => {
-      const row = await cancelPayment(c.var.deps, c.req.valid("param").id, auditContext(c));
-      return c.json(paymentResource(c.var.deps, row, { masked: false }), 200);
+      const row = await cancelPayment(c.get("deps"), c.req.valid("param").id, auditContext(c));
+      return c.json(paymentResource(c.get("deps"), row, { masked: false }), 200);
     })
     .openapi(checkoutRoute, async (c) => {
       const { id } = c.req.valid("param");
       const body = (await c.req.text()) ? c.req.valid("json") : {};
-      const row = await startCheckout(c.var.deps, id, c.var.principal, { channel: body.channel, via: "api", ...auditContext(c, id) });
-      return c.json(hostedForm(c.var.deps, row), 200);
+      const row = await startCheckout(c.get("deps"), id, c.get("principal"), { channel: body.channel, via: "api", ...auditContext(c, id) });
+      return c.json(hostedForm(c.get("deps"), row), 200);
     })
     .openapi(seamlessRoute, async (c) => {
       const { id } = c.req.valid("param");
-      const row = await startCheckout(c.var.deps, id, c.var.principal, { channel: c.req.valid("query").channel, via: "seamless", ...auditContext(c, id) });
-      return c.json(seamlessFields(c.var.deps, row), 200);
+      const row = await startCheckout(c.get("deps"), id, c.get("principal"), { channel: c.req.valid("query").channel, via: "seamless", ...auditContext(c, id) });
+      return c.json(seamlessFields(c.get("deps"), row), 200);
     });
 }

@@ -85,19 +85,19 @@ export function refundRoutes() {
     .openapi(createRefundRoute, async (c) => {
       const body = (await c.req.text()) ? c.req.valid("json") : {};
       const { actor, requestId } = auditContext(c);
-      const refund = await createRefund(c.var.deps, c.req.valid("param").id, body, { actor, requestId, createdBy: requireTokenSub(c) });
+      const refund = await createRefund(c.get("deps"), c.req.valid("param").id, body, { actor, requestId, createdBy: requireTokenSub(c) });
       return c.json(refundResource(refund), 201);
     })
     .openapi(listRoute, async (c) => {
       const { id } = c.req.valid("param");
-      const db = c.var.deps.database.db;
+      const db = c.get("deps").database.db;
       if (!(await findPaymentById(db, id))) throw notFound(id);
       const rows = await db.select().from(refunds).where(eq(refunds.paymentId, id)).orderBy(asc(refunds.id));
       return c.json({ object: "list" as const, data: rows.map(refundResource), has_more: false }, 200);
     })
     .openapi(getRoute, async (c) => {
       const { id } = c.req.valid("param");
-      const [row] = await c.var.deps.database.db.select().from(refunds).where(eq(refunds.id, id)).limit(1);
+      const [row] = await c.get("deps").database.db.select().from(refunds).where(eq(refunds.id, id)).limit(1);
       if (!row) throw new ApiError("not_found", `No refund ${id}.`);
       return c.json(refundResource(row), 200);
     });

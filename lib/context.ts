@@ -25,7 +25,7 @@ export type Principal =
   | { kind: "token"; sub: string; role: "service" | "admin" | "system" }
   | { kind: "client"; secret: string };
 
-/** Hono's environment type: what middleware puts on the context for handlers to read with c.var. */
+/** Hono's environment type: what middleware puts on the context for handlers to read with c.get() (not c.var, which copies every variable on each read). */
 export interface AppEnv {
   Variables: {
     deps: AppDeps;

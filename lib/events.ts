@@ -1,4 +1,5 @@
 import { sql } from "drizzle-orm";
+import { executeAll } from "./db/batch.js";
 import type { Database } from "./db/client.js";
 import { newId } from "./ids.js";
 
@@ -31,13 +32,14 @@ export async function recordEvent(
   const id = newId("evt", event.now.getTime());
   const at = event.now.toISOString();
   const deliveries = receivers.map((receiver) => sql`(${id}, ${receiver}, ${at}::timestamptz)`);
-  await tx.execute(sql`with event as (
-      insert into events (id, type, payment_id, refund_id, data, created_at)
-      values (${id}, ${event.type}, ${event.paymentId ?? null}, ${event.refundId ?? null}, ${JSON.stringify(event.data)}::jsonb, ${at}::timestamptz)
-    )${
-      deliveries.length > 0
-        ? sql` insert into event_deliveries (event_id, receiver, next_attempt_at) values ${sql.join(deliveries, sql`, `)}`
-        : sql` select 1`
-    }`);
+  const statements = [
+    sql`insert into events (id, type, payment_id, refund_id, data, created_at)
+      values (${id}, ${event.type}, ${event.paymentId ?? null}, ${event.refundId ?? null}, ${JSON.stringify(event.data)}::jsonb, ${at}::timestamptz)`,
+  ];
+  if (deliveries.length > 0) {
+    statements.push(sql`insert into event_deliveries (event_id, receiver, next_attempt_at) values ${sql.join(deliveries, sql`, `)}`);
+  }
+  // One statement (the deliveries' foreign key is checked at its end), or part of the caller's batch.
+  await executeAll(tx, statements);
   return id;
 }

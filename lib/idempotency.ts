@@ -43,8 +43,8 @@ export function idempotency(options: IdempotencyOptions = {}) {
       });
     }
 
-    const { redis } = c.var.deps;
-    const log = c.var.log;
+    const { redis } = c.get("deps");
+    const log = c.get("log");
     const redisKey = `idempotency:${scopeOf(c)}:${key}`;
     // Hono caches the body, so the validator after this middleware reads the same text again.
     const fingerprint = hashSecret(`${c.req.method}\n${c.req.path}\n${await c.req.text()}`);
@@ -132,10 +132,10 @@ function scopeOf(c: Context<AppEnv>): string {
 /** Deletes our own claim so a retry may run; someone else's newer claim is left alone. */
 async function release(c: Context<AppEnv>, redisKey: string, owner: string) {
   try {
-    const current = parseRecord(await c.var.deps.redis.get<unknown>(redisKey));
-    if (current?.state === "running" && current.owner === owner) await c.var.deps.redis.del(redisKey);
+    const current = parseRecord(await c.get("deps").redis.get<unknown>(redisKey));
+    if (current?.state === "running" && current.owner === owner) await c.get("deps").redis.del(redisKey);
   } catch (error) {
-    c.var.log.warn({ err: error }, "could not release an idempotency claim; it expires by itself");
+    c.get("log").warn({ err: error }, "could not release an idempotency claim; it expires by itself");
   }
 }
 

@@ -35,7 +35,7 @@ export function rateLimit(options: RateLimitOptions) {
   if (!Number.isInteger(windowSeconds) || windowSeconds < 1) throw new Error(`rateLimit ${name}: windowSeconds must be a positive integer`);
 
   return createMiddleware<AppEnv>(async (c, next) => {
-    const nowSeconds = c.var.deps.now().getTime() / 1000;
+    const nowSeconds = c.get("deps").now().getTime() / 1000;
     const window = Math.floor(nowSeconds / windowSeconds);
     // The window number is part of the key, so a counter whose EXPIRE was lost still cannot
     // outlive its window's budget.
@@ -43,7 +43,7 @@ export function rateLimit(options: RateLimitOptions) {
 
     let count: number;
     try {
-      const { redis } = c.var.deps;
+      const { redis } = c.get("deps");
       count = await withTimeout(
         // One round trip: EXPIRE NX sets the expiry only on the window's first hit.
         redis
@@ -55,7 +55,7 @@ export function rateLimit(options: RateLimitOptions) {
         timeoutMs,
       );
     } catch (error) {
-      c.var.log.warn({ err: error, limiter: name }, "rate limiter unavailable; letting the request through");
+      c.get("log").warn({ err: error, limiter: name }, "rate limiter unavailable; letting the request through");
       return next();
     }
 

@@ -53,7 +53,7 @@ export function reportClientKey(c: Context<AppEnv>): string {
 export function limitUnsignedFiuuMessages() {
   const limiter = rateLimit({ name: "rejected_fiuu_report", ...rejectedReportBudget, key: reportClientKey });
   return async (c: Context<AppEnv>, kind: FiuuMessageKind, fields: Record<string, string>): Promise<void> => {
-    if (fiuuSignatureHolds(kind, fields, c.var.deps.config.fiuu)) return;
+    if (fiuuSignatureHolds(kind, fields, c.get("deps").config.fiuu)) return;
     await limiter(c, async () => {});
   };
 }

@@ -15,7 +15,7 @@ export interface AuthenticateOptions {
 }
 
 /**
- * Authenticates the caller and sets `c.var.principal`: a bearer JWT (HS256 with JWT_SECRET only,
+ * Authenticates the caller and sets `c.get("principal")`: a bearer JWT (HS256 with JWT_SECRET only,
  * claims sub, role and exp all required), or, where allowed and no Authorization header is sent,
  * a client secret that the route itself must check against the payment it names.
  */
@@ -32,7 +32,7 @@ export function authenticate(options: AuthenticateOptions) {
 
     const match = /^Bearer[ \t]+([A-Za-z0-9_.=-]+)[ \t]*$/i.exec(authorization);
     if (!match) throw unauthenticated(c, "The Authorization header must be Bearer <token>.", "invalid_request");
-    const secret = c.var.deps.config.jwtSecret;
+    const secret = c.get("deps").config.jwtSecret;
     if (!secret) throw new Error("JWT_SECRET is not configured; tokens cannot be verified");
 
     let claims: Record<string, unknown>;
@@ -43,7 +43,7 @@ export function authenticate(options: AuthenticateOptions) {
       throw unauthenticated(c, "The token is invalid.", "invalid_token");
     }
 
-    const now = Math.floor(c.var.deps.now().getTime() / 1000);
+    const now = Math.floor(c.get("deps").now().getTime() / 1000);
     const { sub, role, exp, nbf } = claims;
     if (typeof exp !== "number" || !Number.isFinite(exp)) throw unauthenticated(c, "The token has no expiry.", "invalid_token");
     if (exp <= now) throw unauthenticated(c, "The token has expired.", "invalid_token");

@@ -33,7 +33,7 @@ function compose(): Promise<App> {
           }
           const token = await signToken(config.jwtSecret!, { sub: "scheduler:vercel-cron", role: "system", ttlSeconds: 300 });
           const url = new URL(`/jobs/${encodeURIComponent(c.req.param("group"))}`, c.req.url);
-          return app.fetch(new Request(url, { method: "POST", headers: { authorization: `Bearer ${token}`, "x-request-id": c.var.requestId } }));
+          return app.fetch(new Request(url, { method: "POST", headers: { authorization: `Bearer ${token}`, "x-request-id": c.get("requestId") } }));
         });
       },
     });

@@ -2,6 +2,7 @@ import { eq, sql } from "drizzle-orm";
 import { payments } from "../../drizzle/schema.js";
 import { appendAudit } from "../audit.js";
 import type { AppDeps } from "../context.js";
+import { executeAll, StatementBatch } from "../db/batch.js";
 import { queryRows, type Database } from "../db/client.js";
 import { columnsOf, rowOf, updateById } from "../db/rows.js";
 import { recordEvent, type EventType } from "../events.js";
@@ -111,48 +112,42 @@ export async function applyVerified(
     // The row as the update leaves it (no trigger or default touches it), for the events' data.
     const row: PaymentRow = changes ? { ...payment, ...changes } : payment;
 
-    // The decision is made; its writes go to the database together, in one round trip.
-    const writes: Promise<unknown>[] = [];
-    if (changes) writes.push(tx.execute(updateById(payments, payment.id, changes)));
+    // The decision is made; its writes go to the database together, as one statement.
+    const batch = new StatementBatch();
+    if (changes) await batch.execute(updateById(payments, payment.id, changes));
     for (const type of decision.events) {
-      writes.push(
-        recordEvent(tx, deps.config.webhooks.urls, {
-          type,
-          paymentId: payment.id,
-          data: { ...paymentResource(deps, row, { masked: true }), ...(type === "payment.duplicate_charge" ? { duplicate_tran_id: report.tranId } : {}) },
-          now,
-        }),
-      );
+      await recordEvent(batch, deps.config.webhooks.urls, {
+        type,
+        paymentId: payment.id,
+        data: { ...paymentResource(deps, row, { masked: true }), ...(type === "payment.duplicate_charge" ? { duplicate_tran_id: report.tranId } : {}) },
+        now,
+      });
     }
-    writes.push(storeMessage(tx, { kind, fields, signatureValid: true, outcome: decision.outcome, detail: decision.reason, paymentId: payment.id, now }));
+    await storeMessage(batch, { kind, fields, signatureValid: true, outcome: decision.outcome, detail: decision.reason, paymentId: payment.id, now });
     if (kind === "notification" || kind === "return") {
       // Fiuu wants every notification echoed back; without it, it sends the notification again.
-      writes.push(
-        enqueueJob(tx, {
-          kind: "ipn_echo",
-          payload: { fields },
-          dedupeKey: `ipn_echo:${fields.tranID}:${fields.status}:${kind}`,
-          runAt: now,
-          maxAttempts: 100,
-        }),
-      );
+      await enqueueJob(batch, {
+        kind: "ipn_echo",
+        payload: { fields },
+        dedupeKey: `ipn_echo:${fields.tranID}:${fields.status}:${kind}`,
+        runAt: now,
+        maxAttempts: 100,
+      });
     }
     if ((decision.next ?? row.status) === "pending") {
-      writes.push(enqueueRequery(tx, payment.id, new Date(now.getTime() + firstRequeryDelayMs)));
+      await enqueueRequery(batch, payment.id, new Date(now.getTime() + firstRequeryDelayMs));
     }
     if (decision.next || decision.events.length > 0) {
-      writes.push(
-        appendAudit(tx, {
-          actor: `fiuu:${kind}`,
-          action: decision.next ? `payment.${decision.next}` : decision.events[0]!,
-          entityType: "payment",
-          entityId: payment.id,
-          requestId: input.requestId,
-          data: { from: payment.status, to: decision.next ?? payment.status, tran_id: report.tranId, fiuu_status: report.status },
-        }),
-      );
+      await appendAudit(batch, {
+        actor: `fiuu:${kind}`,
+        action: decision.next ? `payment.${decision.next}` : decision.events[0]!,
+        entityType: "payment",
+        entityId: payment.id,
+        requestId: input.requestId,
+        data: { from: payment.status, to: decision.next ?? payment.status, tran_id: report.tranId, fiuu_status: report.status },
+      });
     }
-    await Promise.all(writes);
+    await executeAll(tx, batch.statements);
     return { kind, outcome: decision.outcome, payment: row, detail: decision.reason };
   });
   recordMetrics(deps, result, now);

@@ -2,7 +2,9 @@ import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { payments } from "../../drizzle/schema.js";
 import { isUniqueViolation, queryRows } from "../../lib/db/client.js";
+import { executeAll, StatementBatch } from "../../lib/db/batch.js";
 import { columnsOf, rowOf, updateById } from "../../lib/db/rows.js";
+import { recordEvent } from "../../lib/events.js";
 import { createTestDatabase, type TestDatabase } from "../support/databases.js";
 
 // The helpers behind the hot statements written as sql templates, on whichever database the suite
@@ -82,5 +84,42 @@ describe("updateById", () => {
 
   it("refuses a key that is not a column", () => {
     expect(() => updateById(payments, "pay_x", { nope: 1 } as never)).toThrow(/not a column/);
+  });
+});
+
+describe("executeAll", () => {
+  const eventsOf = (paymentId: string) =>
+    queryRows<{ id: string; receivers: string[] | null }>(
+      database.handle.db,
+      sql`select e.id, array_agg(d.receiver) filter (where d.receiver is not null) as receivers
+        from events e left join event_deliveries d on d.event_id = e.id where e.payment_id = ${paymentId} group by e.id`,
+    );
+
+  it("runs a batch's writes as one statement: an update and inserts that reference each other's rows", async () => {
+    await insertPayment("pay_batch1", "paybatch1");
+    const batch = new StatementBatch();
+    await batch.execute(updateById(payments, "pay_batch1", { status: "succeeded", tranId: "T-batch-1" }));
+    await recordEvent(batch, ["https://shop.example/a", "https://shop.example/b"], { type: "payment.succeeded", paymentId: "pay_batch1", data: {}, now: new Date() });
+    expect(batch.statements).toHaveLength(3);
+    await database.handle.db.transaction((tx) => executeAll(tx, batch.statements));
+
+    const [payment] = await database.handle.db.select().from(payments).where(eq(payments.id, "pay_batch1"));
+    expect(payment).toMatchObject({ status: "succeeded", tranId: "T-batch-1" });
+    const events = await eventsOf("pay_batch1");
+    expect(events).toHaveLength(1);
+    expect(events[0]!.receivers?.sort()).toEqual(["https://shop.example/a", "https://shop.example/b"]);
+  });
+
+  it("applies none of the writes when one fails", async () => {
+    await insertPayment("pay_batch2", "paybatch2");
+    const batch = new StatementBatch();
+    await batch.execute(updateById(payments, "pay_batch2", { status: "succeeded" }));
+    await recordEvent(batch, [], { type: "payment.succeeded", paymentId: "pay_batch2", data: {}, now: new Date() });
+    await batch.execute(sql`insert into event_deliveries (event_id, receiver, next_attempt_at) values ('evt_none', 'https://shop.example/a', now())`);
+    await expect(database.handle.db.transaction((tx) => executeAll(tx, batch.statements))).rejects.toThrow();
+
+    const [payment] = await database.handle.db.select().from(payments).where(eq(payments.id, "pay_batch2"));
+    expect(payment!.status).toBe("created");
+    expect(await eventsOf("pay_batch2")).toEqual([]);
   });
 });

@@ -43,24 +43,71 @@ export async function createPaymentStatements(sql: Sql, redis: Redis, n: number)
   await redis.set(`idempotency:${key}`, { state: "done", fingerprint: "x", status: 201, body: "{}" }, { ex: 86_400 });
 }
 
-/** fiuu_notify: the report transaction for one created payment (its gateway order id): the locked read, then its writes together. */
+/**
+ * fiuu_notify: the report transaction for one created payment (its gateway order id): the locked
+ * read, then its writes as one statement, with payloads the size of the service's (the event
+ * carries the payment's resource, the message and the echo job the report's fields).
+ */
 export async function notifyStatements(sql: Sql, gatewayOrderId: string, tranId: string) {
   await sql.begin(async (tx) => {
     const [payment] = await tx`select * from payments where gateway_order_id = ${gatewayOrderId} for update limit 1`;
     if (!payment) throw new Error(`no payment ${gatewayOrderId}`);
     const now = new Date().toISOString();
-    await Promise.all([
-      tx`update payments set status = 'succeeded', tran_id = ${tranId}, appcode = '123456', paid_channel = 'maybank2u',
-        paydate = '2026-11-26 12:00:00', updated_at = ${now}::timestamptz where id = ${payment.id}`,
-      tx`with event as (insert into events (id, type, payment_id, refund_id, data, created_at) values (${`evt_${tranId}`}, 'payment.succeeded',
-        ${payment.id}, ${null}, ${JSON.stringify({ id: payment.id, status: "succeeded" })}::jsonb, ${now}::timestamptz)) select 1`,
-      tx`insert into gateway_messages (kind, payment_id, tran_id, order_id, status, fields, signature_valid, outcome, detail, received_at)
-        values ('notification', ${payment.id}, ${tranId}, ${gatewayOrderId}, '00', ${tx.json({ tranID: tranId })}, true, 'applied',
-        'created → succeeded', ${now}::timestamptz)`,
-      tx`insert into jobs (kind, payload, dedupe_key, run_at, max_attempts) values ('ipn_echo', ${tx.json({ fields: { tranID: tranId } })},
-        ${`ipn_echo:${tranId}:00:notification`}, ${now}::timestamptz, 100) on conflict (dedupe_key) where status = 'pending' do nothing`,
-      tx`insert into audit_log (actor, action, entity_type, entity_id, request_id, data)
-        values ('fiuu:notification', 'payment.succeeded', 'payment', ${payment.id}, ${tranId}, ${tx.json({ from: "created", to: "succeeded" })})`,
-    ]);
+    const fields = reportFields(gatewayOrderId, tranId);
+    const resource = paymentResource(payment.id as string, payment.order_id as string, gatewayOrderId, tranId, now);
+    await tx`with
+      s0 as (update payments set status = 'succeeded', tran_id = ${tranId}, appcode = '123456', paid_channel = 'maybank2u',
+        paydate = '2026-11-26 12:00:00', updated_at = ${now}::timestamptz where id = ${payment.id}),
+      s1 as (insert into events (id, type, payment_id, refund_id, data, created_at) values (${`evt_${tranId}`}, 'payment.succeeded',
+        ${payment.id}, ${null}, ${JSON.stringify(resource)}::jsonb, ${now}::timestamptz)),
+      s2 as (insert into gateway_messages (kind, payment_id, tran_id, order_id, status, fields, signature_valid, outcome, detail, received_at)
+        values ('notification', ${payment.id}, ${tranId}, ${gatewayOrderId}, '00', ${JSON.stringify(fields)}::jsonb, true, 'applied',
+        'created → succeeded', ${now}::timestamptz)),
+      s3 as (insert into jobs (kind, payload, dedupe_key, run_at, max_attempts) values ('ipn_echo', ${JSON.stringify({ fields })}::jsonb,
+        ${`ipn_echo:${tranId}:00:notification`}, ${now}::timestamptz, 100) on conflict (dedupe_key) where status = 'pending' do nothing),
+      s4 as (insert into audit_log (actor, action, entity_type, entity_id, request_id, data)
+        values ('fiuu:notification', 'payment.succeeded', 'payment', ${payment.id}, ${null},
+        ${JSON.stringify({ from: "created", to: "succeeded", tran_id: tranId, fiuu_status: "00" })}::jsonb))
+      select 1`;
   });
+}
+
+/** A notification's fields as Fiuu sends them (the values are the bench's). */
+function reportFields(orderId: string, tranId: string): Record<string, string> {
+  return {
+    tranID: tranId,
+    orderid: orderId,
+    status: "00",
+    domain: "SB_bench",
+    amount: "10.50",
+    currency: "MYR",
+    appcode: "123456",
+    paydate: "2026-11-26 12:00:00",
+    channel: "maybank2u",
+    nbcb: "2",
+    skey: "0123456789abcdef0123456789abcdef",
+  };
+}
+
+/** A payment resource as the service's events carry it (masked customer), for the event's size. */
+function paymentResource(id: string, orderId: string, gatewayOrderId: string, tranId: string, now: string) {
+  return {
+    id,
+    object: "payment",
+    order_id: orderId,
+    amount: 1050,
+    currency: "MYR",
+    status: "succeeded",
+    channel: null,
+    description: "Bench",
+    customer: { name: "S**********h", email: "s***@example.my", mobile: null },
+    return_url: null,
+    metadata: {},
+    amount_refunded: 0,
+    gateway: { order_id: gatewayOrderId, tran_id: tranId, appcode: "123456", channel: "maybank2u", paydate: "2026-11-26 12:00:00" },
+    failure: null,
+    expires_at: now,
+    created_at: now,
+    updated_at: now,
+  };
 }

@@ -105,7 +105,8 @@ describe.skipIf(!realServers)("SIGTERM under load", () => {
       const fault = await fetch(`${replica.url}/sandbox/fiuu/_control/faults`, { method: "POST", body: JSON.stringify({ mode: "slow", delayMs: 3_000 }), headers: { "content-type": "application/json" } });
       expect(fault.status).toBe(200);
       const kind = "ipn_echo";
-      for (let i = 0; i < 10; i++) {
+      // More than a batch runs at once (16), so some are claimed but not started when SIGTERM comes.
+      for (let i = 0; i < 24; i++) {
         await enqueueJob(database.handle.db, { kind, payload: { fields: { tranID: `90000000${i}`, treq: "0" } }, dedupeKey: `${prefix}-echo-${i}` });
       }
       const ours = and(eq(jobs.kind, kind), like(jobs.dedupeKey, `${prefix}-echo-%`));
