@@ -111,3 +111,47 @@ function paymentResource(id: string, orderId: string, gatewayOrderId: string, tr
     updated_at: now,
   };
 }
+
+/**
+ * The background statements the service's loops issue for what the requests leave behind, run
+ * beside a baseline as the loops run them: audit rows sealed into the hash chain (up to 1000 a
+ * round), and IPN echo jobs claimed 64 at a time and recorded done (the echo's POST itself is not
+ * a database statement). A loop goes round again at once after a full round, else after 1 s.
+ * Returns stop(), which waits for the rounds in flight.
+ */
+export function backgroundStatements(sql: Sql): { stop(): Promise<void> } {
+  let stopped = false;
+  const loop = async (round: () => Promise<boolean>) => {
+    while (!stopped) {
+      const full = await round();
+      if (!full) for (let waited = 0; waited < 1000 && !stopped; waited += 50) await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const seal = async () => {
+    const [row] = await sql<{ sealed: number }[]>`select audit_log_seal(1000) as sealed`;
+    return Number(row?.sealed) >= 1000;
+  };
+  const echoJobs = async () => {
+    const now = new Date();
+    const lockedUntil = new Date(now.getTime() + 120_000).toISOString();
+    const claimed = await sql<{ id: string }[]>`update jobs set attempts = attempts + 1, locked_until = ${lockedUntil}::timestamptz,
+        updated_at = ${now.toISOString()}::timestamptz
+      where id in (select id from jobs where status = 'pending' and kind in ('ipn_echo', 'requery', 'expire', 'refund_poll')
+        and run_at <= ${now.toISOString()}::timestamptz and (locked_until is null or locked_until <= ${now.toISOString()}::timestamptz)
+        order by run_at, id limit 64 for update skip locked)
+      returning *`;
+    if (claimed.length > 0) {
+      await sql`update jobs set status = 'done', locked_until = null, updated_at = ${new Date().toISOString()}::timestamptz
+        where id in ${sql(claimed.map((job) => job.id))} and status = 'pending' and locked_until = ${lockedUntil}::timestamptz
+        returning id`;
+    }
+    return claimed.length >= 64;
+  };
+  const running = Promise.all([loop(seal), loop(echoJobs)]);
+  return {
+    stop: async () => {
+      stopped = true;
+      await running;
+    },
+  };
+}
