@@ -15,7 +15,7 @@ import { signToken } from "../../lib/auth/tokens.js";
 import { createFieldCipher } from "../../lib/crypto.js";
 import { openRedis } from "../../lib/redis/index.js";
 import { freePort } from "../support/process.js";
-import { backgroundStatements, createPaymentStatements, notifyStatements } from "./statements.js";
+import { backgroundStatements, benchMerchantId, createPaymentStatements, notifyStatements, reportFields } from "./statements.js";
 
 const concurrency = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const durationS = Number(process.env.BENCH_DURATION ?? 15);
@@ -34,7 +34,7 @@ const poolSize = Number(process.env.BENCH_POOL ?? 8);
 const secrets = {
   JWT_SECRET: randomBytes(32).toString("hex"),
   ENCRYPTION_KEY: randomBytes(32).toString("hex"),
-  FIUU_MERCHANT_ID: "SB_bench",
+  FIUU_MERCHANT_ID: benchMerchantId,
   FIUU_VERIFY_KEY: randomBytes(16).toString("hex"),
   FIUU_SECRET_KEY: randomBytes(16).toString("hex"),
   WEBHOOK_SECRET: `whsec_${randomBytes(24).toString("base64")}`,
@@ -352,18 +352,7 @@ const measured = ({ sent: _, ...result }: Measured & { sent: number }): Measured
 
 /** A notification Fiuu would send for seeded payment n, signed with the merchant's secret key. */
 function notifyBody(n: number): string {
-  const fields: Record<string, string> = {
-    tranID: String(9_000_000_000 + n),
-    orderid: `nb${n}`,
-    status: "00",
-    domain: secrets.FIUU_MERCHANT_ID,
-    amount: "10.50",
-    currency: "MYR",
-    appcode: "123456",
-    paydate: "2026-11-26 12:00:00",
-    channel: "maybank2u",
-    nbcb: "2",
-  };
+  const fields = reportFields(`nb${n}`, String(9_000_000_000 + n));
   const key0 = md5(fields.tranID! + fields.orderid! + fields.status! + fields.domain! + fields.amount! + fields.currency!);
   fields.skey = md5(fields.paydate! + fields.domain! + key0 + fields.appcode! + secrets.FIUU_SECRET_KEY);
   return new URLSearchParams(fields).toString();

@@ -7,6 +7,7 @@ import type { Sql } from "postgres";
 // benchmark's baseline, the irreducible work without HTTP, the framework, JSON, JWT, encryption or
 // logging. Keep in step with lib/ (README "Performance" lists them).
 
+export const benchMerchantId = "SB_bench";
 const ciphertext = "v1.bench.AAAAAAAAAAAAAAAA.AAAA.AAAAAAAAAAAAAAAAAAAAAA";
 
 /** create_payment: rate-limit counter, idempotency claim, the create statement, the stored answer. */
@@ -53,7 +54,7 @@ export async function notifyStatements(sql: Sql, gatewayOrderId: string, tranId:
     const [payment] = await tx`select * from payments where gateway_order_id = ${gatewayOrderId} for update limit 1`;
     if (!payment) throw new Error(`no payment ${gatewayOrderId}`);
     const now = new Date().toISOString();
-    const fields = reportFields(gatewayOrderId, tranId);
+    const fields = { ...reportFields(gatewayOrderId, tranId), skey: "0123456789abcdef0123456789abcdef" };
     const resource = paymentResource(payment.id as string, payment.order_id as string, gatewayOrderId, tranId, now);
     await tx`with
       s0 as (update payments set status = 'succeeded', tran_id = ${tranId}, appcode = '123456', paid_channel = 'maybank2u',
@@ -72,20 +73,19 @@ export async function notifyStatements(sql: Sql, gatewayOrderId: string, tranId:
   });
 }
 
-/** A notification's fields as Fiuu sends them (the values are the bench's). */
-function reportFields(orderId: string, tranId: string): Record<string, string> {
+/** A successful notification's fields as Fiuu sends them, before its skey (the values are the bench's). */
+export function reportFields(orderId: string, tranId: string): Record<string, string> {
   return {
     tranID: tranId,
     orderid: orderId,
     status: "00",
-    domain: "SB_bench",
+    domain: benchMerchantId,
     amount: "10.50",
     currency: "MYR",
     appcode: "123456",
     paydate: "2026-11-26 12:00:00",
     channel: "maybank2u",
     nbcb: "2",
-    skey: "0123456789abcdef0123456789abcdef",
   };
 }
 
