@@ -42,8 +42,6 @@ export function createApp(deps: AppDeps, options: { extraRoutes?: (app: ReturnTy
   );
   app.use(async (c, next) => {
     c.set("deps", deps);
-    const log = deps.logger.child({ request_id: c.get("requestId") });
-    c.set("log", log);
     const started = performance.now();
     await next();
     const route = c.req.routePath === "/*" || !c.req.routePath ? "unmatched" : c.req.routePath;
@@ -51,7 +49,10 @@ export function createApp(deps: AppDeps, options: { extraRoutes?: (app: ReturnTy
     const seconds = (performance.now() - started) / 1000;
     metrics.httpRequests.inc(labels);
     metrics.httpDuration.observe(labels, seconds);
-    log.info({ method: c.req.method, route, status: c.res.status, duration_ms: Math.round(seconds * 1000) }, "request");
+    deps.logger.info(
+      { request_id: c.get("requestId"), method: c.req.method, route, status: c.res.status, duration_ms: Math.round(seconds * 1000) },
+      "request",
+    );
   });
   app.use(
     secureHeaders({

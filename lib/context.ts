@@ -1,4 +1,5 @@
 import type { Redis } from "@upstash/redis";
+import type { Context } from "hono";
 import type { Config } from "./config.js";
 import type { FiuuClient } from "./fiuu/client.js";
 import type { DatabaseHandle } from "./db/client.js";
@@ -30,7 +31,24 @@ export interface AppEnv {
   Variables: {
     deps: AppDeps;
     requestId: string;
+    /** The request's logger, once made: read it with requestLog(c). */
     log: Logger;
     principal: Principal;
   };
+}
+
+/**
+ * The request's logger (a pino child binding its request id), made on first use: pino redacts a
+ * child's bindings when it makes one, and most requests log nothing but their closing line, which
+ * the root logger writes with the id. Undefined before the app's first middleware has run.
+ */
+export function requestLog(c: Context<AppEnv>): Logger | undefined {
+  let log = c.get("log");
+  if (log === undefined) {
+    const deps = c.get("deps");
+    if (deps === undefined) return undefined;
+    log = deps.logger.child({ request_id: c.get("requestId") });
+    c.set("log", log);
+  }
+  return log;
 }

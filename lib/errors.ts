@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { AppEnv } from "./context.js";
+import { requestLog, type AppEnv } from "./context.js";
 
 /** Every machine-readable error code the API answers, with its HTTP status and title. */
 export const errorCatalog = {
@@ -99,7 +99,7 @@ export function handleError(error: Error, c: Context<AppEnv>): Response {
     const code = (Object.keys(errorCatalog) as ErrorCode[]).find((k) => errorCatalog[k][0] === error.status);
     if (code && error.status < 500) return problemResponse(c, new ApiError(code, error.message || errorCatalog[code][1]));
   }
-  const log = c.get("log");
+  const log = requestLog(c);
   if (isUnavailableError(error)) {
     log?.warn({ err: error }, "dependency unavailable");
     return problemResponse(

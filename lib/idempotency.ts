@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { AppEnv } from "./context.js";
+import { requestLog, type AppEnv } from "./context.js";
 import { hashSecret, randomToken } from "./crypto.js";
 import { ApiError } from "./errors.js";
 
@@ -44,7 +44,7 @@ export function idempotency(options: IdempotencyOptions = {}) {
     }
 
     const { redis } = c.get("deps");
-    const log = c.get("log");
+    const log = requestLog(c)!;
     const redisKey = `idempotency:${scopeOf(c)}:${key}`;
     // Hono caches the body, so the validator after this middleware reads the same text again.
     const fingerprint = hashSecret(`${c.req.method}\n${c.req.path}\n${await c.req.text()}`);
@@ -135,7 +135,7 @@ async function release(c: Context<AppEnv>, redisKey: string, owner: string) {
     const current = parseRecord(await c.get("deps").redis.get<unknown>(redisKey));
     if (current?.state === "running" && current.owner === owner) await c.get("deps").redis.del(redisKey);
   } catch (error) {
-    c.get("log").warn({ err: error }, "could not release an idempotency claim; it expires by itself");
+    requestLog(c)!.warn({ err: error }, "could not release an idempotency claim; it expires by itself");
   }
 }
 

@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
-import type { AppEnv } from "./context.js";
+import { requestLog, type AppEnv } from "./context.js";
 import { ApiError } from "./errors.js";
 
 export interface RateLimitOptions {
@@ -55,7 +55,7 @@ export function rateLimit(options: RateLimitOptions) {
         timeoutMs,
       );
     } catch (error) {
-      c.get("log").warn({ err: error, limiter: name }, "rate limiter unavailable; letting the request through");
+      requestLog(c)!.warn({ err: error, limiter: name }, "rate limiter unavailable; letting the request through");
       return next();
     }
 
