@@ -1,5 +1,5 @@
 import { sql, type SQL } from "drizzle-orm";
-import type { Database } from "./client.js";
+import { executeSql, type Database } from "./client.js";
 
 type Tx = Pick<Database, "execute">;
 
@@ -28,9 +28,9 @@ export async function executeAll(tx: Tx, statements: readonly SQL[]): Promise<vo
   if (tx instanceof StatementBatch) {
     tx.statements.push(...statements);
   } else if (statements.length === 1) {
-    await tx.execute(statements[0]!);
+    await executeSql(tx, statements[0]!);
   } else if (statements.length > 1) {
     const parts = statements.map((statement, i) => sql`${sql.raw(`s${i}`)} as (${statement})`);
-    await tx.execute(sql`with ${sql.join(parts, sql`, `)} select 1`);
+    await executeSql(tx, sql`with ${sql.join(parts, sql`, `)} select 1`);
   }
 }

@@ -4,6 +4,7 @@ import type { SQL } from "drizzle-orm";
 import type { Sql } from "postgres";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import * as schema from "../../drizzle/schema.js";
+import { flattenSql } from "./flat.js";
 import type { Config } from "../config.js";
 
 export type Schema = typeof schema;
@@ -21,9 +22,23 @@ export interface DatabaseHandle {
 }
 
 /** Rows of a raw query, whichever driver answered it. */
-export async function queryRows<T>(db: Database, query: SQL): Promise<T[]> {
-  const result = (await db.execute(query)) as unknown;
+export async function queryRows<T>(db: Pick<Database, "execute">, query: SQL): Promise<T[]> {
+  const result = (await executeSql(db, query)) as unknown;
   return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
+}
+
+type RawSession = { queryObjects?: (text: string, params: unknown[]) => Promise<unknown> };
+
+/**
+ * `db.execute(query)` (on the database or a transaction), with the statement's text built by
+ * flattenSql where it can be and sent on the transaction's own postgres.js connection (as Drizzle
+ * would send it: prepared, with the same type parsers). PGlite, and statements flattenSql leaves,
+ * go through Drizzle.
+ */
+export async function executeSql(db: Pick<Database, "execute">, query: SQL): Promise<unknown> {
+  const session = (db as Partial<Database>)._?.session as RawSession | undefined;
+  const flat = session?.queryObjects && flattenSql(query);
+  return flat ? session.queryObjects!(flat.sql, flat.params) : db.execute(query);
 }
 
 /**

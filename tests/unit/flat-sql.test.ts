@@ -1,0 +1,70 @@
+import { sql, type SQL } from "drizzle-orm";
+import { PgDialect, pgSchema, pgTable, text } from "drizzle-orm/pg-core";
+import { describe, expect, it } from "vitest";
+import { payments } from "../../drizzle/schema.js";
+import { appendAudit } from "../../lib/audit.js";
+import { executeAll, StatementBatch } from "../../lib/db/batch.js";
+import { flattenSql } from "../../lib/db/flat.js";
+import { columnsOf, updateById } from "../../lib/db/rows.js";
+import { recordEvent } from "../../lib/events.js";
+import { enqueueJob } from "../../lib/jobs/queue.js";
+
+// flattenSql must build exactly what Drizzle's own builder builds, or decline.
+const drizzleBuilds = (query: SQL) => {
+  const { sql: text, params } = new PgDialect().sqlToQuery(query);
+  return { sql: text, params };
+};
+
+/** The writes of a report that settles a payment, as applyVerified batches them. */
+async function reportWrites(): Promise<SQL> {
+  const now = new Date("2026-11-26T12:00:00.000Z");
+  const batch = new StatementBatch();
+  await batch.execute(updateById(payments, "pay_1", { status: "succeeded", tranId: "30012345", appcode: null, paidChannel: "fpx_mb2u", updatedAt: now }));
+  await recordEvent(batch, ["https://shop.example/hooks", "https://erp.example/hooks"], {
+    type: "payment.succeeded",
+    paymentId: "pay_1",
+    data: { amount: 1050, note: `it's "quoted" $1` },
+    now,
+  });
+  await enqueueJob(batch, { kind: "ipn_echo", payload: { fields: { a: "1" } }, dedupeKey: "ipn_echo:1", runAt: now, maxAttempts: 100 });
+  await enqueueJob(batch, { kind: "requery", payload: { paymentId: "pay_1" }, dedupeKey: "requery:pay_1", runAt: now, sooner: true });
+  await appendAudit(batch, { actor: "fiuu:notification", action: "payment.succeeded", entityType: "payment", entityId: "pay_1", data: { from: "created" } });
+  let combined: SQL | undefined;
+  await executeAll({ execute: (async (query: SQL) => void (combined = query)) as never }, batch.statements);
+  return combined!;
+}
+
+describe("flattenSql", () => {
+  it("builds a report's combined writes exactly as Drizzle does", async () => {
+    const query = await reportWrites();
+    const flat = flattenSql(query);
+    expect(flat).toEqual(drizzleBuilds(query));
+    expect(flat!.params.length).toBeGreaterThan(20);
+  });
+
+  it("builds the locking select and tables by name as Drizzle does", () => {
+    for (const query of [
+      sql`select ${columnsOf(payments)} from payments where gateway_order_id = ${"ord-1"} and amount = ${1050} and live = ${true} limit 1 for update`,
+      sql`update ${payments} set metadata = ${null} where id = ${"pay_1"}`,
+      sql`select ${sql.raw("1")} as one, ${sql.join([sql`${1}`, sql`${"two"}`], sql`, `)}`,
+    ]) {
+      expect(flattenSql(query)).toEqual(drizzleBuilds(query));
+    }
+  });
+
+  it("declines what it does not build: columns, arrays, inlined values, tables in a schema", () => {
+    const elsewhere = pgSchema("billing");
+    const invoices = elsewhere.table("invoices", { id: text("id") });
+    const plain = pgTable("notes", { id: text("id") });
+    for (const query of [
+      sql`select * from payments where ${payments.id} = ${"pay_1"}`,
+      sql`select * from payments where id in ${["a", "b"]}`,
+      sql`select ${"x"}`.inlineParams(),
+      sql`select * from ${invoices}`,
+      sql`select ${new Date(0)}`,
+    ]) {
+      expect(flattenSql(query)).toBeUndefined();
+    }
+    expect(flattenSql(sql`select * from ${plain}`)).toEqual(drizzleBuilds(sql`select * from ${plain}`));
+  });
+});
