@@ -130,6 +130,7 @@ describe("a repeated request", () => {
     const first = await post(`/test/orders/${m}`, { key });
     expect(first.status).toBe(201);
     expect(first.headers.get("idempotency-replayed")).toBeNull();
+    expect(first.headers.get("content-type")).toBe("application/json");
     const firstBody = await first.text();
     expect(JSON.parse(firstBody)).toMatchObject({ run: 1, item: "kopi", quantity: 2 });
 
