@@ -38,11 +38,11 @@ describe("nodeFormPost", () => {
     expect(await nodeFormPost(`${base}/busy`, "c=3", never())).toEqual({ status: 503, body: "got c=3" });
   });
 
-  it("keeps the connection alive between posts", async () => {
-    await nodeFormPost(`${base}/echo`, "n=1", never());
-    await nodeFormPost(`${base}/echo`, "n=2", never());
-    const [first, second] = seen.slice(-2);
-    expect(second!.socket).toBe(first!.socket);
+  it("keeps connections alive between posts", async () => {
+    for (let n = 1; n <= 8; n++) await nodeFormPost(`${base}/echo`, `n=${n}`, never());
+    // The pool may open a second connection while the first is still being freed, not one a post.
+    const sockets = new Set(seen.slice(-8).map((request) => request.socket));
+    expect(sockets.size).toBeLessThanOrEqual(2);
   });
 
   it("stops at the signal", async () => {
