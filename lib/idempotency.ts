@@ -44,7 +44,6 @@ export function idempotency(options: IdempotencyOptions = {}) {
     }
 
     const { redis } = c.get("deps");
-    const log = requestLog(c)!;
     const redisKey = `idempotency:${scopeOf(c)}:${key}`;
     // Hono caches the body, so the validator after this middleware reads the same text again.
     const fingerprint = hashSecret(`${c.req.method}\n${c.req.path}\n${await c.req.text()}`);
@@ -55,7 +54,7 @@ export function idempotency(options: IdempotencyOptions = {}) {
       try {
         return await command();
       } catch (error) {
-        log.warn({ err: error }, "idempotency store unavailable; refusing the request");
+        requestLog(c)!.warn({ err: error }, "idempotency store unavailable; refusing the request");
         throw new ApiError("unavailable", "The idempotency store is unavailable; retry with the same Idempotency-Key shortly.", {
           retryAfterSeconds: 5,
         });
@@ -129,7 +128,7 @@ export function idempotency(options: IdempotencyOptions = {}) {
       } catch (error) {
         // The handler has run and its effects are committed: answering 503 now would invite a
         // retry that runs it again. Answer truthfully; the claim expires after lockTimeoutMs.
-        log.error({ err: error, status }, "could not store the idempotent answer");
+        requestLog(c)!.error({ err: error, status }, "could not store the idempotent answer");
       }
     } else if (!failed) {
       await release(c, redisKey, owner);

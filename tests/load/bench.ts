@@ -104,6 +104,20 @@ async function startServer(port: number, fiuuUrl: string) {
     },
     stdio: ["ignore", process.env.BENCH_NODE_FLAGS ? "inherit" : "ignore", "inherit"],
   });
+  return listening(child, port);
+}
+
+/** The ceiling server (tests/load/ceiling.ts): the baseline's statements behind bare node:http. */
+async function startCeiling(port: number) {
+  const child = spawn(process.execPath, ["--import", "tsx", "tests/load/ceiling.ts"], {
+    env: { PATH: process.env.PATH ?? "", DATABASE_URL: dbUrl, DB_MAX_CONNECTIONS: String(poolSize), REDIS_HOST: redisHost, PORT: String(port) },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  return listening(child, port);
+}
+
+/** Waits until a started server answers, or kills it and throws. */
+async function listening(child: ChildProcess, port: number) {
   for (let i = 0; i < 100 && child.exitCode === null; i++) {
     try {
       if ((await fetch(`http://127.0.0.1:${port}/v1/payment-methods`)).ok) return child;
@@ -138,7 +152,21 @@ const cpuMs = (pid: number) => {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 };
 
-type Result = Measured & Baseline & { ratio: number };
+type Result = Measured & Baseline & { ratio: number } & Partial<Ceiling>;
+
+/** The ceiling server's figures (BENCH_CEILING=1), and its ratio to the same baseline. */
+interface Ceiling {
+  ceiling_rps: number;
+  ceiling_p99_ms: number;
+  ceiling_cpu_ms: number;
+  ceiling_ratio: number;
+}
+
+/** A server under load: its process (for its CPU time) and its base URL. */
+interface Target {
+  pid: number;
+  url: string;
+}
 
 /** The baseline's throughput, its latency at the same concurrency (the floor the service's p99 stands on), and this process's CPU per request. */
 interface Baseline {
@@ -162,12 +190,12 @@ interface Measured {
  * wrk is C: at these rates it uses a tenth of the CPU autocannon did, CPU that on two shared cores
  * was taken from the server and PostgreSQL while the baseline, with no load generator, kept it.
  */
-async function load(serverPid: number, url: string, seconds: number, script: string, args: string[] = []): Promise<Measured & { sent: number }> {
+async function load(target: Target, seconds: number, script: string, args: string[] = []): Promise<Measured & { sent: number }> {
   const scriptPath = join(workDir, "load.lua");
   writeFileSync(scriptPath, script);
-  const cpuBefore = cpuMs(serverPid);
+  const cpuBefore = cpuMs(target.pid);
   const output = await new Promise<string>((resolve, reject) => {
-    const child = spawn("wrk", ["-t1", `-c${concurrency}`, `-d${seconds}s`, "--timeout", "10s", "-s", scriptPath, url, "--", ...args], {
+    const child = spawn("wrk", ["-t1", `-c${concurrency}`, `-d${seconds}s`, "--timeout", "10s", "-s", scriptPath, target.url, "--", ...args], {
       stdio: ["ignore", "pipe", "inherit"],
     });
     let out = "";
@@ -176,7 +204,7 @@ async function load(serverPid: number, url: string, seconds: number, script: str
     child.on("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`wrk exited ${code}: ${out}`))));
   });
   const result = JSON.parse(output.trim().split("\n").at(-1)!) as WrkResult;
-  const server_cpu_ms = round((cpuMs(serverPid) - cpuBefore) / Math.max(1, result.requests));
+  const server_cpu_ms = round((cpuMs(target.pid) - cpuBefore) / Math.max(1, result.requests));
   return {
     rps: Math.round(result.requests / (result.duration_us / 1e6)),
     p50_ms: round(result.p50_us / 1000),
@@ -267,7 +295,7 @@ async function quietly<T>(server: ChildProcess, sql: postgres.Sql, measure: () =
  * service's loops would issue for it (audit sealing, echo jobs recorded) running beside: requests
  * per second completed, their latency, and this process's CPU per request.
  */
-async function baseline(sql: postgres.Sql, seconds: number, work: (n: number) => Promise<void>): Promise<Baseline> {
+async function baseline(sql: postgres.Sql, seconds: number, work: (n: number) => Promise<void>): Promise<Baseline & { used: number }> {
   let counter = 0;
   const latencies: number[] = [];
   const background = backgroundStatements(sql);
@@ -297,7 +325,37 @@ async function baseline(sql: postgres.Sql, seconds: number, work: (n: number) =>
     baseline_p50_ms: percentile(50),
     baseline_p99_ms: percentile(99),
     baseline_cpu_ms: round((cpu.user + cpu.system) / 1000 / Math.max(1, done)),
+    used: counter, // how many units of work were started, warm-up included
   };
+}
+
+/**
+ * Loads the ceiling server (BENCH_CEILING=1) with the service paused, as a baseline is run:
+ * `measure` warms it up and measures it. Undefined when the ceiling is not asked for.
+ */
+async function ceiling(
+  server: ChildProcess,
+  sql: postgres.Sql,
+  base: Baseline,
+  measure: (target: Target) => Promise<Measured>,
+): Promise<Ceiling | undefined> {
+  if (!process.env.BENCH_CEILING) return undefined;
+  return quietly(server, sql, async () => {
+    const port = await freePort();
+    const child = await startCeiling(port);
+    try {
+      const result = await measure({ pid: child.pid!, url: `http://127.0.0.1:${port}` });
+      await drained(sql); // its own background loop finishes what its load left
+      return {
+        ceiling_rps: result.rps,
+        ceiling_p99_ms: result.p99_ms,
+        ceiling_cpu_ms: result.server_cpu_ms,
+        ceiling_ratio: round(result.rps / base.baseline_rps),
+      };
+    } finally {
+      await stopServer(child);
+    }
+  });
 }
 
 async function main() {
@@ -311,7 +369,7 @@ async function main() {
   const fiuu = await fakeFiuu();
   const port = await freePort();
   const server = await startServer(port, fiuu.url);
-  const base = `http://127.0.0.1:${port}`;
+  const service: Target = { pid: server.pid!, url: `http://127.0.0.1:${port}` };
   const token = await signToken(secrets.JWT_SECRET, { sub: "bench-shop", role: "service", ttlSeconds: 3600 });
   const sql = postgres(dbUrl, { max: poolSize, onnotice: () => {} });
   const redis = await openRedis({ kind: "tcp", host: redisHost, port: 6379, db: 0, maxConnections: 1 });
@@ -319,11 +377,15 @@ async function main() {
 
   try {
     if (wanted("create_payment")) {
-      const run = (seconds: number, tag: string) => load(server.pid!, base, seconds, createScript, [token, `${process.pid}-${tag}`]);
-      await run(warmupS, "warmup");
-      const create = await run(durationS, "load");
-      const createBase = await quietly(server, sql, () => baseline(sql, durationS, (n) => createPaymentStatements(sql, redis.redis, n)));
-      scenarios.create_payment = { ...measured(create), ...createBase, ratio: round(create.rps / createBase.baseline_rps) };
+      const run = (target: Target, seconds: number, tag: string) => load(target, seconds, createScript, [token, `${process.pid}-${tag}`]);
+      await run(service, warmupS, "warmup");
+      const create = await run(service, durationS, "load");
+      const { used: _, ...createBase } = await quietly(server, sql, () => baseline(sql, durationS, (n) => createPaymentStatements(sql, redis.redis, n)));
+      const createCeiling = await ceiling(server, sql, createBase, async (target) => {
+        await run(target, warmupS, "ceiling-warmup");
+        return run(target, durationS, "ceiling");
+      });
+      scenarios.create_payment = { ...measured(create), ...createBase, ratio: round(create.rps / createBase.baseline_rps), ...createCeiling };
     }
 
     if (wanted("fiuu_notify")) {
@@ -331,7 +393,7 @@ async function main() {
       // directly (ciphertext made with the service's key) so that only the notify path is loaded.
       const cipher = createFieldCipher(Buffer.from(secrets.ENCRYPTION_KEY, "hex"));
       const enc = cipher.encrypt("Siti Aminah");
-      const needed = 150_000;
+      const needed = process.env.BENCH_CEILING ? 250_000 : 150_000;
       await sql`insert into payments (id, order_id, amount, currency, description, customer_name, customer_email, client_secret_hash,
         gateway_order_id, created_by, expires_at)
         select 'pay_nb' || n, 'NB-' || n, 1050, 'MYR', 'Bench', ${enc}, ${enc}, 'x', 'nb' || n, 'bench', now() + interval '1 day'
@@ -345,8 +407,8 @@ async function main() {
         writeFileSync(file, `${lines.join("\n")}\n`);
         return file;
       };
-      const run = async (seconds: number) => {
-        const result = await load(server.pid!, base, seconds, notifyScript, [reports(seconds)]);
+      const run = async (seconds: number, target = service) => {
+        const result = await load(target, seconds, notifyScript, [reports(seconds)]);
         next += result.sent + concurrency; // a report in flight when wrk stopped may still have been applied
         return result;
       };
@@ -354,10 +416,17 @@ async function main() {
       const notify = await run(durationS);
       if (next + 50_000 > needed) throw new Error("seed more payments for the notify scenario");
       const firstBaseline = next + 1;
-      const notifyBase = await quietly(server, sql, () =>
+      const { used, ...notifyBase } = await quietly(server, sql, () =>
         baseline(sql, durationS, (n) => notifyStatements(sql, `nb${firstBaseline + n}`, String(8_000_000_000 + n))),
       );
-      scenarios.fiuu_notify = { ...measured(notify), ...notifyBase, ratio: round(notify.rps / notifyBase.baseline_rps) };
+      next = firstBaseline + used;
+      const notifyCeiling = await ceiling(server, sql, notifyBase, async (target) => {
+        await run(warmupS, target);
+        const result = await run(durationS, target);
+        if (next + 1_000 > needed) throw new Error("seed more payments for the notify scenario's ceiling");
+        return result;
+      });
+      scenarios.fiuu_notify = { ...measured(notify), ...notifyBase, ratio: round(notify.rps / notifyBase.baseline_rps), ...notifyCeiling };
     }
 
     const report = { scenarios, rss_mb_max: peakRssMb(server.pid!), concurrency, duration_s: durationS, cpus: (await import("node:os")).cpus().length };
@@ -384,10 +453,15 @@ function notifyBody(n: number): string {
 }
 
 function printTable(report: { scenarios: Record<string, Result>; rss_mb_max: number }) {
+  const withCeiling = Object.values(report.scenarios).some((s) => s.ceiling_rps !== undefined);
   const rows = Object.entries(report.scenarios).map(([name, s]) =>
-    [name, s.rps, s.p50_ms, s.p99_ms, s.errors, s.server_cpu_ms, s.baseline_rps, s.baseline_p99_ms, s.baseline_cpu_ms, s.ratio].map(String),
+    [
+      name, s.rps, s.p50_ms, s.p99_ms, s.errors, s.server_cpu_ms, s.baseline_rps, s.baseline_p99_ms, s.baseline_cpu_ms, s.ratio,
+      ...(withCeiling ? [s.ceiling_rps, s.ceiling_p99_ms, s.ceiling_cpu_ms, s.ceiling_ratio] : []),
+    ].map(String),
   );
   const header = ["scenario", "rps", "p50 ms", "p99 ms", "errors", "CPU ms/req", "baseline rps", "baseline p99 ms", "baseline CPU ms/req", "ratio"];
+  if (withCeiling) header.push("ceiling rps", "ceiling p99 ms", "ceiling CPU ms/req", "ceiling ratio");
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
   console.log([line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n"));

@@ -56,4 +56,21 @@ describe("verifyHs256", () => {
     const unsigned = `${b64url({ alg: "HS256", typ: "JWT" })}.${b64url("shop-1")}`;
     expect(() => verifyHs256(`${unsigned}.${hs256(unsigned)}`, secret)).toThrow(/object/);
   });
+
+  it("remembers a verified token under its own secret only", async () => {
+    const token = await signToken(secret, { sub: "shop-2", role: "service", ttlSeconds: 60 });
+    const claims = verifyHs256(token, secret);
+    expect(verifyHs256(token, secret)).toBe(claims);
+    expect(Object.isFrozen(claims)).toBe(true);
+    expect(() => verifyHs256(token, "u".repeat(32))).toThrow(/signature/);
+  });
+
+  it("checks a token again once more than a thousand others have verified since", async () => {
+    const first = await signToken(secret, { sub: "shop-first", role: "service", ttlSeconds: 60 });
+    const claims = verifyHs256(first, secret);
+    for (let i = 0; i < 1000; i++) verifyHs256(await signToken(secret, { sub: `other-shop-${i}`, role: "service", ttlSeconds: 60 }), secret);
+    const again = verifyHs256(first, secret);
+    expect(again).toEqual(claims);
+    expect(again).not.toBe(claims);
+  });
 });
