@@ -23,6 +23,9 @@ const durationS = Number(process.env.BENCH_DURATION ?? 15);
 // server's CPU, on its background threads) 3 s into a load, and had settled by 10 s.
 const warmupS = Number(process.env.BENCH_WARMUP ?? 12);
 const baselineWarmupS = Math.min(warmupS, 5);
+// BENCH_RATE=<rps> adds a paced run per scenario: the same connections, each pausing between
+// requests so that about this many are sent a second, for the latency below saturation.
+const pacedRps = Number(process.env.BENCH_RATE ?? 0);
 // BENCH_ONLY=create_payment (or fiuu_notify) runs one scenario, for profiling one path at a time.
 const only = process.env.BENCH_ONLY?.split(",");
 const wanted = (scenario: string) => !only || only.includes(scenario);
@@ -152,7 +155,14 @@ const cpuMs = (pid: number) => {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 };
 
-type Result = Measured & Baseline & { ratio: number } & Partial<Ceiling>;
+type Result = Measured & Baseline & { ratio: number } & Partial<Ceiling> & Partial<Paced>;
+
+/** The paced run's figures (BENCH_RATE): the rate reached and the latency at it. */
+interface Paced {
+  paced_rps: number;
+  paced_p50_ms: number;
+  paced_p99_ms: number;
+}
 
 /** The ceiling server's figures (BENCH_CEILING=1), and its ratio to the same baseline. */
 interface Ceiling {
@@ -190,9 +200,12 @@ interface Measured {
  * wrk is C: at these rates it uses a tenth of the CPU autocannon did, CPU that on two shared cores
  * was taken from the server and PostgreSQL while the baseline, with no load generator, kept it.
  */
-async function load(target: Target, seconds: number, script: string, args: string[] = []): Promise<Measured & { sent: number }> {
+async function load(target: Target, seconds: number, script: string, args: string[] = [], paced = false): Promise<Measured & { sent: number }> {
   const scriptPath = join(workDir, "load.lua");
-  writeFileSync(scriptPath, script);
+  // Paced: each connection waits a random 0 to 2 × (connections / rate) between requests; wrk's
+  // latencies leave the wait out.
+  const meanDelayMs = Math.round((1000 * concurrency) / pacedRps);
+  writeFileSync(scriptPath, paced ? `${script}\ndelay = function() return math.random(0, ${2 * meanDelayMs}) end\n` : script);
   const cpuBefore = cpuMs(target.pid);
   const output = await new Promise<string>((resolve, reject) => {
     const child = spawn("wrk", ["-t1", `-c${concurrency}`, `-d${seconds}s`, "--timeout", "10s", "-s", scriptPath, target.url, "--", ...args], {
@@ -377,15 +390,17 @@ async function main() {
 
   try {
     if (wanted("create_payment")) {
-      const run = (target: Target, seconds: number, tag: string) => load(target, seconds, createScript, [token, `${process.pid}-${tag}`]);
+      const run = (target: Target, seconds: number, tag: string, paced = false) =>
+        load(target, seconds, createScript, [token, `${process.pid}-${tag}`], paced);
       await run(service, warmupS, "warmup");
       const create = await run(service, durationS, "load");
+      const createPaced = pacedRps ? pacedFigures(await run(service, durationS, "paced", true)) : undefined;
       const { used: _, ...createBase } = await quietly(server, sql, () => baseline(sql, durationS, (n) => createPaymentStatements(sql, redis.redis, n)));
       const createCeiling = await ceiling(server, sql, createBase, async (target) => {
         await run(target, warmupS, "ceiling-warmup");
         return run(target, durationS, "ceiling");
       });
-      scenarios.create_payment = { ...measured(create), ...createBase, ratio: round(create.rps / createBase.baseline_rps), ...createCeiling };
+      scenarios.create_payment = { ...measured(create), ...createBase, ratio: round(create.rps / createBase.baseline_rps), ...createCeiling, ...createPaced };
     }
 
     if (wanted("fiuu_notify")) {
@@ -407,13 +422,14 @@ async function main() {
         writeFileSync(file, `${lines.join("\n")}\n`);
         return file;
       };
-      const run = async (seconds: number, target = service) => {
-        const result = await load(target, seconds, notifyScript, [reports(seconds)]);
+      const run = async (seconds: number, target = service, paced = false) => {
+        const result = await load(target, seconds, notifyScript, [reports(seconds)], paced);
         next += result.sent + concurrency; // a report in flight when wrk stopped may still have been applied
         return result;
       };
       await run(warmupS);
       const notify = await run(durationS);
+      const notifyPaced = pacedRps ? pacedFigures(await run(durationS, service, true)) : undefined;
       if (next + 50_000 > needed) throw new Error("seed more payments for the notify scenario");
       const firstBaseline = next + 1;
       const { used, ...notifyBase } = await quietly(server, sql, () =>
@@ -426,7 +442,7 @@ async function main() {
         if (next + 1_000 > needed) throw new Error("seed more payments for the notify scenario's ceiling");
         return result;
       });
-      scenarios.fiuu_notify = { ...measured(notify), ...notifyBase, ratio: round(notify.rps / notifyBase.baseline_rps), ...notifyCeiling };
+      scenarios.fiuu_notify = { ...measured(notify), ...notifyBase, ratio: round(notify.rps / notifyBase.baseline_rps), ...notifyCeiling, ...notifyPaced };
     }
 
     const report = { scenarios, rss_mb_max: peakRssMb(server.pid!), concurrency, duration_s: durationS, cpus: (await import("node:os")).cpus().length };
@@ -443,6 +459,7 @@ async function main() {
 
 const round = (x: number) => Math.round(x * 100) / 100;
 const measured = ({ sent: _, ...result }: Measured & { sent: number }): Measured => result;
+const pacedFigures = (result: Measured): Paced => ({ paced_rps: result.rps, paced_p50_ms: result.p50_ms, paced_p99_ms: result.p99_ms });
 
 /** A notification Fiuu would send for seeded payment n, signed with the merchant's secret key. */
 function notifyBody(n: number): string {
@@ -454,14 +471,17 @@ function notifyBody(n: number): string {
 
 function printTable(report: { scenarios: Record<string, Result>; rss_mb_max: number }) {
   const withCeiling = Object.values(report.scenarios).some((s) => s.ceiling_rps !== undefined);
+  const withPaced = Object.values(report.scenarios).some((s) => s.paced_rps !== undefined);
   const rows = Object.entries(report.scenarios).map(([name, s]) =>
     [
       name, s.rps, s.p50_ms, s.p99_ms, s.errors, s.server_cpu_ms, s.baseline_rps, s.baseline_p99_ms, s.baseline_cpu_ms, s.ratio,
       ...(withCeiling ? [s.ceiling_rps, s.ceiling_p99_ms, s.ceiling_cpu_ms, s.ceiling_ratio] : []),
+      ...(withPaced ? [s.paced_rps, s.paced_p50_ms, s.paced_p99_ms] : []),
     ].map(String),
   );
   const header = ["scenario", "rps", "p50 ms", "p99 ms", "errors", "CPU ms/req", "baseline rps", "baseline p99 ms", "baseline CPU ms/req", "ratio"];
   if (withCeiling) header.push("ceiling rps", "ceiling p99 ms", "ceiling CPU ms/req", "ceiling ratio");
+  if (withPaced) header.push("paced rps", "paced p50 ms", "paced p99 ms");
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
   console.log([line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n"));
