@@ -166,7 +166,7 @@ function reused() {
   return new ApiError("idempotency_key_reused", "This Idempotency-Key was used for a different request; use a new key.");
 }
 
-/** @upstash/redis parses JSON values by itself; a raw string is parsed here, anything else is ignored. */
+/** A stored record from its JSON text (the Redis client answers values unparsed); anything else is ignored. */
 function parseRecord(value: unknown): StoredRecord | null {
   let parsed = value;
   if (typeof value === "string") {

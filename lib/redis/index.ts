@@ -1,4 +1,4 @@
-import { Redis } from "@upstash/redis";
+import { Redis, type Requester } from "@upstash/redis";
 import type { Config } from "../config.js";
 import { memoryRequester } from "./memory.js";
 
@@ -10,13 +10,30 @@ export interface RedisHandle {
   close(): Promise<void>;
 }
 
-/** The one Redis API (`@upstash/redis`) over the configured transport: REST, TCP, or in-process. */
+/**
+ * `@upstash/redis` over a Requester (ioredis, the in-process stand-in). Like the REST client
+ * below, it answers values as Redis holds them: its default would try JSON.parse on every reply,
+ * throwing and catching on each "OK" (3 % of a create's CPU), and turn a stored "123" into 123.
+ * Callers parse the JSON they stored. The constructor takes no options in this mode, hence the
+ * subclass.
+ */
+class RawRepliesRedis extends Redis {
+  constructor(requester: Requester) {
+    super(requester);
+    this.opts = { automaticDeserialization: false };
+  }
+}
+
+/**
+ * The one Redis API (`@upstash/redis`) over the configured transport: REST, TCP, or in-process.
+ * Replies come back as Redis sends them (strings, numbers, arrays), never parsed as JSON.
+ */
 export async function openRedis(config: Config["redis"]): Promise<RedisHandle> {
   switch (config.kind) {
     case "rest":
       return {
         kind: "rest",
-        redis: new Redis({ url: config.url, token: config.token, enableTelemetry: false, retry: { retries: 1 } }),
+        redis: new Redis({ url: config.url, token: config.token, enableTelemetry: false, retry: { retries: 1 }, automaticDeserialization: false }),
         close: async () => {},
       };
     case "tcp": {
@@ -36,9 +53,9 @@ export async function openRedis(config: Config["redis"]): Promise<RedisHandle> {
         lazyConnect: false,
       });
       client.on("error", () => {}); // surfaced through failing commands and /ready, not as crashes
-      return { kind: "tcp", redis: new Redis(ioredisRequester(client)), close: async () => void client.disconnect() };
+      return { kind: "tcp", redis: new RawRepliesRedis(ioredisRequester(client)), close: async () => void client.disconnect() };
     }
     case "memory":
-      return { kind: "memory", redis: new Redis(memoryRequester()), close: async () => {} };
+      return { kind: "memory", redis: new RawRepliesRedis(memoryRequester()), close: async () => {} };
   }
 }

@@ -160,7 +160,7 @@ describe.skipIf(!realServers)("replicas on one database and Redis", () => {
         (error: Error) => ({ error: error.message }),
       );
       await eventually(async () => (await lockWaiters(admin, databaseName)) >= 1, 10_000);
-      expect(await redis.redis.get<{ state: string }>(redisKey)).toMatchObject({ state: "running" });
+      expect(JSON.parse((await redis.redis.get<string>(redisKey))!)).toMatchObject({ state: "running" });
       victim.child.kill("SIGKILL");
       expect(await victim.exited).toMatchObject({ signal: "SIGKILL" });
       // The shop's HTTP client sees the connection die: no answer, so it retries with the same key.
