@@ -67,7 +67,7 @@ export function idempotency(options: IdempotencyOptions = {}) {
     let existing: StoredRecord | null = null;
     for (let attempt = 0; attempt < 2 && !claimed && !existing; attempt++) {
       claimed = (await guarded(() => redis.set(redisKey, claim, { nx: true, px: lockTimeoutMs }))) === "OK";
-      if (!claimed) existing = parseRecord(await guarded(() => redis.get<unknown>(redisKey)));
+      if (!claimed) existing = parseRecord(await guarded(() => redis.get<string>(redisKey)));
     }
 
     if (!claimed) {
@@ -147,7 +147,7 @@ function scopeOf(c: Context<AppEnv>): string {
 /** Deletes our own claim so a retry may run; someone else's newer claim is left alone. */
 async function release(c: Context<AppEnv>, redisKey: string, owner: string) {
   try {
-    const current = parseRecord(await c.get("deps").redis.get<unknown>(redisKey));
+    const current = parseRecord(await c.get("deps").redis.get<string>(redisKey));
     if (current?.state === "running" && current.owner === owner) await c.get("deps").redis.del(redisKey);
   } catch (error) {
     requestLog(c)!.warn({ err: error }, "could not release an idempotency claim; it expires by itself");
@@ -167,14 +167,13 @@ function reused() {
 }
 
 /** A stored record from its JSON text (the Redis client answers values unparsed); anything else is ignored. */
-function parseRecord(value: unknown): StoredRecord | null {
-  let parsed = value;
-  if (typeof value === "string") {
-    try {
-      parsed = JSON.parse(value);
-    } catch {
-      return null;
-    }
+function parseRecord(text: string | null): StoredRecord | null {
+  if (text === null) return null;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return null;
   }
   if (!parsed || typeof parsed !== "object") return null;
   const record = parsed as { state?: unknown; fingerprint?: unknown; status?: unknown; body?: unknown };
