@@ -112,7 +112,14 @@ async function buildIsolate(env: WorkerEnv): Promise<Isolate> {
   const redisConfig = config.redis as Extract<Config["redis"], { kind: "rest" }>;
 
   const databases = new modules.AsyncLocalStorage<DatabaseHandle>();
-  const redis = new modules.Redis({ url: redisConfig.url, token: redisConfig.token, enableTelemetry: false, retry: { retries: 1 } });
+  // The same options as lib/redis's REST transport: replies answered unparsed, as on every transport.
+  const redis = new modules.Redis({
+    url: redisConfig.url,
+    token: redisConfig.token,
+    enableTelemetry: false,
+    retry: { retries: 1 },
+    automaticDeserialization: false,
+  });
   let app: App | undefined;
   const deps = modules.assembleDeps(config, {
     database: requestDatabase(databases),
