@@ -2,7 +2,7 @@ import { Hono, type Context } from "hono";
 import { html } from "hono/html";
 import type { AppEnv } from "../lib/context.js";
 import { ApiError } from "../lib/errors.js";
-import { applyFiuuReport, enqueueRequery, type ReportResult } from "../lib/fiuu/reports.js";
+import { applyFiuuReport, enqueueRequery, type ReportResult } from "../lib/payments/reports.js";
 import { toFiuuAmount } from "../lib/money.js";
 import { applyRefundNotice } from "../lib/refunds/jobs.js";
 import { findPaymentById } from "../lib/payments/queries.js";

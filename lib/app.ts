@@ -15,8 +15,8 @@ import type { Context } from "hono";
 import type { AppDeps, AppEnv } from "./context.js";
 import { ApiError, handleError, problemResponse } from "./errors.js";
 import { sealAuditLog } from "./audit.js";
-import { sweepExpiredPayments } from "./fiuu/jobs.js";
-import { createFiuuSandbox } from "./fiuu/sandbox.js";
+import { sweepExpiredPayments } from "./payments/reconcile.js";
+import type { SandboxFactory } from "./fiuu/sandbox/mount.js";
 import { createRouter, registerSecuritySchemes } from "./openapi.js";
 import { refuseUndecodableInput } from "./storable-text.js";
 
@@ -28,7 +28,17 @@ const payloadTooLarge = (c: Context<AppEnv>) =>
  * Builds the main API app from a dependency set. No I/O happens here: the same factory serves
  * the Node server, the functions build and the tests.
  */
-export function createApp(deps: AppDeps, options: { extraRoutes?: (app: ReturnType<typeof createRouter>) => void } = {}) {
+export interface AppOptions {
+  extraRoutes?: (app: ReturnType<typeof createRouter>) => void;
+  /**
+   * The local Fiuu sandbox (lib/fiuu/sandbox/mount.ts), mounted at /sandbox/fiuu when the
+   * configuration asks for it (FIUU_LOCAL_SANDBOX). Passed in rather than imported here, so that
+   * the production bundles do not contain it.
+   */
+  fiuuSandbox?: SandboxFactory;
+}
+
+export function createApp(deps: AppDeps, options: AppOptions = {}) {
   const app = createRouter();
   const { metrics, config } = deps;
 
@@ -120,20 +130,10 @@ export function createApp(deps: AppDeps, options: { extraRoutes?: (app: ReturnTy
     app.route("/", demoRoutes({ api: () => app }));
   }
 
-  // Without a real merchant (development, tests) the local sandbox plays Fiuu on this app itself,
-  // reaching the service's webhooks in-process as Fiuu would over the network.
-  if (usesLocalSandbox(config)) {
-    app.route(
-      "/sandbox/fiuu",
-      createFiuuSandbox({
-        merchantId: config.fiuu.merchantId!,
-        verifyKey: config.fiuu.verifyKey!,
-        secretKey: config.fiuu.secretKey!,
-        extendedVcode: config.fiuu.extendedVcode,
-        notifyUrl: `${config.publicUrl}/webhooks/fiuu/notify`,
-        fetch: async (request) => app.fetch(request),
-      }),
-    );
+  // The local sandbox plays Fiuu on this app itself (development, tests), reaching the service's
+  // webhooks in-process as Fiuu would over the network.
+  if (options.fiuuSandbox && usesLocalSandbox(config)) {
+    app.route("/sandbox/fiuu", options.fiuuSandbox(async (request) => app.fetch(request)));
   }
 
   registerSecuritySchemes(app);
@@ -161,7 +161,7 @@ export function createApp(deps: AppDeps, options: { extraRoutes?: (app: ReturnTy
 
 export type App = ReturnType<typeof createApp>;
 
-/** Whether the local Fiuu sandbox plays Fiuu (development and tests without a real merchant). */
+/** Whether the local Fiuu sandbox plays Fiuu (FIUU_LOCAL_SANDBOX; development and tests only). */
 export function usesLocalSandbox(config: AppDeps["config"]): boolean {
-  return !config.isProduction && config.fiuu.paymentUrl === `${config.publicUrl}/sandbox/fiuu`;
+  return !config.isProduction && config.fiuu.localSandbox;
 }

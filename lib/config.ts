@@ -85,6 +85,11 @@ const envSchema = z.object({
   FIUU_QUERY_INTERVAL: duration("5s"),
   FIUU_BREAKER_THRESHOLD: int(5, 1, 1000),
   FIUU_BREAKER_RESET: duration("30s"),
+  /**
+   * The local Fiuu sandbox plays Fiuu, mounted at /sandbox/fiuu (development and test only).
+   * Default: on exactly when no FIUU_MERCHANT_ID is set outside production.
+   */
+  FIUU_LOCAL_SANDBOX: z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1").optional(),
 
   ENCRYPTION_KEY: optionalText,
   /** Earlier keys, comma-separated, still accepted for decryption while values are re-encrypted. */
@@ -140,6 +145,8 @@ export interface Config {
     verifyKey?: string;
     secretKey?: string;
     sandbox: boolean;
+    /** The local sandbox (lib/fiuu/sandbox) plays Fiuu on this service's port; never in production. */
+    localSandbox: boolean;
     paymentUrl?: string;
     apiUrl?: string;
     extendedVcode: boolean;
@@ -216,6 +223,8 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       problems.push("REDIS_HOST: required when ENVIRONMENT=production (or UPSTASH_REDIS_REST_URL)");
     }
   }
+  const localSandbox = env.FIUU_LOCAL_SANDBOX ?? (!isProduction && !env.FIUU_MERCHANT_ID);
+  if (localSandbox && isProduction) problems.push("FIUU_LOCAL_SANDBOX: the local Fiuu sandbox is never used when ENVIRONMENT=production");
   if (env.UPSTASH_REDIS_REST_URL && !env.UPSTASH_REDIS_REST_TOKEN) {
     problems.push("UPSTASH_REDIS_REST_TOKEN: required with UPSTASH_REDIS_REST_URL");
   }
@@ -246,11 +255,12 @@ export function loadConfig(source: Record<string, string | undefined> = process.
         }
       : { kind: "memory" };
 
+  const publicUrl = (env.PUBLIC_URL ?? `http://localhost:${env.PORT}`).replace(/\/+$/, "");
   return {
     environment: env.ENVIRONMENT,
     isProduction,
     port: env.PORT,
-    publicUrl: (env.PUBLIC_URL ?? `http://localhost:${env.PORT}`).replace(/\/+$/, ""),
+    publicUrl,
     log: { level: env.LOG_LEVEL, format: env.LOG_FORMAT },
     allowedOrigins: env.ALLOWED_ORIGINS,
     database,
@@ -260,10 +270,10 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       verifyKey: env.FIUU_VERIFY_KEY,
       secretKey: env.FIUU_SECRET_KEY,
       sandbox: env.FIUU_SANDBOX,
-      // With a merchant configured, the hosts follow FIUU_SANDBOX; without one (development only)
-      // the local sandbox is filled in later by withDevSecrets.
-      paymentUrl: trimSlash(env.FIUU_PAYMENT_URL ?? (env.FIUU_MERCHANT_ID ? fiuuHosts[env.FIUU_SANDBOX ? "sandbox" : "production"].payment : undefined)),
-      apiUrl: trimSlash(env.FIUU_API_URL ?? (env.FIUU_MERCHANT_ID ? fiuuHosts[env.FIUU_SANDBOX ? "sandbox" : "production"].api : undefined)),
+      localSandbox,
+      // The local sandbox answers on this service's own port; otherwise the hosts follow FIUU_SANDBOX.
+      paymentUrl: trimSlash(env.FIUU_PAYMENT_URL ?? (localSandbox ? `${publicUrl}/sandbox/fiuu` : fiuuHosts[env.FIUU_SANDBOX ? "sandbox" : "production"].payment)),
+      apiUrl: trimSlash(env.FIUU_API_URL ?? (localSandbox ? `${publicUrl}/sandbox/fiuu` : fiuuHosts[env.FIUU_SANDBOX ? "sandbox" : "production"].api)),
       extendedVcode: env.FIUU_EXTENDED_VCODE,
       timeoutMs: env.FIUU_TIMEOUT,
       retryAttempts: env.FIUU_RETRY_ATTEMPTS,

@@ -40,7 +40,6 @@ export function withDevSecrets(config: Config): Config {
     !config.jwtSecret || !config.encryptionKey || !config.webhooks.secret || !config.fiuu.merchantId || !config.fiuu.verifyKey || !config.fiuu.secretKey;
   if (!missing) return config;
   const dev = loadDevSecrets(config.dataDir);
-  const localFiuu = !config.fiuu.merchantId;
   return {
     ...config,
     jwtSecret: config.jwtSecret ?? dev.jwtSecret,
@@ -56,9 +55,6 @@ export function withDevSecrets(config: Config): Config {
       merchantId: config.fiuu.merchantId ?? dev.fiuuMerchantId,
       verifyKey: config.fiuu.verifyKey ?? dev.fiuuVerifyKey,
       secretKey: config.fiuu.secretKey ?? dev.fiuuSecretKey,
-      // Without a real merchant the local sandbox plays Fiuu, on this service's own port.
-      paymentUrl: config.fiuu.paymentUrl ?? (localFiuu ? `${config.publicUrl}/sandbox/fiuu` : undefined),
-      apiUrl: config.fiuu.apiUrl ?? (localFiuu ? `${config.publicUrl}/sandbox/fiuu` : undefined),
     },
   };
 }

@@ -3,8 +3,9 @@ import { serve, type ServerType } from "@hono/node-server";
 import { createHealthApp } from "../handlers/health.js";
 import { createMetricsApp } from "../handlers/metrics.js";
 import { createApp, usesLocalSandbox } from "./app.js";
+import { localFiuuSandbox } from "./fiuu/sandbox/mount.js";
 import { sealAuditLog } from "./audit.js";
-import { sweepExpiredPayments } from "./fiuu/jobs.js";
+import { sweepExpiredPayments } from "./payments/reconcile.js";
 import { signToken } from "./auth/tokens.js";
 import type { Config } from "./config.js";
 import { buildDeps, type OwnedDeps } from "./deps.js";
@@ -52,7 +53,7 @@ export async function startNodeServer(rawConfig: Config): Promise<RunningServer>
   // reaches the service's webhooks: nothing depends on PUBLIC_URL resolving to this process.
   let app: ReturnType<typeof createApp> | undefined;
   const deps = await buildDeps(config, usesLocalSandbox(config) ? { fiuuFetch: async (request) => app!.fetch(request) } : { fiuuPost: nodeFormPost });
-  app = createApp(deps);
+  app = createApp(deps, { fiuuSandbox: localFiuuSandbox(config) });
   const main = await listen(app.fetch, config.port);
   const health = await listen(createHealthApp(deps).fetch, config.health.port);
   const metrics = config.metrics.enabled ? await listen(createMetricsApp(deps).fetch, config.metrics.port) : undefined;

@@ -30,7 +30,6 @@ const loadModules = async () => {
   ]);
   return {
     createApp: app.createApp,
-    usesLocalSandbox: app.usesLocalSandbox,
     loadConfig: config.loadConfig,
     ConfigError: config.ConfigError,
     openPostgres: dbClient.openPostgres,
@@ -107,6 +106,7 @@ async function buildIsolate(env: WorkerEnv): Promise<Isolate> {
     config.redis.kind !== "rest" && "UPSTASH_REDIS_REST_URL: required by the Workers build (Redis over REST; TCP Redis is not reachable from a Worker)",
     !config.jwtSecret && "JWT_SECRET: required by the Workers build",
     !config.encryptionKey && "ENCRYPTION_KEY: required by the Workers build",
+    config.fiuu.localSandbox && "FIUU_LOCAL_SANDBOX: the Workers build has no local Fiuu sandbox; set FIUU_MERCHANT_ID and Fiuu's keys",
   ].filter((p): p is string => typeof p === "string");
   if (problems.length > 0) throw new modules.ConfigError(problems);
   const redisConfig = config.redis as Extract<Config["redis"], { kind: "rest" }>;
@@ -127,8 +127,6 @@ async function buildIsolate(env: WorkerEnv): Promise<Isolate> {
     redis: redis as unknown as AppDeps["redis"],
     logger: createConsoleLogger(config.log.level, modules.sensitiveKeys),
     metrics: createNoopMetrics(),
-    // With the local sandbox playing Fiuu (development, tests) its APIs are reached in-process.
-    fiuuFetch: modules.usesLocalSandbox(config) ? async (request) => app!.fetch(request) : undefined,
   });
   app = modules.createApp(deps);
   deps.logger.info({ environment: config.environment }, "worker isolate ready");

@@ -1,4 +1,4 @@
-import { runExpire, runIpnEcho, runRequery } from "../fiuu/jobs.js";
+import { runExpire, runIpnEcho, runRequery } from "../payments/reconcile.js";
 import { runRefundPoll } from "../refunds/jobs.js";
 import type { JobRunners } from "./loop.js";
 

@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { queryRows } from "../../lib/db/client.js";
-import { createFiuuSandbox } from "../../lib/fiuu/sandbox.js";
+import { createFiuuSandbox } from "../../lib/fiuu/sandbox/index.js";
 import { bearer, createTestApp, jsonRequest, type TestContext } from "../support/app.js";
 import { createPayment, payThroughSandbox } from "../support/flow.js";
 

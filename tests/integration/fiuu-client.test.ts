@@ -4,7 +4,7 @@ import pino from "pino";
 import { describe, expect, it } from "vitest";
 import type { Config } from "../../lib/config.js";
 import { createFiuuClient, FiuuProtocolError, FiuuUnavailableError } from "../../lib/fiuu/client.js";
-import { createFiuuSandbox, type FiuuSandboxOptions } from "../../lib/fiuu/sandbox.js";
+import { createFiuuSandbox, type FiuuSandboxOptions } from "../../lib/fiuu/sandbox/index.js";
 import { createMetrics, type Metrics } from "../../lib/metrics.js";
 
 // The client against the local sandbox, which plays Fiuu with real signatures. Every expected
@@ -68,6 +68,7 @@ function setup(options: SetupOptions = {}) {
     verifyKey,
     secretKey,
     sandbox: true,
+    localSandbox: false,
     paymentUrl: base,
     apiUrl: base,
     extendedVcode: false,
@@ -534,7 +535,7 @@ describe("Fiuu client: timeouts, retries and the circuit breaker", () => {
     expect(await breakerGauge(metrics)).toBe(0);
     const metrics2 = createMetrics({ defaultMetrics: false });
     const logger = pino({ level: "silent" });
-    const fiuu = { sandbox: true, extendedVcode: false, timeoutMs: 100, retryAttempts: 0, retryDelayMs: 1, queryIntervalMs: 5000, breaker: { threshold: 5, resetMs: 30_000 }, merchantId, verifyKey, paymentUrl: base, apiUrl: base };
+    const fiuu = { sandbox: true, localSandbox: false, extendedVcode: false, timeoutMs: 100, retryAttempts: 0, retryDelayMs: 1, queryIntervalMs: 5000, breaker: { threshold: 5, resetMs: 30_000 }, merchantId, verifyKey, paymentUrl: base, apiUrl: base };
     expect(() => createFiuuClient({ fiuu, metrics: metrics2, logger })).toThrow(/secretKey/);
   });
 });

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
-import { createFiuuSandbox, type FiuuSandboxOptions } from "../../lib/fiuu/sandbox.js";
+import { createFiuuSandbox, type FiuuSandboxOptions } from "../../lib/fiuu/sandbox/index.js";
 import { verifySkey } from "../../lib/fiuu/signatures.js";
 
 // Every expected signature here is recomputed with node:crypto from FIUU.md's formulas, so a wrong

@@ -3,6 +3,7 @@ import { asc, eq, sql } from "drizzle-orm";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { eventDeliveries } from "../../drizzle/schema.js";
+import { localFiuuSandbox } from "../../lib/fiuu/sandbox/mount.js";
 import { createApp } from "../../lib/app.js";
 import type { Config } from "../../lib/config.js";
 import { queryRows } from "../../lib/db/client.js";
@@ -100,7 +101,7 @@ beforeEach(async () => {
 /** The same dependencies (database, Redis, clock, metrics) under another configuration. */
 function withConfig(change: (config: Config) => Config): TestContext {
   const deps = { ...t.deps, config: change(t.deps.config) };
-  return { ...t, deps, app: createApp(deps) };
+  return { ...t, deps, app: createApp(deps, { fiuuSandbox: localFiuuSandbox(deps.config) }) };
 }
 
 describe("webhook delivery to a shop", () => {

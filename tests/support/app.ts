@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
 import { createApp } from "../../lib/app.js";
+import { localFiuuSandbox } from "../../lib/fiuu/sandbox/mount.js";
 import { signToken, type Role } from "../../lib/auth/tokens.js";
 import { loadConfig, type Config } from "../../lib/config.js";
 import type { AppDeps } from "../../lib/context.js";
@@ -31,8 +32,7 @@ export function testConfig(env: Record<string, string> = {}): Config {
     FIUU_VERIFY_KEY: randomBytes(16).toString("hex"),
     FIUU_SECRET_KEY: randomBytes(16).toString("hex"),
     // The local sandbox, mounted on the app under test, plays Fiuu.
-    FIUU_PAYMENT_URL: "http://payments.test/sandbox/fiuu",
-    FIUU_API_URL: "http://payments.test/sandbox/fiuu",
+    FIUU_LOCAL_SANDBOX: "true",
     PUBLIC_URL: "http://payments.test",
     ...env,
   });
@@ -81,7 +81,7 @@ export async function createTestApp(
     fiuuFetch: options.fiuuFetch ?? (async (request) => app!.fetch(request)),
   });
   if (options.now) (deps as AppDeps).now = options.now;
-  app = createApp(deps);
+  app = createApp(deps, { fiuuSandbox: localFiuuSandbox(config) });
   return {
     app,
     deps,

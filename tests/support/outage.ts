@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { createHealthApp } from "../../handlers/health.js";
 import { createMetricsApp } from "../../handlers/metrics.js";
+import { localFiuuSandbox } from "../../lib/fiuu/sandbox/mount.js";
 import { createApp } from "../../lib/app.js";
 import { signToken } from "../../lib/auth/tokens.js";
 import { openPostgres, type DatabaseHandle } from "../../lib/db/client.js";
@@ -56,7 +57,7 @@ export async function createOutageApp(through: "postgres" | "redis", env: Record
     migrate: false,
     fiuuFetch: async (request) => app!.fetch(request),
   });
-  app = createApp(deps);
+  app = createApp(deps, { fiuuSandbox: localFiuuSandbox(config) });
   const defaultSub = `shop-${randomBytes(4).toString("hex")}`;
   return {
     app,

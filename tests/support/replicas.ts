@@ -58,8 +58,7 @@ export function deploymentEnv(options: { databaseUrl: string; webhookUrls?: stri
     FIUU_RETRY_DELAY: "5ms",
     FIUU_BREAKER_RESET: "100ms",
     PUBLIC_URL: "http://payments.test",
-    FIUU_PAYMENT_URL: "http://payments.test/sandbox/fiuu",
-    FIUU_API_URL: "http://payments.test/sandbox/fiuu",
+    FIUU_LOCAL_SANDBOX: "true",
     ...options.extra,
   };
 }

@@ -6,8 +6,8 @@ import { recordEvent } from "../events.js";
 import { enqueueJob, type Job } from "../jobs/queue.js";
 import type { JobResult } from "../jobs/loop.js";
 import { parseFiuuAmount, toFiuuAmount } from "../money.js";
-import { paymentResource, type PaymentRow } from "../payments/resource.js";
-import { FiuuProtocolError, FiuuUnavailableError, type RequeryAnswer } from "./client.js";
+import { paymentResource, type PaymentRow } from "./resource.js";
+import { FiuuProtocolError, FiuuUnavailableError, type RequeryAnswer } from "../fiuu/client.js";
 import { applyVerified, type ReportResult } from "./reports.js";
 
 const hour = 3_600_000;

@@ -1,6 +1,6 @@
 import { randomInt } from "node:crypto";
 import type { Context } from "hono";
-import { refundAnswerSignature, skey, type SkeyFields } from "./signatures.js";
+import { refundAnswerSignature, skey, type SkeyFields } from "../signatures.js";
 
 /** How the sandbox is configured: the merchant it plays Fiuu for and how it reaches that merchant. */
 export interface FiuuSandboxOptions {

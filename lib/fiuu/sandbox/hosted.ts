@@ -1,6 +1,6 @@
 import type { Context, Hono } from "hono";
-import { isCurrency, parseFiuuAmount } from "../money.js";
-import { errorPage, payPage, returnPage } from "./sandbox-pages.js";
+import { isCurrency, parseFiuuAmount } from "../../money.js";
+import { errorPage, payPage, returnPage } from "./pages.js";
 import {
   applyOutcome,
   malaysiaTime,
@@ -10,8 +10,8 @@ import {
   sendReports,
   type SandboxState,
   type SandboxTransaction,
-} from "./sandbox-state.js";
-import { safeEqualHex, vcode } from "./signatures.js";
+} from "./state.js";
+import { safeEqualHex, vcode } from "../signatures.js";
 
 // FIUU.md §1: "integer or exactly 2 decimals, no thousands separator". Stricter than parseFiuuAmount,
 // on purpose: a merchant sending "10.5" should find out here, not in production.

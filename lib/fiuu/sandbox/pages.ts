@@ -1,7 +1,7 @@
 import { html } from "hono/html";
 import type { HtmlEscapedString } from "hono/utils/html";
-import { toFiuuAmount } from "../money.js";
-import type { SandboxTransaction } from "./sandbox-state.js";
+import { toFiuuAmount } from "../../money.js";
+import type { SandboxTransaction } from "./state.js";
 
 // The hosted pages of the sandbox. Every interpolated value goes through hono/html's escaping;
 // no external assets, so the pages work offline and under a strict Content-Security-Policy.

@@ -1,10 +1,10 @@
 import { Hono } from "hono";
-import { registerServerApis } from "./sandbox-api.js";
-import { registerControl } from "./sandbox-control.js";
-import { registerHostedPage } from "./sandbox-hosted.js";
-import { createSandboxState, type FiuuSandboxOptions } from "./sandbox-state.js";
+import { registerServerApis } from "./api.js";
+import { registerControl } from "./control.js";
+import { registerHostedPage } from "./hosted.js";
+import { createSandboxState, type FiuuSandboxOptions } from "./state.js";
 
-export type { DeliveryRecord, FaultMode, FiuuSandboxOptions, IpnEchoRecord, SandboxRefund, SandboxTransaction } from "./sandbox-state.js";
+export type { DeliveryRecord, FaultMode, FiuuSandboxOptions, IpnEchoRecord, SandboxRefund, SandboxTransaction } from "./state.js";
 
 /**
  * A Hono app that plays Fiuu with real signatures, for development and tests; mount it at

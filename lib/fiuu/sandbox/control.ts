@@ -1,6 +1,6 @@
 import type { Context, Hono } from "hono";
 import { z } from "zod";
-import { applyOutcome, deliver, malaysiaTime, sendReports, signedRefundFields, type SandboxState } from "./sandbox-state.js";
+import { applyOutcome, deliver, malaysiaTime, sendReports, signedRefundFields, type SandboxState } from "./state.js";
 
 // Test control: what a tester does in Fiuu's portal or waits for in real life (a pending payment
 // resolving, a refund being processed, an outage), as JSON routes under /_control/.

@@ -8,9 +8,9 @@ import { columnsOf, rowOf, updateById } from "../db/rows.js";
 import { recordEvent, type EventType } from "../events.js";
 import { enqueueJob } from "../jobs/queue.js";
 import { parseFiuuAmount } from "../money.js";
-import { paymentResource, type PaymentRow } from "../payments/resource.js";
-import { decideTransition, type FiuuStatus, type Outcome } from "../payments/transitions.js";
-import { verifySkey } from "./signatures.js";
+import { paymentResource, type PaymentRow } from "./resource.js";
+import { decideTransition, type FiuuStatus, type Outcome } from "./transitions.js";
+import { verifySkey } from "../fiuu/signatures.js";
 
 /** Where a report came from: Fiuu's three callbacks by their `nbcb`, or our own requery. */
 export type ReportKind = "return" | "notification" | "callback" | "requery";

@@ -1,5 +1,5 @@
 import type { Context, Hono } from "hono";
-import { parseFiuuAmount } from "../money.js";
+import { parseFiuuAmount } from "../../money.js";
 import {
   newRefundID,
   malaysiaTime,
@@ -9,8 +9,8 @@ import {
   type SandboxRefund,
   type SandboxState,
   type SandboxTransaction,
-} from "./sandbox-state.js";
-import { refundSignature, refundStatusSignature, requerySkey, safeEqualHex, verifySkey, vrfKey } from "./signatures.js";
+} from "./state.js";
+import { refundSignature, refundStatusSignature, requerySkey, safeEqualHex, verifySkey, vrfKey } from "../signatures.js";
 
 // Fiuu's server APIs as the sandbox plays them. FIUU.md names only Q99 (throttled) and the PR0xx
 // shape; the other codes below are the sandbox's own, chosen so each refusal has one clear meaning.
