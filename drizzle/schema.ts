@@ -84,6 +84,13 @@ export const refunds = pgTable(
     status: text("status", { enum: refundStatuses }).notNull().default("pending"),
     refId: text("ref_id").notNull(),
     fiuuRefundId: text("fiuu_refund_id"),
+    /**
+     * Where a non-card refund is paid (Fiuu's PR014): an AES-256-GCM ciphertext of the JSON
+     * `{ bank_code, name, account_number, country }`, never plain text; null for card refunds.
+     */
+    beneficiary: text("beneficiary"),
+    /** What answers and webhooks show of the beneficiary: bank, country and the account's last 4 digits. */
+    beneficiaryMasked: jsonb("beneficiary_masked").$type<{ bank_code: string; country: string; account_number_last4: string }>(),
     failureCode: text("failure_code"),
     failureMessage: text("failure_message"),
     createdBy: text("created_by").notNull(),
@@ -98,7 +105,8 @@ export const refunds = pgTable(
   ],
 );
 
-export const gatewayMessageOutcomes = ["applied", "duplicate", "stale", "conflict", "rejected", "orphan"] as const;
+/** `deferred`: signed, but not applied as it stands (a return URL's 11): a requery decides. */
+export const gatewayMessageOutcomes = ["applied", "duplicate", "stale", "conflict", "rejected", "orphan", "deferred"] as const;
 
 export const gatewayMessages = pgTable(
   "gateway_messages",
@@ -116,8 +124,19 @@ export const gatewayMessages = pgTable(
     outcome: text("outcome", { enum: gatewayMessageOutcomes }).notNull(),
     detail: text("detail"),
     receivedAt: timestamp("received_at", { withTimezone: true }).notNull().defaultNow(),
+    /**
+     * A hash of a signed message's kind and stored fields: the same signed message received again
+     * is counted on its first row (`times_received`, `last_received_at`) instead of stored again.
+     */
+    fingerprint: text("fingerprint"),
+    timesReceived: integer("times_received").notNull().default(1),
+    lastReceivedAt: timestamp("last_received_at", { withTimezone: true }),
   },
-  (t) => [index("gateway_messages_payment_id_idx").on(t.paymentId), index("gateway_messages_tran_id_idx").on(t.tranId)],
+  (t) => [
+    index("gateway_messages_payment_id_idx").on(t.paymentId),
+    index("gateway_messages_tran_id_idx").on(t.tranId),
+    uniqueIndex("gateway_messages_fingerprint_key").on(t.fingerprint),
+  ],
 );
 
 export const events = pgTable(

@@ -2,6 +2,7 @@ import { Hono, type Context } from "hono";
 import { html } from "hono/html";
 import type { AppEnv } from "../lib/context.js";
 import { ApiError } from "../lib/errors.js";
+import { parseJsonFields } from "../lib/fiuu/json.js";
 import { applyFiuuReport, enqueueRequery, type ReportResult } from "../lib/payments/reports.js";
 import { toFiuuAmount } from "../lib/money.js";
 import { applyRefundNotice } from "../lib/refunds/jobs.js";
@@ -11,17 +12,41 @@ import { limitUnsignedFiuuMessages } from "../lib/report-limit.js";
 import { findUnstorableText } from "../lib/storable-text.js";
 import { page } from "./views/layout.js";
 
-/** Reads Fiuu's form-encoded POST (or, for the return URL, a GET query) as plain string fields. */
-async function reportFields(c: Context<AppEnv>): Promise<Record<string, string>> {
+/** Fiuu's messages are a few hundred bytes; anything far larger is not from Fiuu. */
+export const maxFiuuMessageBytes = 16 * 1024;
+
+const tooLarge = () => new ApiError("payload_too_large", `Fiuu's messages are at most ${maxFiuuMessageBytes} bytes.`);
+
+/** The body's text, refused with 413 beyond maxFiuuMessageBytes (declared or read). */
+async function boundedText(c: Context<AppEnv>): Promise<string> {
+  if (Number(c.req.header("content-length") ?? 0) > maxFiuuMessageBytes) throw tooLarge();
+  const text = await c.req.text();
+  if (Buffer.byteLength(text, "utf8") > maxFiuuMessageBytes) throw tooLarge();
+  return text;
+}
+
+/**
+ * Reads Fiuu's form-encoded POST (or, for the return URL, a GET query) as plain string fields;
+ * with `json`, a JSON object too (a refund notice, FIUU.md §4), its numbers kept as written.
+ */
+async function reportFields(c: Context<AppEnv>, options: { json?: boolean } = {}): Promise<Record<string, string>> {
   // A plain copy: Hono hands out a null-prototype object, which the JSON column writer cannot take.
-  if (c.req.method === "GET") return { ...c.req.query() };
+  if (c.req.method === "GET") {
+    if (c.req.url.length > maxFiuuMessageBytes) throw tooLarge();
+    return { ...c.req.query() };
+  }
   const type = c.req.header("content-type") ?? "";
   const fields: Record<string, string> = {};
   if (type.includes("application/x-www-form-urlencoded")) {
     // Fiuu's usual form, read from the body's text: the Request's formData() would build web
     // streams and a FormData for the same result. A repeated field counts once, the last, as there.
-    for (const [name, value] of new URLSearchParams(await c.req.text())) fields[name] = value;
+    for (const [name, value] of new URLSearchParams(await boundedText(c))) fields[name] = value;
+  } else if (options.json && /^application\/([\w.+-]+\+)?json\b/i.test(type)) {
+    const parsed = parseJsonFields(await boundedText(c));
+    if (!parsed || Array.isArray(parsed)) throw new ApiError("invalid_request", "The JSON body must be one object of fields.");
+    Object.assign(fields, parsed);
   } else if (type.includes("multipart/form-data")) {
+    if (Number(c.req.header("content-length") ?? 0) > maxFiuuMessageBytes) throw tooLarge();
     let body: Awaited<ReturnType<typeof c.req.parseBody>>;
     try {
       body = await c.req.parseBody();
@@ -31,7 +56,7 @@ async function reportFields(c: Context<AppEnv>): Promise<Record<string, string>>
     }
     for (const [name, value] of Object.entries(body)) if (typeof value === "string") fields[name] = value;
   } else {
-    throw new ApiError("invalid_request", "Fiuu posts form-encoded fields.");
+    throw new ApiError("invalid_request", options.json ? "Fiuu posts form-encoded fields or JSON." : "Fiuu posts form-encoded fields.");
   }
   // Fiuu never sends a NUL; Postgres could not store the message to record it.
   if (findUnstorableText(fields) !== undefined) throw new ApiError("invalid_request", "A form field contains a NUL character.");
@@ -54,22 +79,18 @@ export function fiuuRoutes() {
   // Messages failing their signature are limited per client (30 a minute), valid ones never are.
   const limitUnsigned = limitUnsignedFiuuMessages();
 
-  app.post("/webhooks/fiuu/notify", async (c) => {
+  // callbackurl doubles as the notification URL (FIUU.md §2): either kind may arrive at either URL,
+  // so each is answered by its nbcb. A callback must read exactly CBTOKEN:MPSTATOK, or Fiuu retries it.
+  const onServerReport = async (c: Context<AppEnv>) => {
     const fields = await reportFields(c);
     await limitUnsigned(c, "report", fields);
     const result = await applyFiuuReport(c.get("deps"), fields, c.get("requestId"));
     refuseRejected(result);
+    if (fields.nbcb === "1") return c.body("CBTOKEN:MPSTATOK", 200, { "content-type": "text/plain" });
     return c.text("OK", 200);
-  });
-
-  app.post("/webhooks/fiuu/callback", async (c) => {
-    const fields = await reportFields(c);
-    await limitUnsigned(c, "report", fields);
-    const result = await applyFiuuReport(c.get("deps"), fields, c.get("requestId"));
-    refuseRejected(result);
-    // Fiuu reads the body exactly: no HTML, no newline.
-    return c.body("CBTOKEN:MPSTATOK", 200, { "content-type": "text/plain" });
-  });
+  };
+  app.post("/webhooks/fiuu/notify", onServerReport);
+  app.post("/webhooks/fiuu/callback", onServerReport);
 
   const onReturn = async (c: Context<AppEnv>) => {
     const fields = await reportFields(c);
@@ -88,7 +109,7 @@ export function fiuuRoutes() {
   app.get("/webhooks/fiuu/return", onReturn);
 
   app.post("/webhooks/fiuu/refund", async (c) => {
-    const fields = await reportFields(c);
+    const fields = await reportFields(c, { json: true });
     await limitUnsigned(c, "refund_notice", fields);
     const outcome = await applyRefundNotice(c.get("deps"), fields, c.get("requestId"));
     if (outcome === "rejected") throw new ApiError("invalid_request", "Refund notice refused: its Signature does not verify.");

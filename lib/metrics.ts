@@ -68,6 +68,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ["merchant_id"] as const,
       registers,
     }),
+    fiuuMisconfigured: new Counter({
+      name: "fiuu_misconfiguration_total",
+      help: "Fiuu answers that mean this service is misconfigured or has a bug (wrong keys, merchant, host, a missing or invalid field), by operation and Fiuu's code",
+      labelNames: ["operation", "code"] as const,
+      registers,
+    }),
     fiuuRetries: new Counter({ name: "fiuu_retry_attempts_total", help: "Retried requests to Fiuu", registers }),
     fiuuMessages: new Counter({
       name: "fiuu_messages_total",

@@ -53,25 +53,29 @@ async function applyAnswer(deps: AppDeps, payment: PaymentRow, answer: RequeryAn
   if (!answer.tranId) return undefined;
   const amount = parseFiuuAmount(answer.amount);
   if (amount === undefined) throw new FiuuProtocolError(`requery answer amount "${answer.amount}" is not a Fiuu amount`);
-  const fields = {
-    ...answer.fields,
-    tranID: answer.tranId,
-    orderid: payment.gatewayOrderId,
-    status: answer.statCode,
-    amount: answer.amount,
-    currency: answer.currency,
-    channel: answer.channel,
-    paydate: answer.paydate ?? "",
-    appcode: answer.fields.AppCode ?? answer.fields.appcode ?? "",
-    error_code: answer.errorCode,
-    error_desc: answer.errorDesc,
-  };
   return applyVerified(deps, {
     kind: "requery",
-    fields,
-    report: { status: answer.statCode, amount, currency: answer.currency, tranId: answer.tranId },
+    orderId: payment.gatewayOrderId,
+    status: answer.statCode,
+    amount,
+    currency: answer.currency,
+    tranId: answer.tranId,
+    // A requery answer is Fiuu's own answer to this service (its VrfKey verified): all of it is believed.
+    details: {
+      appcode: answer.fields.AppCode || answer.fields.appcode || undefined,
+      paydate: answer.paydate,
+      channel: answer.channel || undefined,
+      errorCode: answer.errorCode || undefined,
+      errorDesc: answer.errorDesc || undefined,
+    },
+    stored: storableAnswerFields(answer.fields),
     requestId: `job-${jobId}`,
   });
+}
+
+/** A requery answer's fields as stored: each cut to 255 characters, at most 40 of them. */
+function storableAnswerFields(fields: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(fields).slice(0, 40).map(([name, value]) => [name.slice(0, 64), value.slice(0, 255)]));
 }
 
 /**

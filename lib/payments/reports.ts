@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { eq, sql } from "drizzle-orm";
 import { payments } from "../../drizzle/schema.js";
 import { appendAudit } from "../audit.js";
@@ -7,15 +8,14 @@ import { queryRows, type Database } from "../db/client.js";
 import { columnsOf, rowOf, updateById } from "../db/rows.js";
 import { recordEvent, type EventType } from "../events.js";
 import { enqueueJob } from "../jobs/queue.js";
-import { parseFiuuAmount } from "../money.js";
 import { paymentResource, type PaymentRow } from "./resource.js";
-import { decideTransition, type FiuuStatus, type Outcome } from "./transitions.js";
-import { verifySkey } from "../fiuu/signatures.js";
+import { decideTransition, type Outcome } from "./transitions.js";
+import { channelLabel } from "../fiuu/channels.js";
+import { readReport, type FiuuStatus, type ReportDetails, type ReportKind } from "../fiuu/reports.js";
 
-/** Where a report came from: Fiuu's three callbacks by their `nbcb`, or our own requery. */
-export type ReportKind = "return" | "notification" | "callback" | "requery";
+export type { ReportKind } from "../fiuu/reports.js";
 
-export type MessageOutcome = Outcome | "rejected" | "orphan";
+export type MessageOutcome = Outcome | "rejected" | "orphan" | "deferred";
 
 export interface ReportResult {
   kind: ReportKind;
@@ -24,14 +24,6 @@ export interface ReportResult {
   detail: string;
 }
 
-/** A report is treated by its nbcb, whichever URL it arrived at: 1 callback, 2 notification, none return. */
-export function reportKind(fields: Record<string, string>): ReportKind {
-  if (fields.nbcb === "1") return "callback";
-  if (fields.nbcb === "2") return "notification";
-  return "return";
-}
-
-const fiuuStatuses = new Set(["00", "11", "22"]);
 /**
  * Schedules the reconcile requery of a payment, one pending per payment whoever asks (checkout
  * start, a pending report, a report that failed its signature). Its many attempts are bounded by
@@ -45,51 +37,50 @@ export async function enqueueRequery(tx: Pick<Database, "execute">, paymentId: s
 export const firstRequeryDelayMs = 60_000;
 
 /**
- * Applies one message from Fiuu exactly once. Nothing unsigned is believed: a bad skey is stored
- * as rejected and changes nothing (a requery is scheduled instead, when it names a payment).
- * A signed report is applied under the payment's row lock, with its state change, audit row,
- * events and IPN echo in one transaction, so duplicates over any URL or replica change nothing.
+ * Applies one message from Fiuu exactly once. Nothing unsigned is believed: a bad skey (or a
+ * malformed amount or currency) is stored as rejected and changes nothing; a requery is scheduled
+ * instead, when it names a payment. A signed `11` on the return URL is not applied either: the
+ * shopper's browser carried it, and Fiuu's own plugins ask before they fail an order, so a requery
+ * is brought forward and decides. Everything else signed goes through `applyVerified`.
  */
 export async function applyFiuuReport(deps: AppDeps, fields: Record<string, string>, requestId?: string): Promise<ReportResult> {
-  const kind = reportKind(fields);
-  const signed = verifySkey(fields, deps.config.fiuu.secretKey!);
-  const amount = parseFiuuAmount(fields.amount ?? "");
-  const problem = !signed
-    ? "skey does not verify"
-    : !fiuuStatuses.has(fields.status ?? "")
-      ? `unknown status ${fields.status}`
-      : amount === undefined
-        ? "amount is not a Fiuu amount"
-        : fields.domain !== deps.config.fiuu.merchantId
-          ? "domain is not this merchant"
-          : undefined;
-  if (problem) return rejectReport(deps, kind, fields, signed, problem);
-
-  return applyVerified(deps, {
-    kind,
-    fields,
-    report: { status: fields.status as FiuuStatus, amount: amount!, currency: fields.currency!, tranId: fields.tranID! },
-    requestId,
-  });
+  const { merchantId, secretKey } = deps.config.fiuu;
+  const read = readReport(fields, { merchantId: merchantId!, secretKey: secretKey! });
+  if (read.problem || !read.facts) return rejectReport(deps, read.kind, read.stored, read.signed, read.problem ?? "unreadable");
+  if (read.kind === "return" && read.facts.status === "11") return deferReport(deps, read.stored, read.facts.orderId);
+  return applyVerified(deps, { kind: read.kind, ...read.facts, details: read.details, stored: read.stored, echo: read.echo, requestId });
 }
 
-/** Applies a report whose authenticity is established (a verified skey, or a requery answer with a verified VrfKey). */
-export async function applyVerified(
-  deps: AppDeps,
-  input: {
-    kind: ReportKind;
-    fields: Record<string, string>;
-    report: { status: FiuuStatus; amount: number; currency: string; tranId: string };
-    requestId?: string;
-  },
-): Promise<ReportResult> {
-  const { kind, fields, report } = input;
+/** A report whose authenticity is established: a verified skey, or a requery answer with a verified VrfKey. */
+export interface VerifiedReport {
+  kind: ReportKind;
+  /** The gateway order id the report names. */
+  orderId: string;
+  status: FiuuStatus;
+  /** Minor units. */
+  amount: number;
+  currency: string;
+  tranId: string;
+  /** What else the report says, each detail only where its source is trusted (lib/fiuu/reports.ts). */
+  details: ReportDetails;
+  /** The message as stored in gateway_messages. */
+  stored: Record<string, string>;
+  /** Fields the IPN echo posts back to Fiuu (notification and return); none for other kinds. */
+  echo?: Record<string, string>;
+  requestId?: string;
+}
+
+/** Applies a verified report under the payment's row lock, its writes in one statement. */
+export async function applyVerified(deps: AppDeps, input: VerifiedReport): Promise<ReportResult> {
+  const { kind, details } = input;
+  const report = { status: input.status, amount: input.amount, currency: input.currency, tranId: input.tranId };
+  const fields = input.stored;
   const now = deps.now();
   let emitted: EventType[] = [];
   const result = await deps.database.db.transaction(async (tx): Promise<ReportResult> => {
     const [locked] = await queryRows<Record<string, unknown>>(
       tx,
-      sql`select ${columnsOf(payments)} from payments where gateway_order_id = ${fields.orderid ?? ""} limit 1 for update`,
+      sql`select ${columnsOf(payments)} from payments where gateway_order_id = ${input.orderId} limit 1 for update`,
     );
     const payment = locked && rowOf(payments, locked);
     if (!payment) {
@@ -99,16 +90,21 @@ export async function applyVerified(
     const decision = decideTransition(payment, report);
     emitted = decision.events;
     const settled = decision.next === "succeeded";
-    const changes: Partial<PaymentRow> | undefined = decision.next && {
-      status: decision.next,
-      tranId: settled || payment.tranId === null ? report.tranId : payment.tranId,
-      ...(settled ? { appcode: fields.appcode || null, paidChannel: fields.channel || null, paydate: fields.paydate || null } : {}),
-      ...(decision.next === "failed" ? { failureCode: fields.error_code || null, failureMessage: fields.error_desc || null } : {}),
-      ...(decision.next === "conflicted"
-        ? { failureCode: "amount_mismatch", failureMessage: `Fiuu reported ${fields.currency} ${fields.amount} (${report.status})` }
-        : {}),
-      updatedAt: now,
-    };
+    const changes: Partial<PaymentRow> | undefined = decision.next
+      ? {
+          status: decision.next,
+          tranId: settled || payment.tranId === null ? report.tranId : payment.tranId,
+          ...(settled ? { appcode: details.appcode ?? null, paidChannel: details.channel ?? null, paydate: details.paydate ?? null } : {}),
+          ...(decision.next === "failed" ? { failureCode: details.errorCode ?? null, failureMessage: details.errorDesc ?? null } : {}),
+          ...(decision.next === "conflicted"
+            ? { failureCode: "amount_mismatch", failureMessage: `Fiuu reported ${input.currency} ${fields.amount ?? ""} (${report.status})` }
+            : {}),
+          updatedAt: now,
+        }
+      : // A success first seen on the return URL has no channel; a later server-to-server report fills it in.
+        decision.outcome === "duplicate" && payment.status === "succeeded" && !payment.paidChannel && details.channel
+        ? { paidChannel: details.channel, updatedAt: now }
+        : undefined;
     // The row as the update leaves it (no trigger or default touches it), for the events' data.
     const row: PaymentRow = changes ? { ...payment, ...changes } : payment;
 
@@ -124,12 +120,12 @@ export async function applyVerified(
       });
     }
     await storeMessage(batch, { kind, fields, signatureValid: true, outcome: decision.outcome, detail: decision.reason, paymentId: payment.id, now });
-    if (kind === "notification" || kind === "return") {
+    if (input.echo) {
       // Fiuu wants every notification echoed back; without it, it sends the notification again.
       await enqueueJob(batch, {
         kind: "ipn_echo",
-        payload: { fields },
-        dedupeKey: `ipn_echo:${fields.tranID}:${fields.status}:${kind}`,
+        payload: { fields: input.echo },
+        dedupeKey: `ipn_echo:${report.tranId}:${report.status}:${kind}`,
         runAt: now,
         maxAttempts: 100,
       });
@@ -155,6 +151,23 @@ export async function applyVerified(
   return result;
 }
 
+/**
+ * A signed 11 on the return URL: stored as deferred, and the payment's requery brought forward to
+ * now, so that Fiuu's own answer decides (the shopper may still have paid).
+ */
+async function deferReport(deps: AppDeps, fields: Record<string, string>, orderId: string): Promise<ReportResult> {
+  const now = deps.now();
+  const detail = "a return URL's 11 is confirmed by a requery before it fails the payment";
+  const payment = await deps.database.db.transaction(async (tx) => {
+    const [known] = await tx.select().from(payments).where(eq(payments.gatewayOrderId, orderId)).limit(1);
+    await storeMessage(tx, { kind: "return", fields, signatureValid: true, outcome: known ? "deferred" : "orphan", detail, paymentId: known?.id, now });
+    if (known && (known.status === "created" || known.status === "pending")) await enqueueRequery(tx, known.id, now, { sooner: true });
+    return known;
+  });
+  deps.metrics.fiuuMessages.inc({ kind: "return", outcome: payment ? "deferred" : "orphan" });
+  return payment ? { kind: "return", outcome: "deferred", payment, detail } : { kind: "return", outcome: "orphan", detail: "no payment has this orderid" };
+}
+
 async function rejectReport(
   deps: AppDeps,
   kind: ReportKind,
@@ -178,14 +191,27 @@ async function rejectReport(
   return { kind, outcome: "rejected", payment, detail };
 }
 
+/**
+ * Stores one message from Fiuu. The same message again (same kind, fields and signature validity)
+ * is counted on the row that holds it rather than stored anew, so repeats cost no storage.
+ */
 async function storeMessage(
   tx: Pick<Database, "execute">,
   message: { kind: ReportKind; fields: Record<string, string>; signatureValid: boolean; outcome: MessageOutcome; detail: string; paymentId?: string; now: Date },
 ) {
   const { fields } = message;
-  await tx.execute(sql`insert into gateway_messages (kind, payment_id, tran_id, order_id, status, fields, signature_valid, outcome, detail, received_at)
+  const fingerprint = messageFingerprint(message.kind, fields, message.signatureValid);
+  const at = message.now.toISOString();
+  await tx.execute(sql`insert into gateway_messages (kind, payment_id, tran_id, order_id, status, fields, signature_valid, outcome, detail, received_at, fingerprint)
     values (${message.kind}, ${message.paymentId ?? null}, ${fields.tranID ?? null}, ${fields.orderid ?? null}, ${fields.status ?? null},
-      ${JSON.stringify(fields)}::jsonb, ${message.signatureValid}, ${message.outcome}, ${message.detail}, ${message.now.toISOString()}::timestamptz)`);
+      ${JSON.stringify(fields)}::jsonb, ${message.signatureValid}, ${message.outcome}, ${message.detail}, ${at}::timestamptz, ${fingerprint})
+    on conflict (fingerprint) do update set times_received = gateway_messages.times_received + 1, last_received_at = ${at}::timestamptz`);
+}
+
+/** What makes two messages the same: kind, signature validity and every stored field. */
+export function messageFingerprint(kind: string, fields: Record<string, string>, signatureValid: boolean): string {
+  const sorted = Object.keys(fields).sort().map((name) => [name, fields[name]]);
+  return createHash("sha256").update(JSON.stringify([kind, signatureValid, sorted])).digest("hex");
 }
 
 function recordMetrics(deps: AppDeps, result: ReportResult, now: Date) {
@@ -195,7 +221,7 @@ function recordMetrics(deps: AppDeps, result: ReportResult, now: Date) {
     deps.logger.error({ kind: result.kind }, "Fiuu report for an unknown order (orphan): acknowledged and stored for review");
   }
   if (!payment || result.outcome !== "applied") return;
-  deps.metrics.payments.inc({ status: payment.status, channel: payment.paidChannel ?? payment.channel ?? "any" });
+  deps.metrics.payments.inc({ status: payment.status, channel: channelLabel(payment.paidChannel ?? payment.channel) });
   if (payment.status === "succeeded") {
     deps.metrics.paymentAmount.observe({ currency: payment.currency }, payment.amount / 100);
   }

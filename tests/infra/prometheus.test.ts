@@ -59,6 +59,7 @@ describe("alert rules and scrape configs (static checks)", () => {
       "PaymentLateSuccess",
       "PaymentDuplicateCharge",
       "RequeryBacklog",
+      "FiuuMisconfigured",
       "DatabasePoolSaturated",
     ]) {
       expect(names).toContain(name);
