@@ -3,23 +3,15 @@ import { formPostOver, type FormPost } from "../http/form-post.js";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import { parseFiuuAmount } from "../money.js";
-import {
-  normaliseRefundStatus,
-  parseAnswer,
-  parseJsonObject,
-  readRefundAnswer,
-  readRequeryAnswers,
-  type Fields,
-  type RefundStatus,
-  type RequeryAnswer,
-  type RequeryBy,
-} from "./client-answers.js";
+import { parseAnswer, parseJsonObject, readRequeryAnswers, type Fields, type RequeryAnswer, type RequeryBy } from "./requery-answers.js";
+import { normaliseRefundStatus, readRefundAnswer, type RefundStatus } from "./refund-answers.js";
 import { FiuuProtocolError, FiuuUnavailableError } from "./client-errors.js";
 import { createResilience, type BreakerState } from "./client-resilience.js";
 import { refundSignature, refundStatusSignature, requerySkey } from "./signatures.js";
 
 export { FiuuProtocolError, FiuuUnavailableError, type FiuuUnavailableReason } from "./client-errors.js";
-export type { RefundStatus, RequeryAnswer } from "./client-answers.js";
+export type { RequeryAnswer } from "./requery-answers.js";
+export type { RefundStatus } from "./refund-answers.js";
 export type { BreakerState } from "./client-resilience.js";
 
 // The service's only way of asking Fiuu anything (FIUU.md §2–§4): status requeries, IPN echoes,
