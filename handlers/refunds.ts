@@ -20,11 +20,28 @@ const Refund = z
     reason: z.string().nullable(),
     status: z.enum(refundStatuses),
     gateway: z.object({ ref_id: z.string(), refund_id: z.string().nullable() }),
+    beneficiary: z
+      .object({ bank_code: z.string(), country: z.string(), account_number: z.string().openapi({ example: "****6789", description: "Masked: the last 4 digits" }) })
+      .nullable()
+      .openapi({ description: "Where a non-card refund is paid, masked; null for a card refund" }),
     failure: z.object({ code: z.string().nullable(), message: z.string().nullable() }).nullable(),
     created_at: z.string(),
     updated_at: z.string(),
   })
   .openapi("Refund");
+
+const Beneficiary = z
+  .strictObject({
+    bank_code: z.string().regex(/^[A-Za-z0-9]{2,20}$/, "letters and digits, 2 to 20").openapi({ example: "MBB0228", description: "The beneficiary's bank, as Fiuu codes it" }),
+    // Fiuu refuses anything but letters, digits and spaces (PR018).
+    name: z.string().trim().min(1).max(100).regex(/^[A-Za-z0-9 ]+$/, "letters, digits and spaces only (Fiuu's PR018)").openapi({ example: "Tan Mei Ling" }),
+    account_number: z.string().regex(/^[0-9]{5,20}$/, "5 to 20 digits").openapi({ example: "512345678901" }),
+    country: z.string().regex(/^[A-Z]{2}$/, "ISO 3166 alpha-2").optional().openapi({ example: "MY", description: "Default MY" }),
+  })
+  .openapi("RefundBeneficiary", {
+    description:
+      "Required when the payment was made through a non-card channel (FPX, e-wallet, DuitNow QR, cash): Fiuu pays such a refund into this bank account. Refused for a card payment. Stored encrypted; answers and webhooks show it masked.",
+  });
 
 const PaymentIdParam = z.object({ id: z.string().min(1).max(64).openapi({ param: { name: "id", in: "path" } }) });
 const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
@@ -47,6 +64,7 @@ const createRefundRoute = createRoute({
             .strictObject({
               amount: z.number().int().positive().max(100_000_000).optional().openapi({ description: "Minor units; default the whole refundable rest" }),
               reason: z.string().trim().min(1).max(255).optional(),
+              beneficiary: Beneficiary.optional(),
             })
             .openapi("CreateRefund"),
         },
@@ -54,6 +72,8 @@ const createRefundRoute = createRoute({
       required: false,
     },
   },
+  description:
+    "Reserves the amount under the payment's lock, then sends the refund to Fiuu once. A refund whose answer is lost stays `pending` (its amount reserved) until Fiuu's status query says what happened; it is never resent blindly. 422 `beneficiary_required` when a non-card payment is refunded without `beneficiary`, `beneficiary_not_applicable` when a card payment is refunded with one.",
   responses: { 201: json(Refund, "Refund created; status as Fiuu answered"), ...problems(400, 401, 403, 404, 409, 422, 503) },
 });
 

@@ -18,6 +18,8 @@ export const errorCatalog = {
   unsupported_media_type: [415, "Unsupported media type"],
   idempotency_key_reused: [422, "Idempotency key reused with a different request"],
   amount_exceeds_refundable: [422, "Amount exceeds the refundable amount"],
+  beneficiary_required: [422, "Beneficiary bank account required"],
+  beneficiary_not_applicable: [422, "Beneficiary not applicable to a card payment"],
   rate_limited: [429, "Too many requests"],
   internal_error: [500, "Internal server error"],
   unavailable: [503, "Service temporarily unavailable"],

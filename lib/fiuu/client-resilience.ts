@@ -32,6 +32,8 @@ export interface FiuuExchange<T> {
   operation: FiuuOperation;
   url: string;
   form: Record<string, string>;
+  /** Extra request headers (the refund's idempotency-key). */
+  headers?: Record<string, string>;
   /** Reads the answer; throws FiuuProtocolError (or FiuuUnavailableError) to refuse it. */
   interpret(answer: { status: number; body: string }): { value: T; outcome: "success" | "rejected" };
 }
@@ -120,7 +122,7 @@ export function createResilience(options: ResilienceOptions) {
     let status: number;
     let body: string;
     try {
-      ({ status, body } = await options.post(exchange.url, new URLSearchParams(exchange.form).toString(), signal));
+      ({ status, body } = await options.post(exchange.url, new URLSearchParams(exchange.form).toString(), signal, exchange.headers));
     } catch (error) {
       if (isTimeout(error) || signal.aborted) throw new FiuuUnavailableError("timeout", `Fiuu did not answer within ${fiuu.timeoutMs} ms`);
       throw new FiuuUnavailableError("network", `Fiuu could not be reached (${exchange.operation})`, { cause: error });

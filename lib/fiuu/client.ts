@@ -4,14 +4,25 @@ import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import { parseFiuuAmount } from "../money.js";
 import { parseAnswer, parseJsonObject, readRequeryAnswers, type Fields, type RequeryAnswer, type RequeryBy } from "./requery-answers.js";
-import { normaliseRefundStatus, readRefundAnswer, type RefundStatus } from "./refund-answers.js";
+import {
+  classifyRefundRefusal,
+  readRefundAnswer,
+  readRefundStatus,
+  refundNotFoundCode,
+  type RefundRefusal,
+  type RefundStatus,
+} from "./refund-answers.js";
+import { parseJsonFields } from "./json.js";
 import { FiuuProtocolError, FiuuUnavailableError } from "./client-errors.js";
 import { createResilience, type BreakerState } from "./client-resilience.js";
 import { refundSignature, refundStatusSignature, requerySkey } from "./signatures.js";
 
 export { FiuuProtocolError, FiuuUnavailableError, type FiuuUnavailableReason } from "./client-errors.js";
 export type { RequeryAnswer } from "./requery-answers.js";
-export type { RefundStatus } from "./refund-answers.js";
+export type { RefundRefusal, RefundStatus } from "./refund-answers.js";
+
+/** The one object of a JSON answer, when it is one object. */
+const objectOf = (parsed: Fields | Fields[] | undefined): Fields | undefined => (parsed && !Array.isArray(parsed) ? parsed : undefined);
 export type { BreakerState } from "./client-resilience.js";
 
 // The service's only way of asking Fiuu anything (FIUU.md §2–§4): status requeries, IPN echoes,
@@ -38,8 +49,18 @@ export interface FiuuClientOptions {
   };
 }
 
+/** Where Fiuu pays a refund of a non-card payment (FIUU.md §4: PR014). */
+export interface RefundBeneficiary {
+  bankCode: string;
+  /** Letters, digits and spaces only (PR018). */
+  name: string;
+  accountNumber: string;
+  /** ISO 3166 alpha-2, e.g. MY. */
+  country: string;
+}
+
 export interface RefundInput {
-  /** This service's unique refund reference; resending it is how a retry stays one refund. */
+  /** This service's unique refund reference, sent once (Fiuu refuses a reused one with PR016). */
   refId: string;
   /** Fiuu's tranID of the payment. */
   txnId: string;
@@ -47,25 +68,20 @@ export interface RefundInput {
   amount: string;
   /** Where Fiuu posts the refund's final status. */
   notifyUrl?: string;
+  /** Required for a non-card payment, refused for a card payment. */
+  beneficiary?: RefundBeneficiary;
 }
 
 export type RefundResult =
   | { kind: "accepted"; refundId: string; status: RefundStatus; fields: Record<string, string> }
-  /** Fiuu refused the refund (PR0xx: over-refund, unknown transaction, ...): a decision, not an outage. */
-  | { kind: "rejected"; code: string; message: string };
+  /** Fiuu answered a PRxxx code: what it means for the refund is `refusal` (see classifyRefundRefusal). */
+  | { kind: "rejected"; code: string; message: string; refusal: RefundRefusal };
 
 export type RefundStatusResult =
-  | {
-      kind: "found";
-      refId: string;
-      refundId: string;
-      txnId: string;
-      amount: string;
-      status: RefundStatus;
-      reason: string;
-      fields: Record<string, string>;
-    }
-  /** Fiuu answered an error code; PR004 means it has no refund with this RefID (it may be resent). */
+  | { kind: "found"; refId: string; refundId: string; txnId: string; status: RefundStatus; fields: Record<string, string> }
+  /** INQ006: Fiuu has no refund with this RefID, so the request never reached it and may be sent. */
+  | { kind: "not_found" }
+  /** Any other error code: nothing is known; ask again later. */
   | { kind: "rejected"; code: string; message: string };
 
 export interface FiuuClient {
@@ -75,9 +91,14 @@ export interface FiuuClient {
   requeryByTranId(input: { tranId: string; amount: string }): Promise<RequeryAnswer>;
   /** Acknowledges a notification: posts its fields back unchanged plus treq=1 (FIUU.md §2). */
   echoIpn(fields: Record<string, string>): Promise<void>;
-  /** Asks Fiuu to refund (part of) a payment; a PR0xx answer is returned as `rejected`, not thrown. */
+  /**
+   * Asks Fiuu to refund (part of) a payment, once: never retried here, because a resent RefID is
+   * refused (PR016) and a lost answer may hide a refund that was made. A PRxxx answer is returned as
+   * `rejected`; an unknown outcome (no answer, 5xx, a refused answer) is thrown, and the caller
+   * resolves it with `refundStatus`.
+   */
   refund(input: RefundInput): Promise<RefundResult>;
-  /** Asks Fiuu where a refund stands, by this service's RefID. */
+  /** Asks Fiuu where a refund stands, by this service's RefID (q_by_refID); safe to repeat. */
   refundStatus(refId: string): Promise<RefundStatusResult>;
   /** The circuit breaker's state. Open turns half-open on the first call after halfOpenAfterMs. */
   breakerState(): BreakerState;
@@ -140,7 +161,12 @@ export function createFiuuClient(options: FiuuClientOptions): FiuuClient {
   /** Reads a refund API's error answer `{ error_code, error_desc }`, if that is what it is. */
   function refundError(fields: Fields | undefined): { kind: "rejected"; code: string; message: string } | undefined {
     if (!fields?.error_code) return undefined;
-    return { kind: "rejected", code: fields.error_code, message: fields.error_desc ?? "" };
+    return { kind: "rejected", code: fields.error_code.slice(0, 32), message: (fields.error_desc ?? "").slice(0, 255) };
+  }
+
+  function countMisconfigured(operation: "refund" | "refund_status", code: string) {
+    options.metrics.fiuuMisconfigured.inc({ operation, code: /^[A-Z]{1,4}[0-9]{1,6}$/.test(code) ? code : "other" });
+    options.logger.error({ merchantId, operation, code }, "Fiuu refused a call as misconfigured: check the merchant id, keys and API host");
   }
 
   return {
@@ -173,7 +199,7 @@ export function createFiuuClient(options: FiuuClientOptions): FiuuClient {
       );
     },
 
-    async refund({ refId, txnId, amount, notifyUrl }) {
+    async refund({ refId, txnId, amount, notifyUrl, beneficiary }) {
       requireAmount(amount, true);
       const sent = { refundType: "P", merchantId, refId, txnId, amount };
       const form: Record<string, string> = {
@@ -183,6 +209,9 @@ export function createFiuuClient(options: FiuuClientOptions): FiuuClient {
         TxnID: txnId,
         Amount: amount,
         ...(notifyUrl ? { notify_url: notifyUrl } : {}),
+        ...(beneficiary
+          ? { BankCode: beneficiary.bankCode, BankCountry: beneficiary.country, BeneficiaryName: beneficiary.name, BeneficiaryAccNo: beneficiary.accountNumber }
+          : {}),
         Signature: refundSignature({ ...sent, secretKey }),
       };
       return resilience.run<RefundResult>(
@@ -190,19 +219,24 @@ export function createFiuuClient(options: FiuuClientOptions): FiuuClient {
           operation: "refund",
           url: `${apiUrl}/RMS/API/refundAPI/index.php`,
           form,
+          // The spec's idempotency header (p.127); not known to be honoured by the refund API, so
+          // nothing relies on it: a RefID is sent once, and an unknown outcome is looked up.
+          headers: { "idempotency-key": refId.slice(0, 64) },
           interpret: ({ status, body }) => {
-            const fields = parseJsonObject(body);
+            const fields = objectOf(parseJsonFields(body));
             const rejected = refundError(fields);
-            if (rejected) return { value: rejected, outcome: "rejected" };
+            if (rejected) {
+              const refusal = classifyRefundRefusal(rejected.code);
+              if (refusal === "misconfigured") countMisconfigured("refund", rejected.code);
+              return { value: { ...rejected, refusal }, outcome: "rejected" };
+            }
             if (!isSuccess(status)) throw new FiuuProtocolError(`Fiuu answered HTTP ${status} to a refund`);
             if (!fields) throw new FiuuProtocolError("the refund answer is not a JSON object");
             const { refundId, status: refundStatus } = readRefundAnswer(fields, sent, secretKey);
             return { value: { kind: "accepted", refundId, status: refundStatus, fields }, outcome: "success" };
           },
         },
-        // Safe to repeat: Fiuu treats the same RefID (same TxnID and Amount) as the same refund and
-        // answers it again, so a retry after a lost answer can never refund twice.
-        { retry: true },
+        { retry: false },
       );
     },
 
@@ -214,32 +248,18 @@ export function createFiuuClient(options: FiuuClientOptions): FiuuClient {
           url: `${apiUrl}/RMS/API/refundAPI/q_by_refID.php`,
           form,
           // FIUU.md gives this answer no signature; it is believed because it is the direct answer
-          // of Fiuu's API host to this request, and checked to be about this refund.
+          // of Fiuu's API host to this request, and only ever settles a refund this service made.
           interpret: ({ status, body }) => {
-            const fields = parseJsonObject(body);
-            const rejected = refundError(fields);
-            if (rejected) return { value: rejected, outcome: "rejected" };
-            if (!isSuccess(status)) throw new FiuuProtocolError(`Fiuu answered HTTP ${status} to a refund status query`);
-            if (!fields) throw new FiuuProtocolError("the refund status answer is not a JSON object");
-            if (fields.RefID !== refId) throw new FiuuProtocolError("the refund status answer is about another refund");
-            if (fields.MerchantID !== undefined && fields.MerchantID !== merchantId) {
-              throw new FiuuProtocolError("the refund status answer is for another merchant");
+            const parsed = parseJsonFields(body);
+            const rejected = refundError(objectOf(parsed));
+            if (rejected) {
+              if (rejected.code === refundNotFoundCode) return { value: { kind: "not_found" }, outcome: "success" };
+              countMisconfigured("refund_status", rejected.code);
+              return { value: rejected, outcome: "rejected" };
             }
-            const refundStatus = normaliseRefundStatus(fields.Status ?? "");
-            if (!refundStatus) throw new FiuuProtocolError(`the refund status answer has an unknown Status "${fields.Status ?? ""}"`);
-            return {
-              value: {
-                kind: "found",
-                refId,
-                refundId: fields.RefundID ?? "",
-                txnId: fields.TxnID ?? "",
-                amount: fields.Amount ?? "",
-                status: refundStatus,
-                reason: fields.reason ?? "",
-                fields,
-              },
-              outcome: "success",
-            };
+            if (!isSuccess(status)) throw new FiuuProtocolError(`Fiuu answered HTTP ${status} to a refund status query`);
+            if (!parsed) throw new FiuuProtocolError("the refund status answer is not JSON");
+            return { value: { kind: "found", ...readRefundStatus(parsed, refId, merchantId) }, outcome: "success" };
           },
         },
         // A query changes nothing at Fiuu.

@@ -128,9 +128,19 @@ export function refundStatusSignature(id: string, merchantId: string, verifyKey:
   return md5(id + merchantId + verifyKey);
 }
 
+const refundStatusCodes: Record<string, string> = { pending: "22", processing: "22", success: "00", rejected: "11" };
+
+/**
+ * A refund Status as the code Fiuu signs: a word (`pending`, `success`, …) becomes its code, a code
+ * stays as it is. One recorded answer carried `"Status":"pending"` with a Signature over `22`.
+ */
+export function refundStatusCode(status: string): string {
+  return refundStatusCodes[status.toLowerCase()] ?? status;
+}
+
 /**
  * Whether a refund notice (Fiuu's POST to the refund's notify_url) carries a valid Signature,
- * computed like the refund answer's over the exact fields received, for this merchant.
+ * computed like the refund answer's over the fields received, the Status as its code, for this merchant.
  */
 export function verifyRefundNotice(fields: Record<string, string | undefined>, merchantId: string, secretKey: string): boolean {
   const expected = refundAnswerSignature({
@@ -140,7 +150,7 @@ export function verifyRefundNotice(fields: Record<string, string | undefined>, m
     refundId: fields.RefundID ?? "",
     txnId: fields.TxnID ?? "",
     amount: fields.Amount ?? "",
-    status: fields.Status ?? "",
+    status: refundStatusCode(fields.Status ?? ""),
     secretKey,
   });
   return safeEqualHex(expected, fields.Signature ?? "") && fields.MerchantID === merchantId;

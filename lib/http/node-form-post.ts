@@ -19,14 +19,14 @@ function poolFor(origin: string): Pool {
  * bodies, abort plumbing), and node:http's client about twice undici's `request`; the IPN echo
  * makes one for every notification Fiuu sends.
  */
-export const nodeFormPost: FormPost = async (url, form, signal) => {
+export const nodeFormPost: FormPost = async (url, form, signal, headers) => {
   const target = new URL(url);
   if (target.protocol !== "http:" && target.protocol !== "https:") throw new TypeError(`cannot post to ${target.protocol} URLs`);
   if (signal.aborted) throw signal.reason;
   const { statusCode, body } = await poolFor(target.origin).request({
     method: "POST",
     path: `${target.pathname}${target.search}`,
-    headers: formHeaders,
+    headers: headers ? { ...formHeaders, ...headers } : formHeaders,
     body: form,
     signal,
   });
