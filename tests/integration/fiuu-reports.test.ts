@@ -102,10 +102,14 @@ describe("notification, callback and return", () => {
     for (const a of answers) expect([200, 303]).toContain(a.status);
     expect(await statusOf(payment.id)).toBe("succeeded");
     expect(await eventsOf(payment.id)).toEqual(["payment.succeeded"]);
-    const outcomes = await messagesOf(payment.id);
-    expect(outcomes).toHaveLength(20);
-    expect(outcomes.filter((o) => o.endsWith(":applied"))).toHaveLength(1);
-    expect(outcomes.filter((o) => o.endsWith(":duplicate"))).toHaveLength(19);
+    // One row per kind of message (their nbcb differ); each repeat is counted on its row, not stored again.
+    const stored = await rows<{ kind: string; outcome: string; times_received: number }>(
+      sql`select kind, outcome, times_received from gateway_messages where payment_id = ${payment.id} order by id`,
+    );
+    expect(stored.map((m) => m.kind).sort()).toEqual(["callback", "notification", "return"]);
+    expect(stored.filter((m) => m.outcome === "applied")).toHaveLength(1);
+    expect(stored.filter((m) => m.outcome === "duplicate")).toHaveLength(2);
+    expect(stored.reduce((sum, m) => sum + Number(m.times_received), 0)).toBe(20);
   });
 });
 
@@ -120,7 +124,9 @@ describe("reports that are not believed", () => {
     }
     expect(await statusOf(payment.id)).toBe("created");
     expect(await eventsOf(payment.id)).toEqual([]);
-    expect(await messagesOf(payment.id)).toEqual(["notification:rejected", "notification:rejected", "notification:rejected"]);
+    // The same forgery three times is one stored message, counted three times.
+    const stored = await rows<{ outcome: string; times_received: number }>(sql`select outcome, times_received from gateway_messages where payment_id = ${payment.id}`);
+    expect(stored).toEqual([{ outcome: "rejected", times_received: 3 }]);
     const jobs = await rows<{ kind: string }>(sql`select kind from jobs where dedupe_key = ${`requery:${payment.id}`} and status = 'pending'`);
     expect(jobs).toEqual([{ kind: "requery" }]);
   });
@@ -143,11 +149,37 @@ describe("reports that are not believed", () => {
     expect(await statusOf(payment.id)).toBe("created");
   });
 
-  it("compares amounts by value: 10.5 signed as sent matches 1050", async () => {
+  it("refuses a signed amount that is not written with 2 decimals (Fiuu always writes them), and requeries instead", async () => {
     const payment = await newPayment();
     const res = await notify(report(payment, "00", { amount: "10.5" }));
-    expect(res.status).toBe(200);
+    expect(res.status).toBe(400);
+    expect(await statusOf(payment.id)).toBe("created");
+    expect(await messagesOf(payment.id)).toEqual(["notification:rejected"]);
+    expect(await rows(sql`select 1 from jobs where dedupe_key = ${`requery:${payment.id}`} and status = 'pending'`)).toHaveLength(1);
+  });
+
+  it("refuses the 10.5 + 0MYR re-split of a genuine skey as malformed: never conflicted, nothing changes", async () => {
+    const payment = await newPayment();
+    // The skey joins amount and currency with no separator, so this genuine signature over
+    // "10.50" + "MYR" also verifies for "10.5" + "0MYR".
+    const genuine = report(payment, "00");
+    const resplit = { ...genuine, amount: "10.5", currency: "0MYR" };
+    const res = await notify(resplit);
+    expect(res.status).toBe(400);
+    expect(await statusOf(payment.id)).toBe("created");
+    expect(await eventsOf(payment.id)).toEqual([]);
+    const [row] = await rows<{ signature_valid: boolean; outcome: string; detail: string }>(sql`select signature_valid, outcome, detail from gateway_messages where payment_id = ${payment.id}`);
+    expect(row).toMatchObject({ signature_valid: true, outcome: "rejected" });
+    // The genuine report still applies afterwards.
+    expect((await notify(genuine)).status).toBe(200);
     expect(await statusOf(payment.id)).toBe("succeeded");
+  });
+
+  it("refuses a currency that is not a supported ISO code even when signed", async () => {
+    const payment = await newPayment();
+    const res = await notify(report(payment, "00", { currency: "XYZ" }));
+    expect(res.status).toBe(400);
+    expect(await statusOf(payment.id)).toBe("created");
   });
 
   it("refuses a form that is not form-encoded", async () => {
@@ -162,6 +194,104 @@ describe("reports that are not believed", () => {
     const stored = await rows<{ outcome: string }>(sql`select outcome from gateway_messages where order_id = 'payUNKNOWN123'`);
     expect(stored).toEqual([{ outcome: "orphan" }]);
     expect(t.logs.lines.some((l) => l.level === "error" && String(l.msg).includes("orphan"))).toBe(true);
+  });
+});
+
+describe("what a signed report is believed for", () => {
+  it("does not fail a payment on a return URL's 11: it stores it as deferred and brings the requery forward", async () => {
+    const payment = await newPayment({ return_url: "https://shop.example/back" });
+    const res = await returnUrl(report(payment, "11"));
+    expect(res.status).toBe(303);
+    expect(res.headers.get("location")).toBe(`https://shop.example/back?payment_id=${payment.id}&status=created`);
+    expect(await statusOf(payment.id)).toBe("created");
+    expect(await eventsOf(payment.id)).toEqual([]);
+    expect(await messagesOf(payment.id)).toEqual(["return:deferred"]);
+    const [job] = await rows<{ run_at: Date }>(sql`select run_at from jobs where dedupe_key = ${`requery:${payment.id}`} and status = 'pending'`);
+    expect(new Date(job!.run_at).getTime()).toBeLessThanOrEqual(Date.now());
+  });
+
+  it("applies a server-to-server 11 at once, with its error code", async () => {
+    const payment = await newPayment();
+    expect((await notify(report(payment, "11"))).status).toBe(200);
+    expect(await statusOf(payment.id)).toBe("failed");
+  });
+
+  it("takes no unsigned field from the return URL; a later notification fills the channel in", async () => {
+    const payment = await newPayment();
+    const fields = { ...report(payment, "00"), channel: "made-up-by-browser", error_desc: "<script>", extraP: "{}" };
+    expect((await returnUrl(fields)).status).toBe(303);
+    const before = await rows<{ status: string; paid_channel: string | null }>(sql`select status, paid_channel from payments where id = ${payment.id}`);
+    expect(before).toEqual([{ status: "succeeded", paid_channel: null }]);
+    expect((await notify(report(payment, "00", { tranID: fields.tranID }))).status).toBe(200);
+    const after = await rows<{ paid_channel: string | null }>(sql`select paid_channel from payments where id = ${payment.id}`);
+    expect(after).toEqual([{ paid_channel: "maybank2u" }]);
+  });
+
+  it("echoes a return's signed fields only, never what a browser added", async () => {
+    const payment = await newPayment();
+    const fields = report(payment, "00");
+    await returnUrl({ ...fields, injected: "x".repeat(50), channel: "browser" });
+    const [echo] = await rows<{ payload: { fields: Record<string, string> } }>(sql`select payload from jobs where kind = 'ipn_echo' and dedupe_key = ${`ipn_echo:${fields.tranID}:00:return`}`);
+    const signedNames = ["tranID", "orderid", "status", "domain", "amount", "currency", "paydate", "appcode", "skey"];
+    expect(Object.keys(echo!.payload.fields).sort()).toEqual(signedNames.sort());
+    for (const name of signedNames) expect(echo!.payload.fields[name]).toBe(fields[name]);
+  });
+
+  it("echoes a notification's documented fields exactly, without fields Fiuu does not send", async () => {
+    const payment = await newPayment();
+    const fields = report(payment, "00");
+    await notify({ ...fields, injected: "1" });
+    const [echo] = await rows<{ payload: { fields: Record<string, string> } }>(sql`select payload from jobs where kind = 'ipn_echo' and dedupe_key = ${`ipn_echo:${fields.tranID}:00:notification`}`);
+    expect(echo!.payload.fields).toEqual({ ...fields, nbcb: "2" });
+  });
+
+  it("stores only Fiuu's documented fields, each length-capped", async () => {
+    const payment = await newPayment();
+    const fields = { ...report(payment, "22"), extraP: "e".repeat(5000), error_desc: "d".repeat(1000), unknown_field: "u" };
+    expect((await notify(fields)).status).toBe(200);
+    const [row] = await rows<{ fields: Record<string, string> }>(sql`select fields from gateway_messages where payment_id = ${payment.id}`);
+    expect(row!.fields.unknown_field).toBeUndefined();
+    expect(row!.fields.extraP!.length).toBeLessThanOrEqual(2048);
+    expect(row!.fields.error_desc!.length).toBeLessThanOrEqual(255);
+    expect(row!.fields.tranID).toBe(fields.tranID);
+  });
+
+  it("verifies a report without appcode with appcode hashed as empty", async () => {
+    const payment = await newPayment();
+    const fields = report(payment, "00", { appcode: "" });
+    delete fields.appcode;
+    expect((await notify(fields)).status).toBe(200);
+    expect(await statusOf(payment.id)).toBe("succeeded");
+  });
+
+  it("answers by nbcb, not by path: a callback at /notify gets CBTOKEN:MPSTATOK, a notification at /callback gets OK", async () => {
+    const a = await newPayment();
+    const atNotify = await t.app.request("/webhooks/fiuu/notify", formPost({ ...report(a, "00"), nbcb: "1" }));
+    expect(await atNotify.text()).toBe("CBTOKEN:MPSTATOK");
+    const b = await newPayment();
+    const atCallback = await t.app.request("/webhooks/fiuu/callback", formPost({ ...report(b, "00"), nbcb: "2" }));
+    expect(await atCallback.text()).toBe("OK");
+  });
+
+  it("refuses a body over 16 KB on Fiuu's URLs with 413 and stores nothing", async () => {
+    const payment = await newPayment();
+    const fields = { ...report(payment, "00"), nbcb: "2", padding: "p".repeat(17 * 1024) };
+    for (const path of ["/webhooks/fiuu/notify", "/webhooks/fiuu/callback", "/webhooks/fiuu/return", "/webhooks/fiuu/refund"]) {
+      const res = await t.app.request(path, formPost(fields));
+      expect(res.status, path).toBe(413);
+      expect(res.headers.get("content-type")).toMatch(/problem\+json/);
+    }
+    expect(await statusOf(payment.id)).toBe("created");
+    expect(await messagesOf(payment.id)).toEqual([]);
+  });
+
+  it("labels an unlisted channel as other in payments_total, never as the text Fiuu sent", async () => {
+    const payment = await newPayment();
+    const fields = signedReport(t.deps.config.fiuu, { orderid: payment.gateway.order_id, status: "00", amount: "10.50" });
+    expect((await notify({ ...fields, channel: "free-text-channel-42" })).status).toBe(200);
+    const text = await t.deps.metrics.registry.getSingleMetricAsString("payments_total");
+    expect(text).not.toContain("free-text-channel-42");
+    expect(text).toMatch(/payments_total\{status="succeeded",channel="other"\} [1-9]/);
   });
 });
 
