@@ -1,0 +1,25 @@
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+// @ts-expect-error: a plain ES module of the build, without types
+import { buildWorker } from "../../infra/functions/build.mjs";
+
+// The production Workers bundle, built as `npm run build` builds it: the local Fiuu sandbox (a
+// stand-in that signs whatever a tester clicks) must not be in it.
+
+const dir = await mkdtemp(path.join(tmpdir(), "worker-bundle-"));
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+describe("the Workers bundle", () => {
+  it("contains no module of the local Fiuu sandbox", async () => {
+    const outfile = path.join(dir, "worker.js");
+    const metafile = (await buildWorker(outfile)) as { inputs: Record<string, unknown> };
+    const inputs = Object.keys(metafile.inputs);
+    expect(inputs.some((input) => input.includes("lib/entry/worker.ts"))).toBe(true);
+    expect(inputs.some((input) => input.includes("lib/payments/reports.ts"))).toBe(true);
+    expect(inputs.filter((input) => input.includes("lib/fiuu/sandbox"))).toEqual([]);
+    const code = await readFile(outfile, "utf8");
+    expect(code).not.toContain("_control/");
+  }, 60_000);
+});
