@@ -218,7 +218,7 @@ describe("what a signed report is believed for", () => {
 
   it("takes no unsigned field from the return URL; a later notification fills the channel in", async () => {
     const payment = await newPayment();
-    const fields = { ...report(payment, "00"), channel: "made-up-by-browser", error_desc: "<script>", extraP: "{}" };
+    const fields: Record<string, string> = { ...report(payment, "00"), channel: "made-up-by-browser", error_desc: "<script>", extraP: "{}" };
     expect((await returnUrl(fields)).status).toBe(303);
     const before = await rows<{ status: string; paid_channel: string | null }>(sql`select status, paid_channel from payments where id = ${payment.id}`);
     expect(before).toEqual([{ status: "succeeded", paid_channel: null }]);
@@ -247,7 +247,7 @@ describe("what a signed report is believed for", () => {
 
   it("stores only Fiuu's documented fields, each length-capped", async () => {
     const payment = await newPayment();
-    const fields = { ...report(payment, "22"), extraP: "e".repeat(5000), error_desc: "d".repeat(1000), unknown_field: "u" };
+    const fields: Record<string, string> = { ...report(payment, "22"), extraP: "e".repeat(5000), error_desc: "d".repeat(1000), unknown_field: "u" };
     expect((await notify(fields)).status).toBe(200);
     const [row] = await rows<{ fields: Record<string, string> }>(sql`select fields from gateway_messages where payment_id = ${payment.id}`);
     expect(row!.fields.unknown_field).toBeUndefined();
