@@ -9,8 +9,11 @@ const PaymentMethod = z
     name: z.string(),
     type: z.string(),
     currencies: z.array(z.string()),
-    min_amount: z.number().int(),
-    max_amount: z.number().int().nullable(),
+    min_amount: z.number().int().openapi({
+      description: "Smallest amount accepted, minor units, inclusive: 101 where Fiuu asks for more than RM 1.00",
+      example: 101,
+    }),
+    max_amount: z.number().int().nullable().openapi({ description: "Largest amount accepted, minor units, inclusive; null when there is none" }),
   })
   .openapi("PaymentMethod");
 
@@ -22,7 +25,7 @@ const route = createRoute({
   request: {
     query: z.object({
       currency: z.enum(supportedCurrencies).optional(),
-      amount: z.coerce.number().int().positive().max(100_000_000).optional(),
+      amount: z.coerce.number().int().positive().max(100_000_000).optional().openapi({ description: "Minor units: only channels that take this amount" }),
     }),
   },
   responses: {

@@ -148,15 +148,40 @@ const checkoutRoute = createRoute({
   responses: { 200: json(HostedFormSchema, "Submit these fields by POST to url"), ...problems(400, 401, 403, 404, 409) },
 });
 
+const SeamlessFields = z
+  .record(z.string(), z.string())
+  .openapi("SeamlessFields", {
+    description:
+      "mpsmerchantid, mpschannel (when chosen), mpsamount, mpsorderid, mpsbill_name, mpsbill_email, mpsbill_mobile (only when " +
+      "the payment has a mobile number), mpsguest_checkout (\"1\", only when it lacks the name, email or mobile), mpsbill_desc, " +
+      "mpscurrency, mpscountry, mpslangcode, and the signature mpsvcode (there is no vcode field)",
+    example: {
+      mpsmerchantid: "SB_yourshop",
+      mpsamount: "10.50",
+      mpsorderid: "pay01jd3x5k2m9q8r7s6t5v4w3x2y",
+      mpsbill_name: "Siti Aminah",
+      mpsbill_email: "siti@example.my",
+      mpsguest_checkout: "1",
+      mpsbill_desc: "2 x Kopi O",
+      mpscurrency: "MYR",
+      mpscountry: "MY",
+      mpslangcode: "en",
+      mpsvcode: "f3d5496b444ae3d11e09fa92a753ac60",
+    },
+  });
+
 const seamlessRoute = createRoute({
   method: "get",
   path: "/v1/payments/{id}/seamless",
   tags: ["Checkout"],
   summary: "The mps* parameters for Fiuu's seamless script",
+  description:
+    "The hosted form's values under the names Fiuu's seamless script reads, signed as `mpsvcode`. A payment created " +
+    "without a mobile number carries `mpsguest_checkout=1` and no `mpsbill_mobile` (Fiuu refuses empty or dummy buyer data).",
   security: [...bearerAuth, ...clientSecretAuth],
   middleware: [authenticate({ roles: ["service"], clientSecret: true })] as const,
   request: { params: IdParam, query: z.object({ channel: z.string().min(1).max(40).optional(), client_secret: z.string().optional() }) },
-  responses: { 200: json(z.record(z.string(), z.string()), "Seamless parameters"), ...problems(400, 401, 403, 404, 409) },
+  responses: { 200: json(SeamlessFields, "Seamless parameters"), ...problems(400, 401, 403, 404, 409) },
 });
 
 /** Payments: create, read, list, cancel, and the signed checkout forms. */

@@ -68,19 +68,30 @@ function plainDescription(text: string): string {
 }
 
 /**
+ * The buyer fields Fiuu asks for. `bill_mobile` is mandatory on Fiuu's side, and it refuses dummy
+ * buyer data (P04): a payment that lacks the shopper's name, email or mobile sends what it has and
+ * `guest_checkout=1` instead, never an empty or made-up value (FIUU.md §1).
+ */
+function buyerFields(deps: AppDeps, row: PaymentRow): Record<string, string> {
+  const customer = customerOf(deps, row);
+  const held: Record<string, string> = {};
+  for (const [name, value] of [["bill_name", customer.name], ["bill_email", customer.email], ["bill_mobile", customer.mobile]] as const) {
+    if (value && value.trim() !== "") held[name] = value;
+  }
+  return Object.keys(held).length === 3 ? held : { ...held, guest_checkout: "1" };
+}
+
+/**
  * The signed form for Fiuu's hosted payment page. The amount comes only from the stored payment,
  * so no browser can choose what gets signed.
  */
 export function hostedForm(deps: AppDeps, row: PaymentRow): HostedForm {
   const { fiuu, publicUrl } = deps.config;
-  const customer = customerOf(deps, row);
   const amount = toFiuuAmount(row.amount);
   const fields: Record<string, string> = {
     amount,
     orderid: row.gatewayOrderId,
-    bill_name: customer.name,
-    bill_email: customer.email,
-    bill_mobile: customer.mobile ?? "",
+    ...buyerFields(deps, row),
     bill_desc: plainDescription(row.description),
     currency: row.currency,
     ...(countryOf[row.currency] ? { country: countryOf[row.currency]! } : {}),
@@ -100,13 +111,21 @@ export function hostedForm(deps: AppDeps, row: PaymentRow): HostedForm {
   return { method: "POST", url: `${fiuu.paymentUrl}/RMS/pay/${fiuu.merchantId}/`, fields };
 }
 
-/** The same values under the names Fiuu's seamless script reads (`mps*`). */
+/** Hosted-form fields Fiuu's seamless script takes under an `mps` prefix. */
+const seamlessNames = ["channel", "amount", "orderid", "bill_name", "bill_email", "bill_mobile", "guest_checkout", "bill_desc", "currency", "country", "langcode"];
+
+/**
+ * The same values under the names Fiuu's seamless script reads (`mps*`). The signature is
+ * `mpsvcode`: the script does not read `vcode`, and with "Verify Payment" on Fiuu refuses a payment
+ * without it (P03). Fiuu's seamless sources never name guest checkout; `mpsguest_checkout` follows
+ * the script's rule of prefixing every form field.
+ */
 export function seamlessFields(deps: AppDeps, row: PaymentRow): Record<string, string> {
   const { fields } = hostedForm(deps, row);
   const seamless: Record<string, string> = { mpsmerchantid: deps.config.fiuu.merchantId! };
-  for (const name of ["channel", "amount", "orderid", "bill_name", "bill_email", "bill_mobile", "bill_desc", "currency", "country", "langcode"]) {
+  for (const name of seamlessNames) {
     if (fields[name] !== undefined) seamless[`mps${name}`] = fields[name]!;
   }
-  seamless.vcode = fields.vcode!;
+  seamless.mpsvcode = fields.vcode!;
   return seamless;
 }

@@ -1,23 +1,30 @@
-import { and, asc, eq, gte, isNull, lte, or, sql } from "drizzle-orm";
+import { and, asc, eq, sql } from "drizzle-orm";
 import { paymentMethods } from "../../drizzle/schema.js";
 import type { Database } from "../db/client.js";
 import { ApiError } from "../errors.js";
 
 export type PaymentMethodRow = typeof paymentMethods.$inferSelect;
 
-/** Enabled channels, optionally only those that take this currency and amount. */
+/**
+ * Whether a channel takes this amount. Both limits are inclusive: `min_amount` is the smallest
+ * amount accepted, so the spec's "> RM 1.00" is stored as 101 and Atome's "above RM 10.00" as 1001
+ * (drizzle/seed.sql); `max_amount` is NULL when neither Fiuu nor the shop sets a maximum.
+ */
+export function takesAmount(method: Pick<PaymentMethodRow, "minAmount" | "maxAmount">, amount: number): boolean {
+  return amount >= method.minAmount && (method.maxAmount === null || amount <= method.maxAmount);
+}
+
+/** Enabled channels, optionally only those that take this currency and amount (the same test as assertChannelAccepts). */
 export async function listPaymentMethods(db: Database, filter: { currency?: string; amount?: number }) {
   const conditions = [eq(paymentMethods.enabled, true)];
   if (filter.currency) conditions.push(sql`${filter.currency} = any(${paymentMethods.currencies})`);
-  if (filter.amount !== undefined) {
-    conditions.push(lte(paymentMethods.minAmount, filter.amount));
-    conditions.push(or(isNull(paymentMethods.maxAmount), gte(paymentMethods.maxAmount, filter.amount))!);
-  }
-  return db
+  const rows = await db
     .select()
     .from(paymentMethods)
     .where(and(...conditions))
     .orderBy(asc(paymentMethods.sortOrder), asc(paymentMethods.code));
+  const { amount } = filter;
+  return amount === undefined ? rows : rows.filter((method) => takesAmount(method, amount));
 }
 
 /** Refuses a channel that is unknown, disabled, or does not take this currency and amount. */
@@ -28,9 +35,12 @@ export async function assertChannelAccepts(db: Pick<Database, "select">, channel
   };
   if (!method || !method.enabled) return refuse(`Channel ${channel} is not available.`);
   if (!method.currencies.includes(currency)) return refuse(`Channel ${channel} does not take ${currency}.`);
-  if (amount < method.minAmount) return refuse(`Channel ${channel} needs at least ${method.minAmount} minor units.`);
-  if (method.maxAmount !== null && amount > method.maxAmount) {
-    return refuse(`Channel ${channel} takes at most ${method.maxAmount} minor units.`);
+  if (!takesAmount(method, amount)) {
+    return refuse(
+      amount < method.minAmount
+        ? `Channel ${channel} needs at least ${method.minAmount} minor units.`
+        : `Channel ${channel} takes at most ${method.maxAmount} minor units.`,
+    );
   }
   return method;
 }

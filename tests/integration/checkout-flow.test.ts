@@ -12,6 +12,16 @@ import { createPayment, payThroughSandbox } from "../support/flow.js";
 const payThrough = (t: TestContext, hosted: (url: string, init: RequestInit) => Response | Promise<Response>, checkoutUrl: string, outcome: "approve" | "decline" | "pending") =>
   payThroughSandbox(t, checkoutUrl, outcome, hosted);
 
+/** A hosted-page fetch that also keeps every payment form posted to Fiuu's /RMS/pay/{merchantID}/. */
+function watchHostedPage(hosted: (url: string, init: RequestInit) => Response | Promise<Response>) {
+  const sent: Record<string, string>[] = [];
+  const watching = (url: string, init: RequestInit) => {
+    if (/\/RMS\/pay\/[^/]+\/$/.test(new URL(url, "http://payments.test").pathname)) sent.push(Object.fromEntries(init.body as URLSearchParams));
+    return hosted(url, init);
+  };
+  return { sent, watching };
+}
+
 const statusOf = async (t: TestContext, id: string) =>
   (await queryRows<{ status: string }>(t.database.handle.db, sql`select status from payments where id = ${id}`))[0]!.status;
 const eventsOf = async (t: TestContext, id: string) =>
@@ -54,6 +64,42 @@ describe("through the sandbox mounted on the service", () => {
     await payThrough(t, hosted, payment.checkout_url, "decline");
     expect(await statusOf(t, payment.id)).toBe("failed");
     expect(await eventsOf(t, payment.id)).toEqual(["payment.failed"]);
+  });
+
+  it("a payment without a mobile reaches Fiuu's hosted page as a guest checkout and is paid", async () => {
+    const payment = await createPayment(t, { customer: { name: "Mei Ling", email: "mei@example.my" } });
+    const { sent, watching } = watchHostedPage(hosted);
+    const { returned } = await payThrough(t, watching, payment.checkout_url, "approve");
+    expect(returned.status).toBe(303);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({ guest_checkout: "1", bill_name: "Mei Ling", bill_email: "mei@example.my" });
+    expect(sent[0]).not.toHaveProperty("bill_mobile");
+    expect(await statusOf(t, payment.id)).toBe("succeeded");
+  });
+
+  it("a payment through Maybank2E goes to Fiuu as FPX_M2E", async () => {
+    const payment = await createPayment(t, { channel: "FPX_M2E", amount: 200, customer: { name: "Mei Ling", email: "mei@example.my", mobile: "+60 17-482 3915" } });
+    const { sent, watching } = watchHostedPage(hosted);
+    await payThrough(t, watching, payment.checkout_url, "approve");
+    expect(sent[0]).toMatchObject({ channel: "FPX_M2E", amount: "2.00" });
+    expect(await statusOf(t, payment.id)).toBe("succeeded");
+  });
+
+  it("the seamless fields of a payment without a mobile are accepted by Fiuu's page as a guest checkout", async () => {
+    const payment = await createPayment(t, { channel: "fpx", customer: { name: "Mei Ling", email: "mei@example.my" } });
+    const res = await t.app.request(`/v1/payments/${payment.id}/seamless`, { headers: await bearer(t) });
+    expect(res.status).toBe(200);
+    const fields = (await res.json()) as Record<string, string>;
+    expect(fields).toMatchObject({ mpsguest_checkout: "1", mpsvcode: expect.stringMatching(/^[0-9a-f]{32}$/) });
+    expect(fields).not.toHaveProperty("mpsbill_mobile");
+    expect(fields).not.toHaveProperty("vcode");
+    // What Fiuu's seamless script posts on the merchant page's behalf.
+    const page = await hosted(`http://payments.test/sandbox/fiuu/RMS/pay/${t.deps.config.fiuu.merchantId}/`, {
+      method: "POST",
+      body: new URLSearchParams(fields),
+    });
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('data-testid="sandbox-approve"');
   });
 
   it("pending → pending until Fiuu settles it", async () => {

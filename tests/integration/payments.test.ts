@@ -22,7 +22,7 @@ function paymentBody(overrides: Record<string, unknown> = {}) {
     amount: 1050,
     currency: "MYR",
     description: "2 x Kopi O",
-    customer: { name: "Siti Aminah", email: "siti.aminah@example.my", mobile: "+60 12-345 6789" },
+    customer: { name: "Siti Aminah", email: "siti.aminah@example.my", mobile: "+60 17-482 3915" },
     ...overrides,
   };
 }
@@ -65,7 +65,7 @@ describe("POST /v1/payments", () => {
     const { body: payment } = await create();
     const [row] = await rows<Record<string, string>>(sql`select * from payments where id = ${payment.id}`);
     const stored = JSON.stringify(row);
-    for (const clear of ["siti.aminah@example.my", "Siti Aminah", "345 6789", payment.client_secret]) expect(stored).not.toContain(clear);
+    for (const clear of ["siti.aminah@example.my", "Siti Aminah", "482 3915", payment.client_secret]) expect(stored).not.toContain(clear);
     expect(row!.customer_email).toMatch(/^v1\.[0-9a-f]{8}\./);
     expect(row!.client_secret_hash).toBe(createHash("sha256").update(payment.client_secret).digest("hex"));
   });
@@ -116,11 +116,55 @@ describe("POST /v1/payments", () => {
   });
 
   it("refuses a channel the catalogue does not allow for the amount", async () => {
-    const { res, body } = await create(paymentBody({ channel: "FPX_B2B_MB2U", amount: 150 }));
+    const { res, body } = await create(paymentBody({ channel: "FPX_M2E", amount: 150 }));
     expect(res.status).toBe(400);
     expect(body.errors).toEqual([{ field: "channel", message: expect.stringContaining("at least 200") }]);
     const unknown = await create(paymentBody({ channel: "NOPE" }));
     expect(unknown.res.status).toBe(400);
+  });
+
+  it("refuses the invented code FPX_B2B_MB2U and takes Maybank2E as FPX_M2E", async () => {
+    const invented = await create(paymentBody({ channel: "FPX_B2B_MB2U", amount: 5000 }));
+    expect(invented.res.status).toBe(400);
+    expect(invented.body.errors).toEqual([{ field: "channel", message: "Channel FPX_B2B_MB2U is not available." }]);
+    const m2e = await create(paymentBody({ channel: "FPX_M2E", amount: 200 }));
+    expect(m2e.res.status).toBe(201);
+    expect(m2e.body.channel).toBe("FPX_M2E");
+  });
+
+  // Fiuu's "> 1.00" and Atome's "above RM 10.00": the boundary itself is refused, one sen more is taken.
+  it.each([
+    ["fpx", 100, 101],
+    ["FPX_MB2U", 100, 101],
+    ["FPX_OCBC", 100, 101],
+    ["TNG-EWALLET", 100, 101],
+    ["cash", 100, 101],
+    ["Atome", 1000, 1001],
+  ])("refuses %s at %i sen and takes it at %i sen", async (channel, refused, accepted) => {
+    const before = await countPayments();
+    const low = await create(paymentBody({ channel, amount: refused }));
+    expect(low.res.status).toBe(400);
+    expect(low.body.errors).toEqual([{ field: "channel", message: `Channel ${channel} needs at least ${accepted} minor units.` }]);
+    expect(await countPayments()).toBe(before);
+    const ok = await create(paymentBody({ channel, amount: accepted }));
+    expect(ok.res.status).toBe(201);
+    expect(ok.body).toMatchObject({ channel, amount: accepted });
+  });
+
+  it.each([
+    ["fpx", 3_000_001],
+    ["TNG-EWALLET", 500_001],
+    ["cash", 150_001],
+    ["Atome", 500_001],
+  ])("sets no maximum of its own for %s (none in Fiuu's spec): %i sen is taken", async (channel, amount) => {
+    const { res } = await create(paymentBody({ channel, amount }));
+    expect(res.status).toBe(201);
+  });
+
+  it("keeps FPX B2B within Fiuu's RM 2.00 – 1,000,000", async () => {
+    expect((await create(paymentBody({ channel: "FPX_B2B_CIMB", amount: 100_000_000 }))).res.status).toBe(201);
+    const over = await create(paymentBody({ channel: "FPX_B2B_CIMB", amount: 100_000_001 }));
+    expect(over.res.status).toBe(400);
   });
 
   it("answers 409 order_has_payment naming the open payment, and allows a new one after cancel", async () => {
@@ -191,7 +235,7 @@ describe("reading payments", () => {
     expect(asClient.status).toBe(200);
     const masked = (await asClient.json()) as any;
     // First letter of each word and at most six stars; the mobile's last four digits.
-    expect(masked.customer).toEqual({ name: "S*** A*****", email: "s******@example.my", mobile: `${"*".repeat(11)}6789` });
+    expect(masked.customer).toEqual({ name: "S*** A*****", email: "s******@example.my", mobile: `${"*".repeat(11)}3915` });
     expect(JSON.stringify(masked)).not.toContain("siti.aminah");
     const viaQuery = await t.app.request(`/v1/payments/${payment.id}?client_secret=${encodeURIComponent(payment.client_secret)}`);
     expect(viaQuery.status).toBe(200);
@@ -291,14 +335,65 @@ describe("checkout", () => {
     expect(res.status).toBe(409);
   });
 
-  it("gives the seamless script the same values under mps* names", async () => {
+  it("gives the seamless script the same values under mps* names, signed as mpsvcode", async () => {
     const { body: payment } = await create(paymentBody({ channel: "TNG-EWALLET" }));
     const res = await t.app.request(`/v1/payments/${payment.id}/seamless?client_secret=${encodeURIComponent(payment.client_secret)}`);
     expect(res.status).toBe(200);
     const fields = (await res.json()) as Record<string, string>;
     const { fiuu } = t.deps.config;
-    expect(fields).toMatchObject({ mpsmerchantid: fiuu.merchantId, mpschannel: "TNG-EWALLET", mpsamount: "10.50", mpsorderid: payment.gateway.order_id, mpscurrency: "MYR" });
+    expect(fields).toMatchObject({
+      mpsmerchantid: fiuu.merchantId,
+      mpschannel: "TNG-EWALLET",
+      mpsamount: "10.50",
+      mpsorderid: payment.gateway.order_id,
+      mpsbill_name: "Siti Aminah",
+      mpsbill_email: "siti.aminah@example.my",
+      mpsbill_mobile: "+60 17-482 3915",
+      mpscurrency: "MYR",
+    });
+    expect(fields.mpsvcode).toBe(md5(`10.50${fiuu.merchantId}${payment.gateway.order_id}${fiuu.verifyKey}`));
+    // Fiuu's seamless script reads mpsvcode only; a payment holding every buyer detail is no guest checkout.
+    expect(fields).not.toHaveProperty("vcode");
+    expect(fields).not.toHaveProperty("mpsguest_checkout");
+    expect(Object.keys(fields).every((name) => name.startsWith("mps"))).toBe(true);
+  });
+
+  it("sends guest_checkout=1 and no bill_mobile on the hosted form of a payment created without a mobile", async () => {
+    const { body: payment } = await create(paymentBody({ customer: { name: "Siti Aminah", email: "siti.aminah@example.my" } }));
+    expect(payment.customer.mobile).toBeNull();
+    const res = await t.app.request(`/v1/payments/${payment.id}/checkout`, jsonRequest("POST", {}, { "X-Client-Secret": payment.client_secret }));
+    expect(res.status).toBe(200);
+    const { fields } = (await res.json()) as { fields: Record<string, string> };
+    expect(fields).toMatchObject({ guest_checkout: "1", bill_name: "Siti Aminah", bill_email: "siti.aminah@example.my" });
+    expect(fields).not.toHaveProperty("bill_mobile");
+    const { fiuu } = t.deps.config;
     expect(fields.vcode).toBe(md5(`10.50${fiuu.merchantId}${payment.gateway.order_id}${fiuu.verifyKey}`));
+
+    // The page a shopper opens carries the same: no bill_mobile input at all, not even an empty one.
+    const page = await (await t.app.request(payment.checkout_url)).text();
+    expect(page).toContain('<input type="hidden" name="guest_checkout" value="1">');
+    expect(page).not.toContain('name="bill_mobile"');
+  });
+
+  it("sends mpsguest_checkout=1 and no mpsbill_mobile to the seamless script for a payment without a mobile", async () => {
+    const { body: payment } = await create(paymentBody({ channel: "fpx", customer: { name: "Siti Aminah", email: "siti.aminah@example.my" } }));
+    const res = await t.app.request(`/v1/payments/${payment.id}/seamless`, { headers: service });
+    expect(res.status).toBe(200);
+    const fields = (await res.json()) as Record<string, string>;
+    const { fiuu } = t.deps.config;
+    expect(fields).toMatchObject({ mpsguest_checkout: "1", mpsbill_name: "Siti Aminah", mpsbill_email: "siti.aminah@example.my", mpschannel: "fpx" });
+    expect(fields.mpsvcode).toBe(md5(`10.50${fiuu.merchantId}${payment.gateway.order_id}${fiuu.verifyKey}`));
+    expect(fields).not.toHaveProperty("mpsbill_mobile");
+    expect(fields).not.toHaveProperty("vcode");
+    expect(fields).not.toHaveProperty("guest_checkout");
+  });
+
+  it("sends bill_mobile and no guest_checkout when the payment has every buyer detail", async () => {
+    const { body: payment } = await create();
+    const res = await t.app.request(`/v1/payments/${payment.id}/checkout`, jsonRequest("POST", {}, service));
+    const { fields } = (await res.json()) as { fields: Record<string, string> };
+    expect(fields.bill_mobile).toBe("+60 17-482 3915");
+    expect(fields).not.toHaveProperty("guest_checkout");
   });
 
   it("serves a page whose form submits itself to Fiuu, which accepts its signature", async () => {
@@ -344,16 +439,61 @@ describe("extended vcode", () => {
 });
 
 describe("GET /v1/payment-methods", () => {
+  const list = async (query = "") => ((await (await t.app.request(`/v1/payment-methods${query}`)).json()) as { data: any[] }).data;
+
   it("lists enabled channels for a currency and amount, publicly", async () => {
-    const all = (await (await t.app.request("/v1/payment-methods")).json()) as any;
-    expect(all.data.length).toBe(20);
-    const small = (await (await t.app.request("/v1/payment-methods?currency=MYR&amount=150")).json()) as any;
-    const codes = small.data.map((m: any) => m.code);
+    const all = await list();
+    expect(all.length).toBe(44);
+    const small = await list("?currency=MYR&amount=150");
+    const codes = small.map((m: any) => m.code);
     expect(codes).toContain("fpx");
-    expect(codes).not.toContain("FPX_B2B_MB2U");
+    expect(codes).not.toContain("FPX_M2E");
     const sgd = (await (await t.app.request("/v1/payment-methods?currency=SGD")).json()) as any;
     expect(sgd.data.map((m: any) => m.code)).toEqual(["credit"]);
     expect((await t.app.request("/v1/payment-methods?amount=-5")).status).toBe(400);
+  });
+
+  it("lists Fiuu's codes only: FPX_M2E for Maybank2E, no FPX_B2B_MB2U", async () => {
+    const all = await list();
+    const codes = all.map((m) => m.code);
+    expect(codes).toContain("FPX_M2E");
+    expect(codes).not.toContain("FPX_B2B_MB2U");
+    expect(all.find((m) => m.code === "FPX_M2E")).toEqual({
+      code: "FPX_M2E",
+      name: "Maybank2E (FPX B2B)",
+      type: "online_banking",
+      currencies: ["MYR"],
+      min_amount: 200,
+      max_amount: 100_000_000,
+    });
+    for (const code of ["FPX_OCBC", "FPX_BOCM", "FPX_B2B_HSBC", "ShopBack", "cash99"]) expect(codes).toContain(code);
+  });
+
+  it("gives the limits as Fiuu's spec has them, with inclusive min_amount and no invented maxima", async () => {
+    const byCode = new Map((await list()).map((m) => [m.code, m]));
+    expect(byCode.get("fpx")).toMatchObject({ min_amount: 101, max_amount: null });
+    expect(byCode.get("TNG-EWALLET")).toMatchObject({ type: "ewallet", min_amount: 101, max_amount: null });
+    expect(byCode.get("ShopBack")).toMatchObject({ type: "ewallet", currencies: ["MYR"], min_amount: 101, max_amount: null });
+    expect(byCode.get("cash99")).toMatchObject({ type: "cash", currencies: ["MYR"], min_amount: 101, max_amount: null });
+    expect(byCode.get("Atome")).toMatchObject({ type: "bnpl", min_amount: 1001, max_amount: null });
+    for (const method of byCode.values()) {
+      if (method.code.startsWith("FPX_B2B_") || method.code === "FPX_M2E") expect(method).toMatchObject({ min_amount: 200, max_amount: 100_000_000 });
+      else expect(method.max_amount).toBeNull();
+    }
+  });
+
+  it("filters by amount as checkout does: RM 1.00 lists no FPX channel, RM 1.01 does; Atome from RM 10.01", async () => {
+    const at = async (amount: number) => (await list(`?currency=MYR&amount=${amount}`)).map((m) => m.code as string);
+    const one = await at(100);
+    expect(one.filter((code) => code === "fpx" || code.startsWith("FPX_"))).toEqual([]);
+    expect(one).toEqual([]);
+    const justAbove = await at(101);
+    expect(justAbove).toEqual(expect.arrayContaining(["fpx", "FPX_MB2U", "TNG-EWALLET", "cash", "credit"]));
+    expect(justAbove).not.toContain("Atome");
+    expect(justAbove).not.toContain("FPX_M2E");
+    expect(await at(1000)).not.toContain("Atome");
+    expect(await at(1001)).toContain("Atome");
+    expect(await at(200)).toContain("FPX_M2E");
   });
 });
 
