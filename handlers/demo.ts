@@ -45,7 +45,7 @@ export function demoRoutes(options: {
   <label>Product<br><select name="sku">${products.map((p) => html`<option value="${p.sku}">${p.name} — RM ${(p.amount / 100).toFixed(2)}</option>`)}</select></label><br><br>
   <label>Name<br><input name="name" value="Siti Aminah" required maxlength="128"></label><br>
   <label>Email<br><input name="email" type="email" value="siti@example.my" required maxlength="128"></label><br>
-  <label>Mobile<br><input name="mobile" value="+60123456789" maxlength="32"></label><br><br>
+  <label>Mobile<br><input name="mobile" value="+60174823915" maxlength="32"></label><br><br>
   <button type="submit" data-testid="demo-pay">Pay with Fiuu</button>
 </form>
 <h2>Webhooks the shop received</h2>

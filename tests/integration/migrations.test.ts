@@ -38,18 +38,19 @@ describe("migrations", () => {
     await migrateDatabase(database.handle);
     expect(await appliedMigrationCount(database.handle)).toBe(expectedMigrationCount());
     const { count } = (await rows<{ count: number }>(sql`select count(*)::int as count from payment_methods`))[0]!;
-    expect(count).toBe(20);
+    expect(count).toBe(44);
   });
 
-  it("seed the Malaysian channels with their limits", async () => {
+  it("seed the Malaysian channels with the spec's limits (above RM 1.00, Atome above RM 10.00, no invented maxima)", async () => {
     const methods = await rows<{ code: string; min_amount: string | number; max_amount: string | number | null }>(
-      sql`select code, min_amount, max_amount from payment_methods where code in ('fpx', 'FPX_B2B_MB2U', 'TNG-EWALLET', 'credit') order by code`,
+      sql`select code, min_amount, max_amount from payment_methods where code in ('fpx', 'FPX_M2E', 'TNG-EWALLET', 'credit', 'Atome') order by code`,
     );
     expect(methods.map((m) => [m.code, Number(m.min_amount), m.max_amount === null ? null : Number(m.max_amount)])).toEqual([
-      ["FPX_B2B_MB2U", 200, 100000000],
-      ["TNG-EWALLET", 100, 500000],
-      ["credit", 100, null],
-      ["fpx", 100, 3000000],
+      ["Atome", 1001, null],
+      ["FPX_M2E", 200, 100000000],
+      ["TNG-EWALLET", 101, null],
+      ["credit", 101, null],
+      ["fpx", 101, null],
     ]);
   });
 

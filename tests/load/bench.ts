@@ -256,7 +256,7 @@ request = function()
   return wrk.format("POST", "/v1/payments",
     { ["content-type"] = "application/json", ["authorization"] = "Bearer " .. token, ["idempotency-key"] = id },
     '{"order_id":"BENCH-' .. id .. '","amount":1050,"currency":"MYR","description":"Bench order",' ..
-    '"customer":{"name":"Siti Aminah","email":"siti@example.my","mobile":"+60123456789"}}')
+    '"customer":{"name":"Siti Aminah","email":"siti@example.my","mobile":"+60174823915"}}')
 end
 ${wrkDone}`;
 

@@ -226,7 +226,7 @@ describe("fuzzing the JSON endpoints", () => {
         currency: fc.constantFrom("MYR", "SGD"),
         description: fc.string({ unit: "grapheme", minLength: 1, maxLength: 40 }),
         customer: fc.record(
-          { name: fc.constantFrom("Siti", "Mei Ling"), email: fc.constantFrom("a@example.my", "siti@example.com"), mobile: fc.constant("+60123456789") },
+          { name: fc.constantFrom("Siti", "Mei Ling"), email: fc.constantFrom("a@example.my", "siti@example.com"), mobile: fc.constant("+60174823915") },
           { requiredKeys: ["name", "email"] },
         ),
         channel: fc.constantFrom("fpx", "credit"),
@@ -291,7 +291,7 @@ describe("fuzzing the JSON endpoints", () => {
       { weight: 1, arbitrary: headerValue.map((secret) => () => ({ "X-Client-Secret": secret })) },
       { weight: 1, arbitrary: fc.constant(() => ({})) },
     );
-    const valid = fc.record({ channel: fc.constantFrom("fpx", "credit", "maybank2u", "FPX_B2B_MB2U") }, { requiredKeys: [] });
+    const valid = fc.record({ channel: fc.constantFrom("fpx", "credit", "maybank2u", "FPX_M2E") }, { requiredKeys: [] });
     const body = fc.oneof({ weight: 4, arbitrary: mutated(valid, [["channel"], ["amount"], ["__proto__"]], [["channel"]]) }, { weight: 1, arbitrary: hostileValue });
     const target = fc.oneof({ weight: 4, arbitrary: fc.constant<string | null>(null) }, { weight: 1, arbitrary: pathSegment });
     await fc.assert(
