@@ -12,6 +12,7 @@ import {
   type SandboxTransaction,
 } from "./state.js";
 import { safeEqualHex, vcode } from "../signatures.js";
+import { isFakeMobile, pageErrors } from "./codes.js";
 
 // FIUU.md §1: "integer or exactly 2 decimals, no thousands separator". Stricter than parseFiuuAmount,
 // on purpose: a merchant sending "10.5" should find out here, not in production.
@@ -40,13 +41,51 @@ export function registerHostedPage(app: Hono, state: SandboxState): void {
   }
 }
 
+/** The payment form fields the sandbox reads, under their hosted-page names. */
+const formNames = [
+  "amount", "orderid", "bill_name", "bill_email", "bill_mobile", "guest_checkout", "bill_desc", "currency", "country",
+  "channel", "langcode", "returnurl", "callbackurl", "cancelurl",
+] as const;
+
+/**
+ * The form as the hosted page reads it. A seamless request (the merchant page's Fiuu script)
+ * sends every field with an `mps` prefix (`mpsamount`, `mpsorderid`, ...) and its signature as
+ * `mpsvcode`; a `vcode` field there is not read. `mpsguest_checkout` follows that rule: Fiuu's
+ * seamless sources never name guest checkout.
+ */
+function readForm(raw: Record<string, string>) {
+  const seamless = ["mpsmerchantid", "mpsamount", "mpsorderid"].some((name) => raw[name] !== undefined);
+  const form: Partial<Record<(typeof formNames)[number], string>> = {};
+  for (const name of formNames) {
+    const value = raw[seamless ? `mps${name}` : name];
+    if (value !== undefined) form[name] = value;
+  }
+  return { seamless, form, signature: (seamless ? raw.mpsvcode : raw.vcode) ?? "", merchantId: seamless ? raw.mpsmerchantid : undefined };
+}
+
+const emailPattern = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+/** Why Fiuu would refuse the buyer fields (P04), or undefined. guest_checkout=1 waives them. */
+function incompleteBuyer(form: Partial<Record<(typeof formNames)[number], string>>): string | undefined {
+  if (form.guest_checkout === "1") return undefined;
+  const name = form.bill_name?.trim() ?? "";
+  const email = form.bill_email?.trim() ?? "";
+  const mobile = form.bill_mobile?.trim() ?? "";
+  if (!mobile) return "bill_mobile is mandatory; without the shopper's details send guest_checkout=1.";
+  if (isFakeMobile(mobile)) return `bill_mobile "${mobile}" is a made-up number; without the shopper's details send guest_checkout=1.`;
+  if (!name) return "bill_name is mandatory; without the shopper's details send guest_checkout=1.";
+  if (!emailPattern.test(email)) return "bill_email must be a valid email; without the shopper's details send guest_checkout=1.";
+  return undefined;
+}
+
 async function showPayPage(c: Context, state: SandboxState): Promise<Response> {
   const { options } = state;
   const merchantId = c.req.param("merchantId") ?? "";
-  if (merchantId !== options.merchantId) {
-    return c.html(errorPage("Unknown merchant", `No merchant "${merchantId}" on this sandbox.`), 404);
+  const read = readForm(await readParams(c));
+  if (merchantId !== options.merchantId || (read.merchantId !== undefined && read.merchantId !== merchantId)) {
+    return c.html(errorPage("Unknown merchant", `No merchant "${read.merchantId ?? merchantId}" on this sandbox.`), 404);
   }
-  const form = await readParams(c);
+  const { form, seamless } = read;
   const amount = form.amount ?? "";
   const orderid = form.orderid ?? "";
   const expected = vcode({
@@ -57,9 +96,10 @@ async function showPayPage(c: Context, state: SandboxState): Promise<Response> {
     currency: form.currency ?? "",
     extended: options.extendedVcode ?? false,
   });
-  if (!safeEqualHex(expected, form.vcode ?? "")) {
+  if (!safeEqualHex(expected, read.signature.toLowerCase())) {
     const formula = options.extendedVcode ? "md5(amount + merchantID + orderid + verifyKey + currency)" : "md5(amount + merchantID + orderid + verifyKey)";
-    return c.html(errorPage("Invalid vcode", `The vcode does not match ${formula} for the fields sent.`, "P03"), 400);
+    const field = seamless ? "mpsvcode (a seamless request's signature; a vcode field is not read)" : "vcode";
+    return c.html(errorPage("Invalid vcode", `${pageErrors.P03} The ${field} does not match ${formula} for the fields sent.`, "P03"), 400);
   }
 
   const amountMinor = requestAmountPattern.test(amount) ? parseFiuuAmount(amount) : undefined;
@@ -67,22 +107,24 @@ async function showPayPage(c: Context, state: SandboxState): Promise<Response> {
     return c.html(errorPage("Invalid amount", `"${amount}" is not an amount: use an integer or exactly 2 decimals, no separators.`), 400);
   }
   if (!orderIdPattern.test(orderid)) {
-    return c.html(errorPage("Invalid order id", "orderid must be 1 to 40 letters or digits."), 400);
+    return c.html(errorPage("Invalid order id", `${pageErrors.P19}: orderid must be 1 to 40 letters or digits.`, "P19"), 400);
   }
   const currency = form.currency || "MYR";
   if (!isCurrency(currency)) {
-    return c.html(errorPage("Unsupported currency", `The sandbox takes MYR, SGD, USD, THB, PHP or IDR, not "${currency}".`), 400);
+    return c.html(errorPage("Unsupported currency", `${pageErrors.P13} The sandbox takes MYR, SGD, USD, THB, PHP or IDR, not "${currency}".`, "P13"), 400);
   }
-  for (const name of ["returnurl", "callbackurl", "cancelurl"]) {
+  for (const name of ["returnurl", "callbackurl", "cancelurl"] as const) {
     const url = form[name];
     if (url && !isWebUrl(url)) return c.html(errorPage("Invalid URL", `${name} must be an http or https URL.`), 400);
   }
+  const buyerProblem = incompleteBuyer(form);
+  if (buyerProblem) return c.html(errorPage("Incomplete buyer information", `${pageErrors.P04}. ${buyerProblem}`, "P04"), 400);
 
   // Fiuu refuses a second attempt with the same orderid and amount (P09). A shopper reloading the
   // page before choosing is not a second attempt, so an undecided one is shown again.
   const existing = [...state.transactions.values()].find((tx) => tx.orderid === orderid && tx.amountMinor === amountMinor);
   if (existing && existing.status !== "awaiting") {
-    return c.html(errorPage("Duplicate order", `Order ${orderid} with this amount was already paid or attempted.`, "P09"), 409);
+    return c.html(errorPage("Duplicate order", `${pageErrors.P09} Order ${orderid} with this amount was already paid or attempted.`, "P09"), 409);
   }
   const tx: SandboxTransaction = existing ?? {
     tranID: newTranID(state),
@@ -94,6 +136,8 @@ async function showPayPage(c: Context, state: SandboxState): Promise<Response> {
     billName: form.bill_name ?? "",
     billEmail: form.bill_email ?? "",
     billMobile: form.bill_mobile ?? "",
+    guestCheckout: form.guest_checkout === "1",
+    seamless,
     billDesc: form.bill_desc ?? "",
     country: form.country ?? "",
     langcode: form.langcode ?? "en",
@@ -101,6 +145,7 @@ async function showPayPage(c: Context, state: SandboxState): Promise<Response> {
     ...(form.callbackurl ? { callbackUrl: form.callbackurl } : {}),
     ...(form.cancelurl ? { cancelUrl: form.cancelurl } : {}),
     createdAt: malaysiaTime(state.now()),
+    createdAtMs: state.now().getTime(),
     status: "awaiting",
     appcode: "",
     paydate: "",

@@ -4,18 +4,31 @@ import { registerControl } from "./control.js";
 import { registerHostedPage } from "./hosted.js";
 import { createSandboxState, type FiuuSandboxOptions } from "./state.js";
 
-export type { DeliveryRecord, FaultMode, FiuuSandboxOptions, IpnEchoRecord, SandboxRefund, SandboxTransaction } from "./state.js";
+export type {
+  DeliveryRecord,
+  FaultMode,
+  FiuuSandboxOptions,
+  IpnEchoRecord,
+  NextEffect,
+  Operation,
+  RequestRecord,
+  SandboxRefund,
+  SandboxTransaction,
+} from "./state.js";
 
 /**
- * A Hono app that plays Fiuu with real signatures, for development and tests; mount it at
- * /sandbox/fiuu or call it directly. Routes (relative to the mount; /MOLPay/ works wherever /RMS/ does):
+ * A Hono app that plays Fiuu with real signatures and Fiuu's own codes (codes.ts), for development
+ * and tests; mount it at /sandbox/fiuu or call it directly. Routes (relative to the mount; /MOLPay/
+ * works wherever /RMS/ does):
  *
- * - GET|POST /RMS/pay/:merchantId/           hosted payment page (checks vcode, stores the attempt)
+ * - GET|POST /RMS/pay/:merchantId/           hosted payment page, plain or seamless (mps* fields):
+ *                                            P03 vcode/mpsvcode, P04 buyer, P09 duplicate, P13, P19
  * - POST     /RMS/pay/:merchantId/decide     the page's buttons: outcome approve | decline | pending
  * - GET|POST /RMS/query/q_by_oid.php, /RMS/API/gate-query/index.php, /RMS/q_by_tid.php   requery
  * - GET|POST /RMS/API/chkstat/returnipn.php  IPN echo
- * - POST     /RMS/API/refundAPI/index.php    refund; GET|POST q_by_refID.php, q_by_txn.php status
- * - /_control/...                            test control (settle, resend, log, faults)
+ * - GET|POST /RMS/API/refundAPI/index.php    refund; q_by_refID.php, q_by_txn.php refund status
+ * - /_control/...                            test control (settle, resend, age, refunds, log,
+ *                                            requests, faults, next), see control.ts
  *
  * All state lives in the returned instance; creating one does no I/O.
  */

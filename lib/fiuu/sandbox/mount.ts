@@ -19,5 +19,9 @@ export function localFiuuSandbox(config: Config): SandboxFactory | undefined {
       extendedVcode: config.fiuu.extendedVcode,
       notifyUrl: `${config.publicUrl}/webhooks/fiuu/notify`,
       fetch: serviceFetch,
+      // The mounted sandbox enforces the query interval the service is configured with when that
+      // is shorter than Fiuu's 5 s (the tests run with 1 ms), and Fiuu's own 5 s otherwise: a
+      // service that queries faster than it is configured to, or than Fiuu allows, gets Q99.
+      queryWindowMs: Math.min(5_000, config.fiuu.queryIntervalMs),
     });
 }

@@ -16,8 +16,25 @@ export interface FiuuSandboxOptions {
   /** How the sandbox reaches the merchant server-to-server; default globalThis.fetch. */
   fetch?: (request: Request) => Promise<Response>;
   now?: () => Date;
-  /** Enforce Fiuu's one requery per 5 seconds per merchant (answer Q99); default false. */
+  /**
+   * Fiuu's query window: a requery (any of the three endpoints) from the same merchant sooner than
+   * this after the last one it answered gets Q99. Default 5000 ms, Fiuu's "1 query every 5
+   * seconds"; 0 turns it off.
+   */
+  queryWindowMs?: number;
+  /** `false` turns the Q99 window off (same as queryWindowMs: 0); on unless said otherwise. */
   enforceQueryRate?: boolean;
+  /**
+   * How a type=2 (JSON) requery answer writes `Amount`: as a JSON number with its two decimals
+   * (`"Amount":30.00`, as the spec's q_by_oids example), the default; or as a string
+   * (`"Amount":"30.00"`, as its gate-query and q_by_tid examples).
+   */
+  requeryJsonAmount?: "number" | "string";
+  /**
+   * How q_by_oid answers an order it has no record of: `error` (default) the ErrorCode Q203 alone;
+   * `dashes` a record of "-" values with the queried OrderID, as the spec's q_by_oids example.
+   */
+  requeryNotFound?: "error" | "dashes";
   /** How long a server-to-server delivery may take before it counts as failed; default 5000 ms. */
   deliveryTimeoutMs?: number;
 }
@@ -37,13 +54,20 @@ export interface SandboxTransaction {
   billName: string;
   billEmail: string;
   billMobile: string;
+  /** The form sent guest_checkout=1 (mpsguest_checkout=1 when seamless). */
+  guestCheckout: boolean;
+  /** The form came from Fiuu's seamless script (mps* fields, signed by mpsvcode). */
+  seamless: boolean;
   billDesc: string;
   country: string;
   langcode: string;
   returnUrl?: string;
   callbackUrl?: string;
   cancelUrl?: string;
+  /** Malaysia time, as BillingDate. */
   createdAt: string;
+  /** The same instant in ms since the epoch (the 180-day refund period counts from it). */
+  createdAtMs: number;
   status: TransactionStatus;
   appcode: string;
   paydate: string;
@@ -64,8 +88,11 @@ export interface SandboxRefund {
   amount: string;
   amountMinor: number;
   notifyUrl?: string;
+  /** The beneficiary fields as the request sent them (non-card refunds only). */
+  bank?: { bankCode: string; bankCountry: string; beneficiaryName: string; beneficiaryAccNo: string };
   state: RefundState;
   reason: string;
+  fpxTxnId: string;
   createdAt: string;
   updatedAt: string;
 }
@@ -74,6 +101,10 @@ export interface DeliveryRecord {
   kind: "notification" | "callback" | "refund_notice";
   url: string;
   fields: Record<string, string>;
+  /** How the body was sent: form-encoded (reports) or JSON (refund notices, unless told otherwise). */
+  encoding: "form" | "json";
+  /** The body exactly as sent. */
+  payload: string;
   at: string;
   status?: number;
   body?: string;
@@ -89,6 +120,44 @@ export interface IpnEchoRecord {
 
 export type FaultMode = "none" | "down" | "slow" | "error";
 
+/** The server APIs, as the controls name them. */
+export type Operation = "refund" | "refund_status" | "requery" | "echo";
+
+/**
+ * What happens to the next matching requests: `lose_answer` processes the request, then answers
+ * HTTP 504 with no body; `drop` answers 504 without processing; `error_code` answers the given
+ * Fiuu error code in the operation's error format without processing.
+ */
+export interface NextEffect {
+  id: number;
+  operation: Operation | "any";
+  effect: "lose_answer" | "drop" | "error_code";
+  /** How many more requests it applies to. */
+  remaining: number;
+  code?: string;
+  desc?: string;
+}
+
+/** A request one of the server APIs received, and what became of it. */
+export interface RequestRecord {
+  operation: Operation;
+  method: string;
+  path: string;
+  /** Query string and form fields, as received. */
+  fields: Record<string, string>;
+  /** The `idempotency-key` request header (or the spec's other spelling, `idempotence-key`); null when absent. */
+  idempotencyKey: string | null;
+  at: string;
+  /**
+   * `answered` normally; `answer_lost` processed but answered 504; `dropped` not processed (504);
+   * `error_code` answered an injected code; `down` / `error` refused by the fault switch.
+   */
+  outcome: "answered" | "answer_lost" | "dropped" | "error_code" | "down" | "error";
+  /** The HTTP status and body of what the sandbox answered. */
+  status?: number;
+  answer?: string;
+}
+
 /** Everything one sandbox instance knows; nothing lives at module level. */
 export interface SandboxState {
   options: FiuuSandboxOptions;
@@ -98,6 +167,10 @@ export interface SandboxState {
   deliveries: DeliveryRecord[];
   ipnEchoes: IpnEchoRecord[];
   fault: { mode: FaultMode; delayMs: number };
+  /** Per-operation effects for the next requests, applied in the order they were set. */
+  next: NextEffect[];
+  nextId: number;
+  requests: RequestRecord[];
   lastQueryAt: Map<string, number>;
 }
 
@@ -111,6 +184,9 @@ export function createSandboxState(options: FiuuSandboxOptions): SandboxState {
     deliveries: [],
     ipnEchoes: [],
     fault: { mode: "none", delayMs: 0 },
+    next: [],
+    nextId: 1,
+    requests: [],
     lastQueryAt: new Map(),
   };
 }
@@ -191,7 +267,7 @@ export function reportFields(state: SandboxState, tx: SandboxTransaction): Recor
 }
 
 /**
- * POSTs form fields to a merchant URL server-to-server and records the attempt with its answer.
+ * POSTs form fields (or, given `json`, that JSON text) to a merchant URL server-to-server and records the attempt with its answer.
  * Never throws: a refused connection, a timeout or an error status is what gets recorded.
  */
 export async function deliver(
@@ -199,8 +275,11 @@ export async function deliver(
   kind: DeliveryRecord["kind"],
   url: string,
   fields: Record<string, string>,
+  json?: string,
 ): Promise<DeliveryRecord> {
-  const record: DeliveryRecord = { kind, url, fields, at: state.now().toISOString() };
+  const encoding = json === undefined ? "form" : "json";
+  const payload = json ?? new URLSearchParams(fields).toString();
+  const record: DeliveryRecord = { kind, url, fields, encoding, payload, at: state.now().toISOString() };
   state.deliveries.push(record);
   const timeoutMs = state.options.deliveryTimeoutMs ?? 5_000;
   const send = state.options.fetch ?? ((request: Request) => globalThis.fetch(request));
@@ -216,8 +295,8 @@ export async function deliver(
   try {
     const request = new Request(url, {
       method: "POST",
-      headers: { "content-type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams(fields).toString(),
+      headers: { "content-type": encoding === "json" ? "application/json" : "application/x-www-form-urlencoded" },
+      body: payload,
       signal: controller.signal,
     });
     const answer = await Promise.race([
@@ -273,27 +352,59 @@ export async function sendReports(state: SandboxState, tx: SandboxTransaction): 
   return Promise.all(sends);
 }
 
-/** A refund's fields as Fiuu signs them (refund answer and refund notice), with the given Status. */
-export function signedRefundFields(state: SandboxState, refund: SandboxRefund, status: string): Record<string, string> {
+/** A JSON value written exactly as given: `{ raw: "30.00" }` is the bare number 30.00. */
+export type JsonText = string | null | { raw: string };
+
+/**
+ * A flat JSON object written by hand, so that numbers keep their text (`"Amount":30.00`, which
+ * JSON.stringify would write as 30).
+ */
+export function jsonObject(fields: Record<string, JsonText>): string {
+  const members = Object.entries(fields).map(([name, value]) => {
+    const text = value === null ? "null" : typeof value === "string" ? JSON.stringify(value) : value.raw;
+    return `${JSON.stringify(name)}:${text}`;
+  });
+  return `{${members.join(",")}}`;
+}
+
+/** A digit string as a bare JSON number when it is one (no leading zero), else as a string. */
+export function jsonDigits(text: string): JsonText {
+  return /^(0|[1-9][0-9]*)$/.test(text) ? { raw: text } : text;
+}
+
+/**
+ * A refund's fields as Fiuu signs them (refund answer and refund notice): the Signature is over
+ * `status`, the code; `shownStatus` is what the Status field says (the code unless told otherwise).
+ */
+export function signedRefundFields(state: SandboxState, refund: SandboxRefund, status: string, shownStatus = status): Record<string, string> {
   const { merchantId, secretKey } = state.options;
-  const fields = {
+  const Signature = refundAnswerSignature({
+    refundType: refund.refundType,
+    merchantId,
+    refId: refund.refId,
+    refundId: refund.refundId,
+    txnId: refund.txnId,
+    amount: refund.amount,
+    status,
+    secretKey,
+  });
+  return {
     RefundType: refund.refundType,
     MerchantID: merchantId,
     RefID: refund.refId,
     RefundID: refund.refundId,
     TxnID: refund.txnId,
     Amount: refund.amount,
-    Status: status,
+    Status: shownStatus,
+    Signature,
+    reason: refund.reason,
+    FPXTxnID: refund.fpxTxnId,
   };
-  const Signature = refundAnswerSignature({
-    refundType: fields.RefundType,
-    merchantId,
-    refId: fields.RefID,
-    refundId: fields.RefundID,
-    txnId: fields.TxnID,
-    amount: fields.Amount,
-    status,
-    secretKey,
-  });
-  return { ...fields, Signature, reason: refund.reason };
+}
+
+/** The refund fields as Fiuu's JSON writes them: RefundID and TxnID as JSON numbers. */
+export function refundJson(fields: Record<string, string>): string {
+  const out: Record<string, JsonText> = {};
+  for (const [name, value] of Object.entries(fields)) out[name] = name === "RefundID" || name === "TxnID" ? jsonDigits(value) : value;
+  return jsonObject(out);
 }
