@@ -7,6 +7,16 @@ import { ApiError } from "./errors.js";
 // invalid rather than failing in the database (a 500) or being stored altered.
 const unstorable = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
+/**
+ * The first `max` UTF-16 units of a text, one fewer where the cut would split a surrogate pair
+ * (half a pair cannot be stored: see `unstorable`).
+ */
+export function truncateText(value: string, max: number): string {
+  if (value.length <= max) return value;
+  const code = value.charCodeAt(max - 1);
+  return value.slice(0, code >= 0xd800 && code <= 0xdbff ? max - 1 : max);
+}
+
 /** Whether a string can be stored in Postgres exactly as received. */
 export function isStorableText(value: string): boolean {
   return !unstorable.test(value);

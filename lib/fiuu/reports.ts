@@ -1,4 +1,5 @@
 import { isCurrency, parseFiuuAmount } from "../money.js";
+import { truncateText } from "../storable-text.js";
 import { skeyFieldNames, verifySkey } from "./signatures.js";
 
 // Reading what Fiuu posts to the return, notification and callback URLs (FIUU.md §2) into domain
@@ -49,7 +50,7 @@ export function storableReportFields(fields: Record<string, string>): Record<str
   const stored: Record<string, string> = {};
   for (const [name, cap] of Object.entries(storedFieldCaps)) {
     const value = fields[name];
-    if (typeof value === "string") stored[name] = value.length > cap ? value.slice(0, cap) : value;
+    if (typeof value === "string") stored[name] = truncateText(value, cap);
   }
   return stored;
 }
@@ -134,8 +135,7 @@ export function readReport(fields: Record<string, string>, keys: { merchantId: s
 
 function capped(name: string, value: string | undefined): string | undefined {
   if (value === undefined || value === "") return undefined;
-  const cap = storedFieldCaps[name] ?? 255;
-  return value.length > cap ? value.slice(0, cap) : value;
+  return truncateText(value, storedFieldCaps[name] ?? 255);
 }
 
 /** The documented fields as received, uncut (an echo must repeat them exactly). */

@@ -7,6 +7,7 @@ import { verifyRefundNotice } from "../fiuu/signatures.js";
 import type { JobResult } from "../jobs/loop.js";
 import type { Job } from "../jobs/queue.js";
 import { messageFingerprint } from "../payments/reports.js";
+import { truncateText } from "../storable-text.js";
 import { applyRefundOutcome } from "./outcome.js";
 import type { RefundRow } from "./resource.js";
 import { sendRefundToFiuu } from "./send.js";
@@ -59,7 +60,7 @@ export async function applyRefundNotice(deps: AppDeps, fields: Record<string, st
   const { fiuu } = deps.config;
   const signed = verifyRefundNotice(fields, fiuu.merchantId!, fiuu.secretKey!);
   const status = normaliseRefundStatus(fields.Status ?? "");
-  const [refund] = await deps.database.db.select().from(refunds).where(eq(refunds.refId, (fields.RefID ?? "").slice(0, 100))).limit(1);
+  const [refund] = await deps.database.db.select().from(refunds).where(eq(refunds.refId, truncateText(fields.RefID ?? "", 100))).limit(1);
   const outcome = !signed || !status ? "rejected" : refund ? "applied" : "orphan";
   const stored = storableNoticeFields(fields);
   await deps.database.db
@@ -92,6 +93,6 @@ const noticeFieldCaps: Record<string, number> = {
 /** A refund notice's documented fields, each capped; nothing else a sender adds is stored. */
 function storableNoticeFields(fields: Record<string, string>): Record<string, string> {
   return Object.fromEntries(
-    Object.entries(noticeFieldCaps).filter(([name]) => typeof fields[name] === "string").map(([name, cap]) => [name, fields[name]!.slice(0, cap)]),
+    Object.entries(noticeFieldCaps).filter(([name]) => typeof fields[name] === "string").map(([name, cap]) => [name, truncateText(fields[name]!, cap)]),
   );
 }

@@ -305,6 +305,11 @@ describe("the refund notice", () => {
     expect((await refundRow(created.id)).status).toBe("failed");
   });
 
+  it("refuses an unsigned notice whose fields would be cut inside a surrogate pair with 400, never 500", async () => {
+    const res = await t.app.request("/webhooks/fiuu/refund", { method: "POST", body: new URLSearchParams({ RefundType: " \u{10000}\u{10000}", Signature: "" }), headers: { "content-type": "application/x-www-form-urlencoded" } });
+    expect(res.status).toBe(400);
+  });
+
   it("never creates a refund: a signed notice for an unknown RefID is stored as an orphan", async () => {
     const created = await pendingRefund();
     const fields = await notice({ ...created, gateway: { ...created.gateway, ref_id: "reUNKNOWN1" } }, "00", "00");
