@@ -61,9 +61,10 @@ export async function notifyStatements(sql: Sql, gatewayOrderId: string, tranId:
         paydate = '2026-11-26 12:00:00', updated_at = ${now}::timestamptz where id = ${payment.id}),
       s1 as (insert into events (id, type, payment_id, refund_id, data, created_at) values (${`evt_${tranId}`}, 'payment.succeeded',
         ${payment.id}, ${null}, ${JSON.stringify(resource)}::jsonb, ${now}::timestamptz)),
-      s2 as (insert into gateway_messages (kind, payment_id, tran_id, order_id, status, fields, signature_valid, outcome, detail, received_at)
+      s2 as (insert into gateway_messages (kind, payment_id, tran_id, order_id, status, fields, signature_valid, outcome, detail, received_at, fingerprint)
         values ('notification', ${payment.id}, ${tranId}, ${gatewayOrderId}, '00', ${JSON.stringify(fields)}::jsonb, true, 'applied',
-        'created → succeeded', ${now}::timestamptz)),
+        'created → succeeded', ${now}::timestamptz, ${createHash("sha256").update(JSON.stringify(fields)).digest("hex")})
+        on conflict (fingerprint) do update set times_received = gateway_messages.times_received + 1, last_received_at = ${now}::timestamptz),
       s3 as (insert into jobs (kind, payload, dedupe_key, run_at, max_attempts) values ('ipn_echo', ${JSON.stringify({ fields })}::jsonb,
         ${`ipn_echo:${tranId}:00:notification`}, ${now}::timestamptz, 100) on conflict (dedupe_key) where status = 'pending' do nothing),
       s4 as (insert into audit_log (actor, action, entity_type, entity_id, request_id, data)
