@@ -3,7 +3,8 @@ import { html } from "hono/html";
 import type { AppEnv } from "../lib/context.js";
 import { ApiError } from "../lib/errors.js";
 import { parseJsonFields } from "../lib/fiuu/json.js";
-import { applyFiuuReport, enqueueRequery, type ReportResult } from "../lib/payments/reports.js";
+import { applyFiuuReport, type ReportResult } from "../lib/payments/reports.js";
+import { bringRequeryForward } from "../lib/payments/reconcile.js";
 import { toFiuuAmount } from "../lib/money.js";
 import { applyRefundNotice } from "../lib/refunds/jobs.js";
 import { findPaymentById } from "../lib/payments/queries.js";
@@ -121,9 +122,10 @@ export function fiuuRoutes() {
     if (!payment) return c.html(page("Payment", html`<h1>Payment not found</h1>`), 404);
     const final = finalStatuses.has(payment.status);
     if (!final && payment.checkoutStartedAt) {
-      // A shopper is waiting on this page: ask Fiuu now rather than on the slow schedule (the
-      // merchant's query slot still keeps it to one query per interval across all payments).
-      await enqueueRequery(c.get("deps").database.db, payment.id, c.get("deps").now(), { sooner: true });
+      // A shopper is waiting on this page (it refreshes every 3 s): ask Fiuu soon rather than on
+      // the slow schedule — at most once per payment per 5 minutes, behind every requery and expiry
+      // due earlier, and not at all without Redis, so no refreshing can delay other payments.
+      await bringRequeryForward(c.get("deps"), payment.id);
     }
     c.header("cache-control", "no-store");
     return c.html(

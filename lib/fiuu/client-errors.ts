@@ -22,18 +22,35 @@ export class FiuuUnavailableError extends Error {
 }
 
 /**
+ * What a requery error code means for the caller (FIUU.md §3's table). "Not found" is not among
+ * them: it is an answer (no transaction exists), returned rather than thrown.
+ * - `busy`: Q03, Q00007, Q00008 (system busy, external disruption), Q05 (sending failed): ask later.
+ * - `blocked`: Q99, too many queries: no query of the merchant at all for at least 5 minutes.
+ * - `misconfigured`: a missing or invalid parameter, unknown merchant, wrong skey, wrong amount
+ *   (Q01, Q00001, Q02, Q00002, Q07, Q04, Q00003, Q101, Q201, Q00004, Q102, Q202, other Q1xx/Q2xx,
+ *   Q204): only a fix here helps; alert, ask again only slowly.
+ * - `window_over`: Q06, the query period is over: stop asking about this payment.
+ * - `unknown`: a code FIUU.md does not list: handled like a misconfiguration (slow, logged).
+ */
+export type RequeryRefusal = "busy" | "blocked" | "misconfigured" | "window_over" | "unknown";
+
+/**
  * Fiuu answered, but the answer is an error code (`code` set, e.g. Q03, Q99) or is refused here
  * (a wrong or missing signature, an answer about another order, an unreadable body: no `code`).
- * Only a `retryable` one (Q99, throttled) may be asked again, after a pause.
+ * Only a `retryable` one (Fiuu busy) may be asked again soon; a requery's code is classified in
+ * `refusal`, which says what to do instead.
  */
 export class FiuuProtocolError extends Error {
   override readonly name = "FiuuProtocolError";
   readonly code?: string;
   readonly retryable: boolean;
+  /** For a requery error code: what it means (FIUU.md §3). */
+  readonly refusal?: RequeryRefusal;
 
-  constructor(message: string, options: { code?: string; retryable?: boolean } = {}) {
+  constructor(message: string, options: { code?: string; retryable?: boolean; refusal?: RequeryRefusal } = {}) {
     super(message);
     if (options.code !== undefined) this.code = options.code;
+    if (options.refusal !== undefined) this.refusal = options.refusal;
     this.retryable = options.retryable ?? false;
   }
 }

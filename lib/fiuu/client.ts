@@ -17,8 +17,8 @@ import { FiuuProtocolError, FiuuUnavailableError } from "./client-errors.js";
 import { createResilience, type BreakerState } from "./client-resilience.js";
 import { refundSignature, refundStatusSignature, requerySkey } from "./signatures.js";
 
-export { FiuuProtocolError, FiuuUnavailableError, type FiuuUnavailableReason } from "./client-errors.js";
-export type { RequeryAnswer } from "./requery-answers.js";
+export { FiuuProtocolError, FiuuUnavailableError, type FiuuUnavailableReason, type RequeryRefusal } from "./client-errors.js";
+export type { RequeryAnswer, RequeryNotFound, RequeryTransaction } from "./requery-answers.js";
 export type { RefundRefusal, RefundStatus } from "./refund-answers.js";
 
 /** The one object of a JSON answer, when it is one object. */
@@ -27,11 +27,12 @@ export type { BreakerState } from "./client-resilience.js";
 
 // The service's only way of asking Fiuu anything (FIUU.md §2–§4): status requeries, IPN echoes,
 // refunds and refund status. Every call has a timeout, runs behind one circuit breaker per client,
-// and is retried with jittered backoff where repeating it is safe — which here is every call:
-// queries and echoes change nothing at Fiuu, and a refund is keyed by its RefID (below).
+// and is retried with jittered backoff where repeating it is safe: IPN echoes and refund status
+// queries. A requery is sent once (Fiuu allows one query per 5 s and blocks beyond it), and so is
+// a refund POST (a resent RefID is refused, PR016).
 //
 // Not done here: Fiuu's "one query per 5 seconds per merchant" spans every replica, so it is kept
-// by whoever schedules requeries (a shared rate limit), not by one client's memory.
+// by whoever schedules requeries (the query slot in lib/payments/reconcile.ts), not by one client's memory.
 
 export interface FiuuClientOptions {
   fiuu: Config["fiuu"];
@@ -85,9 +86,14 @@ export type RefundStatusResult =
   | { kind: "rejected"; code: string; message: string };
 
 export interface FiuuClient {
-  /** Asks Fiuu for the status of an order (q_by_oid.php); the answer's VrfKey is verified. */
+  /**
+   * Asks Fiuu once for the status of an order (q_by_oid.php, type=0). Answers a transaction whose
+   * VrfKey verified, or `{ found: false }` when Fiuu has none; throws FiuuProtocolError (with `code`
+   * and `refusal`) for Fiuu's other error codes and for answers it cannot believe, and
+   * FiuuUnavailableError when Fiuu could not be asked. Never resent: the caller holds the query slot.
+   */
   requeryByOrder(input: { orderId: string; amount: string }): Promise<RequeryAnswer>;
-  /** Asks Fiuu for the status of a transaction (q_by_tid.php); the answer's VrfKey is verified. */
+  /** The same by Fiuu's tranID (q_by_tid.php, type=0). */
   requeryByTranId(input: { tranId: string; amount: string }): Promise<RequeryAnswer>;
   /** Acknowledges a notification: posts its fields back unchanged plus treq=1 (FIUU.md §2). */
   echoIpn(fields: Record<string, string>): Promise<void>;
@@ -140,22 +146,39 @@ export function createFiuuClient(options: FiuuClientOptions): FiuuClient {
     halfOpenAfterMs: options.breaker?.halfOpenAfterMs ?? 30_000,
   });
 
-  function requery(path: string, form: Record<string, string>, query: RequeryBy): Promise<RequeryAnswer> {
-    return resilience.run(
-      {
-        operation: "requery",
-        url: `${apiUrl}${path}`,
-        form,
-        interpret: ({ status, body }) => {
-          if (!isSuccess(status)) throw new FiuuProtocolError(`Fiuu answered HTTP ${status} to a requery`);
-          const parsed = parseAnswer(body);
-          if (!parsed) throw new FiuuProtocolError("the requery answer is neither JSON nor Key=Value lines");
-          return { value: readRequeryAnswers(parsed, query, keys), outcome: "success" };
+  /**
+   * Sends one requery and reads its answer. Never resent here: Fiuu allows one query per 5 seconds
+   * per merchant and blocks the merchant's IP beyond that (FIUU.md §3), so a failed query waits for
+   * the next slot its scheduler takes. A misconfiguration (or an unknown code) is logged and counted
+   * in fiuu_misconfiguration_total{operation="requery"} for the FiuuMisconfigured alert.
+   */
+  async function requery(path: string, form: Record<string, string>, query: RequeryBy): Promise<RequeryAnswer> {
+    try {
+      return await resilience.run(
+        {
+          operation: "requery",
+          url: `${apiUrl}${path}`,
+          form,
+          interpret: ({ status, body }) => {
+            if (!isSuccess(status)) throw new FiuuProtocolError(`Fiuu answered HTTP ${status} to a requery`);
+            const parsed = parseAnswer(body);
+            if (!parsed) throw new FiuuProtocolError("the requery answer is neither Key=Value lines nor JSON");
+            return { value: readRequeryAnswers(parsed, query, keys), outcome: "success" };
+          },
         },
-      },
-      // A query changes nothing at Fiuu, so asking again is always safe.
-      { retry: true },
-    );
+        { retry: false },
+      );
+    } catch (error) {
+      if (error instanceof FiuuProtocolError && error.code !== undefined && (error.refusal === "misconfigured" || error.refusal === "unknown")) {
+        const code = /^[A-Z]{1,4}[0-9]{1,6}$/.test(error.code) ? error.code : "other";
+        options.metrics.fiuuMisconfigured.inc({ operation: "requery", code });
+        options.logger.error(
+          { merchantId, operation: "requery", code, refusal: error.refusal },
+          "Fiuu refused a requery as misconfigured: check the merchant id, Verify Key, API host and amount",
+        );
+      }
+      throw error;
+    }
   }
 
   /** Reads a refund API's error answer `{ error_code, error_desc }`, if that is what it is. */
@@ -170,15 +193,17 @@ export function createFiuuClient(options: FiuuClientOptions): FiuuClient {
   }
 
   return {
+    // type=0: plain-text answers, as every official client asks (FIUU.md §3); type=2's JSON writes
+    // Amount as a JSON number. Both are read (parseAnswer), numbers kept as written.
     async requeryByOrder({ orderId, amount }) {
       requireAmount(amount, false);
-      const form = { amount, oID: orderId, domain: merchantId, skey: requerySkey({ id: orderId, domain: merchantId, verifyKey, amount }), type: "2" };
+      const form = { amount, oID: orderId, domain: merchantId, skey: requerySkey({ id: orderId, domain: merchantId, verifyKey, amount }), type: "0" };
       return requery("/RMS/query/q_by_oid.php", form, { by: "order", orderId });
     },
 
     async requeryByTranId({ tranId, amount }) {
       requireAmount(amount, false);
-      const form = { amount, txID: tranId, domain: merchantId, skey: requerySkey({ id: tranId, domain: merchantId, verifyKey, amount }), type: "2" };
+      const form = { amount, txID: tranId, domain: merchantId, skey: requerySkey({ id: tranId, domain: merchantId, verifyKey, amount }), type: "0" };
       return requery("/RMS/q_by_tid.php", form, { by: "tranID", tranId });
     },
 

@@ -4,6 +4,7 @@ import {
   claimDueJobs,
   completeJobs,
   countPendingJobs,
+  deferJob,
   failJob,
   nextAttemptDelay,
   releaseJob,
@@ -12,15 +13,40 @@ import {
   type JobKind,
 } from "./queue.js";
 
-/** What a runner reports: finished, try again at a time of its choosing, or give up for good. */
-export type JobResult = { done: true } | { retryAt: Date; error: string } | { failed: string };
+/**
+ * What a runner reports: finished; try again at a time of its choosing (the attempt counts, and
+ * the job goes back in line at that time); wait; or give up for good.
+ *
+ * `waitUntil`: the job could not run now for a reason that is not its own (the merchant's query
+ * slot is taken, Fiuu asked for a pause) and is handed back as if never claimed — its run_at (its
+ * place in line, oldest due first) and its attempt count unchanged — to be claimed again once
+ * `waitUntil` has passed.
+ */
+export type JobResult = { done: true } | { retryAt: Date; error: string } | { waitUntil: Date } | { failed: string };
 
 /**
  * Does one attempt of one job. Runners must be idempotent: a job runs at least once, and again
  * when a worker dies after doing the work but before recording it.
  */
 export type JobRunner = (deps: AppDeps, job: Job) => Promise<JobResult>;
-export type JobRunners = Record<JobKind, JobRunner>;
+
+/** A runner with how its kind is claimed and run. */
+export interface JobRunnerSpec {
+  run: JobRunner;
+  /**
+   * Most jobs of this kind one batch claims (default: they share the batch's limit). For kinds
+   * that wait for a shared slot, where a batch can use only one: the rest stay unclaimed, in line.
+   */
+  perBatch?: number;
+  /**
+   * Run this kind's jobs one at a time, in claim order (oldest due first), together with every
+   * other serial kind of the batch — so that of jobs competing for one slot, the oldest takes it.
+   */
+  serial?: boolean;
+}
+export type JobRunners = Record<JobKind, JobRunner | JobRunnerSpec>;
+
+const specOf = (runner: JobRunner | JobRunnerSpec): JobRunnerSpec => (typeof runner === "function" ? { run: runner } : runner);
 
 export interface BatchResult {
   claimed: number;
@@ -59,11 +85,14 @@ export async function runJobBatch(deps: AppDeps, runners: JobRunners, options: B
   const backoff = options.backoff ?? defaults.backoff;
   if (options.signal?.aborted) return { claimed: 0, done: 0, retried: 0, failed: 0 };
   const limit = options.limit ?? defaults.limit;
+  const specs = new Map(kinds.map((kind) => [kind, specOf(runners[kind]!)]));
+  const perKind = Object.fromEntries([...specs].filter(([, spec]) => spec.perBatch !== undefined).map(([kind, spec]) => [kind, spec.perBatch!]));
   const claimedJobs = await claimDueJobs(db, {
     kinds,
     limit,
     lockMs: options.lockMs ?? defaults.lockMs,
     now: deps.now(),
+    perKind,
   });
   const result: BatchResult = { claimed: claimedJobs.length, done: 0, retried: 0, failed: 0 };
   const recordErrors: unknown[] = [];
@@ -72,7 +101,7 @@ export async function runJobBatch(deps: AppDeps, runners: JobRunners, options: B
     const log = { job_id: job.id, kind: job.kind, attempt: job.attempts };
     let outcome: JobResult;
     try {
-      outcome = await runners[job.kind]!(deps, job);
+      outcome = await specs.get(job.kind)!.run(deps, job);
       if (!isJobResult(outcome)) throw new Error("The runner returned no result");
     } catch (error) {
       const delay = nextAttemptDelay(job.attempts, backoff.baseMs, backoff.maxMs);
@@ -84,6 +113,10 @@ export async function runJobBatch(deps: AppDeps, runners: JobRunners, options: B
     try {
       if ("done" in outcome) {
         finished.push(job); // recorded with the batch's others, in one statement
+      } else if ("waitUntil" in outcome) {
+        deps.logger.debug({ ...log, wait_until: outcome.waitUntil.toISOString() }, "job deferred, keeping its place");
+        if (await deferJob(db, job.id, { until: outcome.waitUntil, ...fence })) result.retried++;
+        else lostClaim(deps, log);
       } else if ("failed" in outcome) {
         if (await failJob(db, job.id, { error: outcome.failed, ...fence })) {
           result.failed++;
@@ -104,7 +137,25 @@ export async function runJobBatch(deps: AppDeps, runners: JobRunners, options: B
   };
 
   const finished: Job[] = [];
-  const queue = await runPool(claimedJobs, options.concurrency ?? defaults.concurrency, runOne, options.signal);
+  // Serial kinds' jobs form one lane, run in claim order (oldest due first) and started where its
+  // oldest job stands; every other job runs on its own, up to `concurrency` at a time.
+  const lane: Job[] = [];
+  const tasks: Job[][] = [];
+  for (const job of claimedJobs) {
+    if (!specs.get(job.kind)!.serial) tasks.push([job]);
+    else if (lane.push(job) === 1) tasks.push(lane);
+  }
+  const unstarted: Job[] = [];
+  const runTask = async (task: Job[]) => {
+    for (const [index, job] of task.entries()) {
+      if (options.signal?.aborted) {
+        unstarted.push(...task.slice(index));
+        return;
+      }
+      await runOne(job);
+    }
+  };
+  const queue = [...(await runPool(tasks, options.concurrency ?? defaults.concurrency, runTask, options.signal)).flat(), ...unstarted];
 
   if (finished.length > 0) {
     try {
@@ -180,6 +231,7 @@ function isJobResult(value: unknown): value is JobResult {
   return (
     v.done === true ||
     typeof v.failed === "string" ||
+    (v.waitUntil instanceof Date && !Number.isNaN(v.waitUntil.getTime())) ||
     (v.retryAt instanceof Date && !Number.isNaN(v.retryAt.getTime()) && typeof v.error === "string")
   );
 }

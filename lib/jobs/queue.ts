@@ -71,29 +71,49 @@ export async function enqueueJob(
  */
 export async function claimDueJobs(
   db: Database,
-  options: { kinds: readonly JobKind[]; limit: number; lockMs: number; now: Date },
+  options: {
+    kinds: readonly JobKind[];
+    limit: number;
+    lockMs: number;
+    now: Date;
+    /**
+     * Kinds claimed up to their own cap instead of sharing `limit` (e.g. requeries, of which a
+     * batch can run only one per query slot: claiming more would only hold them back).
+     */
+    perKind?: Readonly<Partial<Record<JobKind, number>>>;
+  },
 ): Promise<Job[]> {
   if (options.kinds.length === 0 || options.limit <= 0) return [];
   const { now } = options;
   const lockedUntil = new Date(now.getTime() + options.lockMs);
-  const due = db
-    .select({ id: jobs.id })
-    .from(jobs)
-    .where(
-      and(
-        eq(jobs.status, "pending"),
-        inArray(jobs.kind, [...options.kinds]),
-        lte(jobs.runAt, now),
-        or(isNull(jobs.lockedUntil), lte(jobs.lockedUntil, now)),
-      ),
-    )
-    .orderBy(asc(jobs.runAt), asc(jobs.id))
-    .limit(options.limit)
-    .for("update", { skipLocked: true });
+  const due = (kinds: readonly JobKind[], limit: number) =>
+    db
+      .select({ id: jobs.id })
+      .from(jobs)
+      .where(
+        and(
+          eq(jobs.status, "pending"),
+          inArray(jobs.kind, [...kinds]),
+          lte(jobs.runAt, now),
+          or(isNull(jobs.lockedUntil), lte(jobs.lockedUntil, now)),
+        ),
+      )
+      .orderBy(asc(jobs.runAt), asc(jobs.id))
+      .limit(limit)
+      .for("update", { skipLocked: true });
+  const capped = options.kinds.filter((kind) => options.perKind?.[kind] !== undefined);
+  const shared = options.kinds.filter((kind) => options.perKind?.[kind] === undefined);
+  // One statement whatever the caps: each capped kind and the shared rest are picked by their own
+  // sub-select, each oldest due first (run_at, id).
+  const picks = [
+    ...(shared.length > 0 ? [inArray(jobs.id, due(shared, options.limit))] : []),
+    ...capped.filter((kind) => options.perKind![kind]! > 0).map((kind) => inArray(jobs.id, due([kind], Math.min(options.perKind![kind]!, options.limit)))),
+  ];
+  if (picks.length === 0) return [];
   const rows = await db
     .update(jobs)
     .set({ lockedUntil, attempts: sql`${jobs.attempts} + 1`, updatedAt: now })
-    .where(inArray(jobs.id, due))
+    .where(picks.length === 1 ? picks[0] : or(...picks))
     .returning();
   return rows
     .map((row) => ({
@@ -190,6 +210,22 @@ export async function releaseJob(db: Database, id: number, options: JobUpdateOpt
   const rows = await db
     .update(jobs)
     .set({ lockedUntil: null, attempts: sql`greatest(${jobs.attempts} - 1, 0)`, updatedAt: options.now ?? new Date() })
+    .where(claimed(id, options.lockedUntil))
+    .returning({ id: jobs.id });
+  return rows.length > 0;
+}
+
+/**
+ * Puts a claimed job back to wait until `until` without moving its run_at and without counting the
+ * attempt its claim counted (as releaseJob does): it keeps its place in line, oldest due first, and
+ * is claimable again once `until` has passed. For a job that must wait for a shared resource (the
+ * merchant's query slot): waiting is neither a failure nor a reason to go to the back of the queue.
+ * Returns false when the row was no longer this claim's.
+ */
+export async function deferJob(db: Database, id: number, options: { until: Date } & JobUpdateOptions): Promise<boolean> {
+  const rows = await db
+    .update(jobs)
+    .set({ lockedUntil: options.until, attempts: sql`greatest(${jobs.attempts} - 1, 0)`, updatedAt: options.now ?? new Date() })
     .where(claimed(id, options.lockedUntil))
     .returning({ id: jobs.id });
   return rows.length > 0;

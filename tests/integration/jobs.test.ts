@@ -9,6 +9,7 @@ import {
   claimDueJobs,
   completeJob,
   countPendingJobs,
+  deferJob,
   enqueueJob,
   nextAttemptDelay,
   releaseJob,
@@ -205,6 +206,35 @@ describe("retryJob, releaseJob, countPendingJobs", () => {
   });
 });
 
+describe("deferJob and per-kind claim caps", () => {
+  it("defers a claimed job until a time, keeping its run_at and giving its attempt back", async () => {
+    const kind = newKind();
+    const now = new Date("2030-06-01T12:00:00Z");
+    const runAt = new Date(now.getTime() - 60_000);
+    await enqueueJob(db, { kind, payload: {}, runAt });
+    const [job] = await claimDueJobs(db, { kinds: [kind], limit: 1, lockMs: 60_000, now });
+    const until = new Date(now.getTime() + 5_000);
+    expect(await deferJob(db, job!.id, { until, lockedUntil: job!.lockedUntil, now })).toBe(true);
+    expect((await rowsOf(kind))[0]).toMatchObject({ status: "pending", runAt, attempts: 0, lockedUntil: until, lastError: null });
+    expect(await claimDueJobs(db, { kinds: [kind], limit: 1, lockMs: 60_000, now: new Date(until.getTime() - 1) })).toEqual([]);
+    const [again] = await claimDueJobs(db, { kinds: [kind], limit: 1, lockMs: 60_000, now: until });
+    expect(again).toMatchObject({ id: job!.id, attempts: 1, runAt });
+    // A stale claim cannot defer the job the new claim holds.
+    expect(await deferJob(db, job!.id, { until: new Date(until.getTime() + 60_000), lockedUntil: job!.lockedUntil })).toBe(false);
+  });
+
+  it("claims a capped kind only up to its cap, oldest due first, beside the shared limit of the rest", async () => {
+    const capped = newKind("capped");
+    const free = newKind("free");
+    for (let i = 0; i < 5; i++) await enqueueJob(db, { kind: capped, payload: { i }, runAt: ago(60_000 - i) });
+    for (let i = 0; i < 3; i++) await enqueueJob(db, { kind: free, payload: { i }, runAt: ago(60_000 - i) });
+    const claimed = await claimDueJobs(db, { kinds: [capped, free], limit: 10, lockMs: 60_000, now: new Date(), perKind: { [capped]: 2 } });
+    expect(claimed.filter((j) => j.kind === capped).map((j) => j.payload.i)).toEqual([0, 1]);
+    expect(claimed.filter((j) => j.kind === free).map((j) => j.payload.i)).toEqual([0, 1, 2]);
+    expect((await rowsOf(capped)).map((r) => r.attempts)).toEqual([1, 1, 0, 0, 0]);
+  });
+});
+
 describe("nextAttemptDelay", () => {
   it.each([
     [1, 1000],
@@ -285,6 +315,57 @@ describe("runJobBatch", () => {
     expect(thrownLog).toMatchObject({ job_id: thrown.id, kind: thrower, attempt: 1 });
     expect(t.logs.raw.join("\n")).not.toContain("MARKER-4111");
     expect(t.logs.raw.join("\n")).not.toContain("at Object.");
+  });
+
+  it("records a runner's waitUntil as a deferral: its place in line and its attempts kept, claimable once the time has come", async () => {
+    const kind = newKind("wait");
+    const runAt = ago(60_000);
+    await enqueueJob(db, { kind, payload: {}, runAt, maxAttempts: 1 });
+    const waitUntil = new Date(Date.now() + 3_600_000);
+    let runs = 0;
+    const runner = async () => (runs++, { waitUntil });
+    // Deferred many times over, it never uses up its one attempt.
+    for (let i = 0; i < 3; i++) {
+      expect(await runJobBatch(t.deps, { [kind]: runner })).toMatchObject({ claimed: 1, retried: 1, failed: 0 });
+      expect((await rowsOf(kind))[0]).toMatchObject({ status: "pending", runAt, attempts: 0, lockedUntil: waitUntil, lastError: null });
+      await db.update(jobs).set({ lockedUntil: ago(1) }).where(eq(jobs.kind, kind));
+    }
+    expect(runs).toBe(3);
+  });
+
+  it("runs serial kinds one at a time, oldest due first, and claims no more of a kind than its perBatch", async () => {
+    const [a, b, other] = [newKind("serial_a"), newKind("serial_b"), newKind("parallel")];
+    // Interleaved due times across the two serial kinds.
+    await enqueueJob(db, { kind: b, payload: { n: "b1" }, runAt: ago(50_000) });
+    await enqueueJob(db, { kind: a, payload: { n: "a1" }, runAt: ago(40_000) });
+    await enqueueJob(db, { kind: b, payload: { n: "b2" }, runAt: ago(30_000) });
+    await enqueueJob(db, { kind: a, payload: { n: "a2" }, runAt: ago(20_000) });
+    await enqueueJob(db, { kind: a, payload: { n: "a3" }, runAt: ago(10_000) });
+    await enqueueJob(db, { kind: other, payload: { n: "o1" }, runAt: ago(45_000) });
+    const order: unknown[] = [];
+    let running = 0;
+    let mostAtOnce = 0;
+    const serialRunner = async (_deps: AppDeps, job: { payload: Record<string, unknown> }) => {
+      running++;
+      mostAtOnce = Math.max(mostAtOnce, running);
+      order.push(job.payload.n);
+      await new Promise((r) => setTimeout(r, 5));
+      running--;
+      return { done: true as const };
+    };
+    const result = await runJobBatch(t.deps, {
+      [a]: { run: serialRunner, serial: true, perBatch: 2 },
+      [b]: { run: serialRunner, serial: true },
+      [other]: async () => ({ done: true as const }),
+    });
+    expect(result).toMatchObject({ claimed: 5, done: 5 });
+    expect(order).toEqual(["b1", "a1", "b2", "a2"]);
+    expect(mostAtOnce).toBe(1);
+    expect((await rowsOf(a)).map((r) => [r.payload.n, r.status])).toEqual([
+      ["a1", "done"],
+      ["a2", "done"],
+      ["a3", "pending"],
+    ]);
   });
 
   it("claims only the kinds asked for, and only kinds that have a runner", async () => {
