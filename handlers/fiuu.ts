@@ -4,7 +4,7 @@ import type { AppEnv } from "../lib/context.js";
 import { ApiError } from "../lib/errors.js";
 import { parseJsonFields } from "../lib/fiuu/json.js";
 import { applyFiuuReport, type ReportResult } from "../lib/payments/reports.js";
-import { bringRequeryForward } from "../lib/payments/reconcile.js";
+import { bringRequeryForward } from "../lib/payments/requery-queue.js";
 import { toFiuuAmount } from "../lib/money.js";
 import { applyRefundNotice } from "../lib/refunds/jobs.js";
 import { findPaymentById } from "../lib/payments/queries.js";

@@ -13,6 +13,7 @@ import {
   type RefundStatus,
 } from "./refund-answers.js";
 import { parseJsonFields } from "./json.js";
+import { truncateText } from "../storable-text.js";
 import { FiuuProtocolError, FiuuUnavailableError } from "./client-errors.js";
 import { createResilience, type BreakerState } from "./client-resilience.js";
 import { refundSignature, refundStatusSignature, requerySkey } from "./signatures.js";
@@ -184,7 +185,7 @@ export function createFiuuClient(options: FiuuClientOptions): FiuuClient {
   /** Reads a refund API's error answer `{ error_code, error_desc }`, if that is what it is. */
   function refundError(fields: Fields | undefined): { kind: "rejected"; code: string; message: string } | undefined {
     if (!fields?.error_code) return undefined;
-    return { kind: "rejected", code: fields.error_code.slice(0, 32), message: (fields.error_desc ?? "").slice(0, 255) };
+    return { kind: "rejected", code: truncateText(fields.error_code, 32), message: truncateText(fields.error_desc ?? "", 255) };
   }
 
   function countMisconfigured(operation: "refund" | "refund_status", code: string) {

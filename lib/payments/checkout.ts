@@ -4,7 +4,7 @@ import { appendAudit } from "../audit.js";
 import type { AppDeps, Principal } from "../context.js";
 import { hashSecret, safeEqual } from "../crypto.js";
 import { ApiError } from "../errors.js";
-import { enqueueRequery, firstRequeryDelayMs } from "./reports.js";
+import { enqueueRequery, firstRequeryDelayMs } from "./requery-queue.js";
 import { vcode } from "../fiuu/signatures.js";
 import { toFiuuAmount } from "../money.js";
 import { assertChannelAccepts } from "./methods.js";

@@ -10,7 +10,8 @@ import { truncateText } from "../storable-text.js";
 import { parseFiuuAmount, toFiuuAmount } from "../money.js";
 import { paymentResource, type PaymentRow } from "./resource.js";
 import { FiuuProtocolError, FiuuUnavailableError, type RequeryAnswer, type RequeryTransaction } from "../fiuu/client.js";
-import { applyVerified, enqueueRequery, type ReportResult } from "./reports.js";
+import { applyVerified, type ReportResult } from "./reports.js";
+import { enqueueRequery, requeryForwardEveryMs } from "./requery-queue.js";
 
 // Reconciliation: asking Fiuu (q_by_oid) about payments it has not settled by report, and expiring
 // checkouts nobody paid. Every query takes the merchant's one query slot first, shared by all
@@ -56,13 +57,12 @@ export const requerySchedule = {
   /** After Q99, no query of the merchant for this long ("stop all queries ≥ 5 minutes"). */
   blockedMs: 5 * minute,
   /** A result page brings its payment's requery forward at most this often. */
-  resultPageEveryMs: 5 * minute,
+  resultPageEveryMs: requeryForwardEveryMs,
 } as const;
 
 /** Redis key: the merchant's query slot. Whoever sets it may send one query; it lapses after FIUU_QUERY_INTERVAL (after Q99, 5 min). */
 export const querySlotKey = (merchantId: string) => `fiuu:query-slot:${merchantId}`;
-/** Redis key: set for 5 min when a result page brought this payment's requery forward. */
-export const resultPageRequeryKey = (paymentId: string) => `fiuu:requery-forward:${paymentId}`;
+export { bringRequeryForward, resultPageRequeryKey } from "./requery-queue.js";
 
 /** IPN echo: posts a notification back to Fiuu (fields unchanged plus treq=1) until Fiuu takes it. */
 export async function runIpnEcho(deps: AppDeps, job: Job): Promise<JobResult> {
@@ -280,23 +280,6 @@ export async function sweepExpiredPayments(deps: AppDeps, limit = 200): Promise<
     await enqueueJob(deps.database.db, { kind: "expire", payload: { paymentId: id }, dedupeKey: `expire:${id}`, runAt: now, maxAttempts: 1000 });
   }
   return due.length;
-}
-
-/**
- * A shopper waiting on the result page: brings the payment's requery forward to now, at most once
- * per payment per 5 minutes (a Redis SET NX PX key), and not at all when Redis is down. It joins
- * the line at now, so requeries and expiries due earlier still go first. True when brought forward.
- */
-export async function bringRequeryForward(deps: AppDeps, paymentId: string): Promise<boolean> {
-  let first: boolean;
-  try {
-    first = (await deps.redis.set(resultPageRequeryKey(paymentId), "1", { nx: true, px: requerySchedule.resultPageEveryMs })) === "OK";
-  } catch (error) {
-    deps.logger.debug({ payment_id: paymentId, error: errorName(error) }, "Redis unavailable: requery not brought forward");
-    return false;
-  }
-  if (first) await enqueueRequery(deps.database.db, paymentId, deps.now(), { sooner: true });
-  return first;
 }
 
 async function loadPayment(deps: AppDeps, id: string): Promise<PaymentRow | undefined> {

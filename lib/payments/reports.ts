@@ -12,6 +12,7 @@ import { paymentResource, type PaymentRow } from "./resource.js";
 import { decideTransition, type Outcome } from "./transitions.js";
 import { channelLabel } from "../fiuu/channels.js";
 import { readReport, type FiuuStatus, type ReportDetails, type ReportKind } from "../fiuu/reports.js";
+import { bringRequeryForward, enqueueRequery, firstRequeryDelayMs } from "./requery-queue.js";
 
 export type { ReportKind } from "../fiuu/reports.js";
 
@@ -23,18 +24,6 @@ export interface ReportResult {
   payment?: PaymentRow;
   detail: string;
 }
-
-/**
- * Schedules the reconcile requery of a payment, one pending per payment whoever asks (checkout
- * start, a pending report, a report that failed its signature). Its many attempts are bounded by
- * time (24 h), not by count: waiting for Fiuu's query slot is not a failure.
- */
-export async function enqueueRequery(tx: Pick<Database, "execute">, paymentId: string, runAt: Date, options: { sooner?: boolean } = {}) {
-  await enqueueJob(tx, { kind: "requery", payload: { paymentId }, dedupeKey: `requery:${paymentId}`, runAt, maxAttempts: 1000, sooner: options.sooner });
-}
-
-/** The first requery after a checkout starts or a payment turns pending. */
-export const firstRequeryDelayMs = 60_000;
 
 /**
  * Applies one message from Fiuu exactly once. Nothing unsigned is believed: a bad skey (or a
@@ -161,9 +150,10 @@ async function deferReport(deps: AppDeps, fields: Record<string, string>, orderI
   const payment = await deps.database.db.transaction(async (tx) => {
     const [known] = await tx.select().from(payments).where(eq(payments.gatewayOrderId, orderId)).limit(1);
     await storeMessage(tx, { kind: "return", fields, signatureValid: true, outcome: known ? "deferred" : "orphan", detail, paymentId: known?.id, now });
-    if (known && (known.status === "created" || known.status === "pending")) await enqueueRequery(tx, known.id, now, { sooner: true });
     return known;
   });
+  // The same genuine return can be posted again by the browser: once per 5 minutes per payment.
+  if (payment && (payment.status === "created" || payment.status === "pending")) await bringRequeryForward(deps, payment.id);
   deps.metrics.fiuuMessages.inc({ kind: "return", outcome: payment ? "deferred" : "orphan" });
   return payment ? { kind: "return", outcome: "deferred", payment, detail } : { kind: "return", outcome: "orphan", detail: "no payment has this orderid" };
 }

@@ -130,6 +130,8 @@ describe("reconciliation when Fiuu's reports do not arrive", () => {
         verifyKey: fiuu.verifyKey!,
         secretKey: fiuu.secretKey!,
         notifyUrl: "http://payments.test/webhooks/fiuu/notify",
+        // As the mounted sandbox does: Fiuu's Q99 window at the interval the service is configured with (1 ms in tests).
+        queryWindowMs: Math.min(5_000, fiuu.queryIntervalMs),
         fetch: async (request) => (deliver ? t.app.fetch(request) : new Response("dropped", { status: 502 })),
       }),
     );
