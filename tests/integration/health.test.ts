@@ -40,7 +40,7 @@ describe("health port", () => {
     expect(res.headers.get("content-type")).toContain("text/plain");
     const text = await res.text();
     expect(text).toContain("process_cpu_seconds_total");
-    expect(text).toContain('fiuu_circuit_breaker_state{merchant_id="SB_testshop"} 0');
+    expect(text).toContain(`fiuu_circuit_breaker_state{merchant_id="${t.deps.config.fiuu.merchantId}"} 0`);
   });
 
   it("counts requests by route template, not by raw path", async () => {

@@ -41,7 +41,7 @@ describe("Fiuu unreachable, slow or failing", () => {
   };
   const breakerState = async () => {
     const text = await (await createMetricsApp(t.deps).request("/metrics")).text();
-    return Number(/^fiuu_circuit_breaker_state\{merchant_id="SB_testshop"\} (\d)$/m.exec(text)?.[1]);
+    return Number(new RegExp(`^fiuu_circuit_breaker_state\\{merchant_id="${t.deps.config.fiuu.merchantId}"\\} (\\d)$`, "m").exec(text)?.[1]);
   };
   const unavailableCalls = async () => {
     const { values } = await t.deps.metrics.fiuuRequests.get();

@@ -28,7 +28,9 @@ export function testConfig(env: Record<string, string> = {}): Config {
     FIUU_BREAKER_RESET: "100ms",
     ENCRYPTION_KEY: randomBytes(32).toString("hex"),
     WEBHOOK_SECRET: `whsec_${randomBytes(24).toString("base64")}`,
-    FIUU_MERCHANT_ID: "SB_testshop",
+    // One merchant per app: Fiuu's query slot and Q99 pause are per merchant in Redis, which the
+    // test files share when they run against the real server.
+    FIUU_MERCHANT_ID: `SB_test${randomBytes(4).toString("hex")}`,
     FIUU_VERIFY_KEY: randomBytes(16).toString("hex"),
     FIUU_SECRET_KEY: randomBytes(16).toString("hex"),
     // The local sandbox, mounted on the app under test, plays Fiuu.

@@ -51,7 +51,7 @@ export function deploymentEnv(options: { databaseUrl: string; webhookUrls?: stri
     ENCRYPTION_KEY: randomBytes(32).toString("hex"),
     WEBHOOK_SECRET: `whsec_${randomBytes(24).toString("base64")}`,
     WEBHOOK_URLS: (options.webhookUrls ?? []).join(","),
-    FIUU_MERCHANT_ID: "SB_testshop",
+    FIUU_MERCHANT_ID: `SB_replicas${randomBytes(4).toString("hex")}`,
     FIUU_VERIFY_KEY: randomBytes(16).toString("hex"),
     FIUU_SECRET_KEY: randomBytes(16).toString("hex"),
     FIUU_QUERY_INTERVAL: "1ms",
