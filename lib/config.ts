@@ -38,6 +38,7 @@ const list = z
   .string()
   .default("")
   .transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean));
+const isNone = (value: string) => value.toLowerCase() === "none";
 
 /**
  * Every variable of the deployment guide plus the additions of DESIGN.md, by its environment name.
@@ -103,7 +104,8 @@ const envSchema = z.object({
   HEALTH_CHECK_TIMEOUT: duration("5s"),
 
   WEBHOOK_SECRET: optionalText,
-  WEBHOOK_URLS: list,
+  /** Comma-separated receivers, or `none`: production must say which (a shop never told of a payment is a bug). */
+  WEBHOOK_URLS: list.refine((urls) => urls.length <= 1 || !urls.some(isNone), "`none` stands alone: either none or a list of URLs"),
   WEBHOOK_TIMEOUT: duration("10s"),
   WEBHOOK_RETRY_ATTEMPTS: int(5, 0, 50),
   WEBHOOK_RETRY_DELAY: duration("30s"),
@@ -188,6 +190,108 @@ export function decodeEncryptionKey(text: string): Buffer | undefined {
   return raw.length === 32 ? raw : undefined;
 }
 
+// --- Secrets production refuses -------------------------------------------------------------
+
+/** Variables that hold secrets (or credentials inside a URL): none may keep a template's text. */
+const secretVariables = [
+  "DATABASE_URL",
+  "DB_PASSWORD",
+  "REDIS_PASSWORD",
+  "UPSTASH_REDIS_REST_TOKEN",
+  "JWT_SECRET",
+  "ENCRYPTION_KEY",
+  "ENCRYPTION_KEY_PREVIOUS",
+  "FIUU_MERCHANT_ID",
+  "FIUU_VERIFY_KEY",
+  "FIUU_SECRET_KEY",
+  "WEBHOOK_SECRET",
+] as const;
+
+/**
+ * Why a value looks like a template's text rather than a real secret, or undefined. Covers the
+ * placeholders of infra/k8s/secret.example.yaml (`<…>`), an unexpanded command pasted from the
+ * Swarm stack, the README or wrangler.toml (`$(openssl rand -hex 32)`, `openssl rand …`), the
+ * README's elided `…`, and the usual stand-in words.
+ */
+export function placeholderProblem(value: string): string | undefined {
+  if (/[<>]/.test(value)) return "holds a template placeholder (it contains < or >)";
+  if (/\$\(|\$\{|`/.test(value)) return "holds an unexpanded shell command or variable ($(…), ${…} or a backtick)";
+  if (/\b(openssl|docker secret|kubectl|wrangler)\b/i.test(value)) return "holds the command that makes a secret, not its output";
+  if (value.includes("…")) return "holds an elided example value (…)";
+  if (/^(.)\1*$/su.test(value)) return "is one character repeated, not a secret";
+  if (/(^|[_\W])your[_\W]/i.test(value)) return 'holds a template placeholder ("your …")';
+  if (/^(change[_-]?me|replace[_-]?me|todo|fixme|tbd|placeholder|example|secret|password)$/i.test(value)) {
+    return "holds a stand-in word, not a secret";
+  }
+  return undefined;
+}
+
+/** Why a `whsec_` WEBHOOK_SECRET carries no key (lib/webhooks/sign.ts decodes only strict base64), or undefined. */
+function webhookKeyProblem(secret: string): string | undefined {
+  if (!secret.startsWith("whsec_")) return undefined;
+  const encoded = secret.slice("whsec_".length);
+  if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(encoded) || encoded === "") {
+    return "starts with whsec_ but the rest is not base64 (Standard Webhooks: whsec_ followed by the base64 key)";
+  }
+  return undefined;
+}
+
+/** Bytes of HMAC key a WEBHOOK_SECRET carries: a `whsec_` value base64-decoded, any other as UTF-8. */
+function webhookKeyLength(secret: string): number {
+  return secret.startsWith("whsec_") ? Buffer.from(secret.slice(6), "base64").length : Buffer.byteLength(secret, "utf8");
+}
+
+/** Minimum key material in production. */
+const minimumWebhookKeyBytes = 24;
+const minimumJwtSecretLength = 32;
+const minimumFiuuKeyLength = 16;
+
+/**
+ * What ENVIRONMENT=production refuses beyond a missing value: template placeholders in any secret,
+ * weak keys, FIUU_SANDBOX left to its default, and no webhook receiver without an explicit `none`.
+ * Messages name the variable, never its value.
+ */
+function productionSecretProblems(present: Record<string, string>, encryptionKey: Buffer | undefined): string[] {
+  const problems: string[] = [];
+  const placeholders = new Set<string>();
+  for (const key of secretVariables) {
+    const value = present[key];
+    if (value === undefined) continue;
+    const values = key === "ENCRYPTION_KEY_PREVIOUS" ? value.split(",") : [value];
+    const problem = values.map((v) => placeholderProblem(v.trim())).find(Boolean);
+    if (problem) {
+      problems.push(`${key}: ${problem}; set the real value when ENVIRONMENT=production`);
+      placeholders.add(key);
+    }
+  }
+  const weak = (key: string, test: (value: string) => string | undefined) => {
+    const value = present[key];
+    if (value === undefined || placeholders.has(key)) return;
+    const problem = test(value);
+    if (problem) problems.push(`${key}: ${problem} when ENVIRONMENT=production`);
+  };
+  // One repeated character (refused above for every secret) is the weak JWT_SECRET of the issue.
+  weak("JWT_SECRET", (v) => (v.length < minimumJwtSecretLength ? `must be at least ${minimumJwtSecretLength} characters` : undefined));
+  weak("WEBHOOK_SECRET", (v) =>
+    webhookKeyProblem(v) === undefined && webhookKeyLength(v) < minimumWebhookKeyBytes
+      ? `must carry at least ${minimumWebhookKeyBytes} bytes of key material (whsec_ followed by base64 of ${minimumWebhookKeyBytes} or more random bytes: whsec_$(openssl rand -base64 32))`
+      : undefined,
+  );
+  for (const key of ["FIUU_VERIFY_KEY", "FIUU_SECRET_KEY"]) {
+    weak(key, (v) => (v.length < minimumFiuuKeyLength ? `must be at least ${minimumFiuuKeyLength} characters, the key exactly as Fiuu's merchant portal shows it` : undefined));
+  }
+  if (encryptionKey && !placeholders.has("ENCRYPTION_KEY") && encryptionKey.every((byte) => byte === encryptionKey[0])) {
+    problems.push("ENCRYPTION_KEY: is one byte repeated; use a random key (openssl rand -hex 32) when ENVIRONMENT=production");
+  }
+  if (present.FIUU_SANDBOX === undefined) {
+    problems.push("FIUU_SANDBOX: must be set when ENVIRONMENT=production: false for Fiuu's live hosts, true for its sandbox");
+  }
+  if (present.WEBHOOK_URLS === undefined) {
+    problems.push("WEBHOOK_URLS: required when ENVIRONMENT=production: the shop's receivers, or none to send no webhooks");
+  }
+  return problems;
+}
+
 /** Parses the environment into a typed Config, or throws ConfigError naming every bad variable. */
 export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
   const present: Record<string, string> = {};
@@ -222,6 +326,11 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     if (!env.REDIS_HOST && !env.UPSTASH_REDIS_REST_URL) {
       problems.push("REDIS_HOST: required when ENVIRONMENT=production (or UPSTASH_REDIS_REST_URL)");
     }
+    problems.push(...productionSecretProblems(present, encryptionKey));
+  }
+  if (env.WEBHOOK_SECRET !== undefined) {
+    const problem = webhookKeyProblem(env.WEBHOOK_SECRET);
+    if (problem) problems.push(`WEBHOOK_SECRET: ${problem}`);
   }
   const localSandbox = env.FIUU_LOCAL_SANDBOX ?? (!isProduction && !env.FIUU_MERCHANT_ID);
   if (localSandbox && isProduction) problems.push("FIUU_LOCAL_SANDBOX: the local Fiuu sandbox is never used when ENVIRONMENT=production");
@@ -288,7 +397,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     health: { port: env.HEALTH_CHECK_PORT, intervalMs: env.HEALTH_CHECK_INTERVAL, timeoutMs: env.HEALTH_CHECK_TIMEOUT },
     webhooks: {
       secret: env.WEBHOOK_SECRET,
-      urls: env.WEBHOOK_URLS,
+      urls: env.WEBHOOK_URLS.filter((url) => !isNone(url)),
       timeoutMs: env.WEBHOOK_TIMEOUT,
       retryAttempts: env.WEBHOOK_RETRY_ATTEMPTS,
       retryDelayMs: env.WEBHOOK_RETRY_DELAY,

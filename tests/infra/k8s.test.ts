@@ -75,17 +75,17 @@ const podTemplates = (): [string, PodTemplate][] => [
   ...cronJobs().map((c): [string, PodTemplate] => [c.metadata.name, c.spec.jobTemplate.spec.template]),
 ];
 
-/** Valid stand-ins for the Secret template's placeholders, as an operator would fill them. */
+/** Valid stand-ins for the Secret template's placeholders, as an operator would fill them (README's commands). */
 const filledSecret: Record<string, string> = {
   DB_PASSWORD: "a-database-password",
   REDIS_PASSWORD: "a-redis-password",
-  JWT_SECRET: "x".repeat(48),
-  ENCRYPTION_KEY: "ab".repeat(32),
+  JWT_SECRET: "Y2c3N2E4ZjE0ZTkxYjBkNmM1YTNlOGYyZDFiN2M0YTllNmYzYjI4ZDBj",
+  ENCRYPTION_KEY: "4d3f0a9b1e7c2d6f8a5b3c1e9d7f2a4b6c8e0f1a3b5d7c9e2f4a6b8d0c1e3f5a",
   ENCRYPTION_KEY_PREVIOUS: "",
   FIUU_MERCHANT_ID: "merchant_1",
-  FIUU_VERIFY_KEY: "verify-key",
-  FIUU_SECRET_KEY: "secret-key",
-  WEBHOOK_SECRET: `whsec_${Buffer.alloc(32, 7).toString("base64")}`,
+  FIUU_VERIFY_KEY: "3b8e1d6a9c2f5b7e0a4d8c1f6e9b2a5d",
+  FIUU_SECRET_KEY: "c7a2e9f4b1d6083e5a9c2f7b4e1d8a6c",
+  WEBHOOK_SECRET: `whsec_${Buffer.from("8c3e1f7a2d9b4e6c0a5f8d2b7e1c9a4f6d3b8e0c2a7f5d9b1e4c6a8f0d2b5e7c", "hex").toString("base64")}`,
 };
 
 describe("Kubernetes manifests", () => {
@@ -226,6 +226,23 @@ describe("Kubernetes manifests", () => {
     // Even with only JWT_SECRET filled in, the placeholder encryption key stops start-up.
     expect(attempt({ JWT_SECRET: filledSecret.JWT_SECRET! })).toThrow(/ENCRYPTION_KEY/);
   });
+
+  it.each(Object.entries(secretData()).filter(([, value]) => value !== ""))(
+    "refuses to start in production with the template's %s left in, naming it and not its value",
+    (key, placeholder) => {
+      const problems = (() => {
+        try {
+          loadConfig({ ...configMapData(), ...filledSecret, [key]: placeholder });
+        } catch (error) {
+          if (error instanceof ConfigError) return error.problems;
+          throw error;
+        }
+        return [];
+      })();
+      expect(problems.map((p) => p.split(":")[0]), placeholder).toContain(key);
+      expect(problems.join("\n")).not.toContain(placeholder);
+    },
+  );
 
   it("is a configuration loadConfig accepts in production once the Secret is filled", () => {
     expect(Object.keys(filledSecret).sort()).toEqual(Object.keys(secretData()).sort());

@@ -57,6 +57,8 @@ function resolveFiles(source: Record<string, string | undefined>): Record<string
   return resolved;
 }
 
+const jwtSecret = "OTFmM2E3YzJlOGQ0YjZmMGExYzVlOWQzYjdmMmE0YzhlNmQwYjFm";
+
 describe("Docker Swarm stack", () => {
   it("runs three replicas of the service, from the same image as its migration", () => {
     expect(Object.keys(stack.services).sort()).toEqual(["migrate", "payment-service", "prometheus"]);
@@ -132,12 +134,12 @@ describe("Docker Swarm stack", () => {
       const values: Record<string, string> = {
         payment_db_password: "a-database-password\n",
         payment_redis_password: "a-redis-password\n",
-        payment_jwt_secret: `${"j".repeat(48)}\n`,
-        payment_encryption_key: `${"cd".repeat(32)}\n`,
+        payment_jwt_secret: `${jwtSecret}\n`,
+        payment_encryption_key: "1e6b3f9a2c7d0e4b8f5a1c9d3e7b2f6a0d4c8e1b5f9a3d7c2e6b0f4a8d1c5e9b\n",
         payment_fiuu_merchant_id: "merchant_1\n",
-        payment_fiuu_verify_key: "verify-key\n",
-        payment_fiuu_secret_key: "secret-key\n",
-        payment_webhook_secret: `whsec_${Buffer.alloc(32, 9).toString("base64")}\n`,
+        payment_fiuu_verify_key: "5d2a8f1c6e9b3d7a0f4c8e2b6d1a9f5c\n",
+        payment_fiuu_secret_key: "e4b7c1a9d6f2083b5e8a1d4c7f0b3e6a\n",
+        payment_webhook_secret: `whsec_${Buffer.from("2f9c4e7a1b6d3f8e0c5a9d2b7f4e1c6a8d3b0f5e9c2a7d4b1f6e8c3a0d5b9f2e", "hex").toString("base64")}\n`,
       };
       expect(Object.keys(values).sort()).toEqual(Object.keys(stack.secrets).sort());
       for (const [name, value] of Object.entries(values)) writeFileSync(path.join(secretsDir, name), value);
@@ -150,10 +152,25 @@ describe("Docker Swarm stack", () => {
       );
       const config = loadConfig(resolveFiles(env));
       expect(config.isProduction).toBe(true);
-      expect(config.jwtSecret).toBe("j".repeat(48));
+      expect(config.jwtSecret).toBe(jwtSecret);
       expect(config.database).toMatchObject({ kind: "postgres", url: "postgres://payment_app:a-database-password@postgres.internal:5432/payments" });
       expect(config.redis).toMatchObject({ kind: "tcp", password: "a-redis-password" });
-      expect(config.fiuu).toMatchObject({ merchantId: "merchant_1", secretKey: "secret-key", sandbox: false });
+      expect(config.fiuu).toMatchObject({ merchantId: "merchant_1", secretKey: "e4b7c1a9d6f2083b5e8a1d4c7f0b3e6a", sandbox: false });
+    });
+
+    it("is refused when a secret holds the stack's example command instead of its output, naming the variable", () => {
+      // The header comment's example: `openssl rand -hex 32 | docker secret create payment_encryption_key -`.
+      const example = /e\.g\. `([^`|]+?)\s*\|\s*docker secret create/.exec(readFileSync(stackFile, "utf8"))?.[1];
+      expect(example).toBe("openssl rand -hex 32");
+      for (const variable of ["JWT_SECRET", "ENCRYPTION_KEY", "FIUU_VERIFY_KEY", "FIUU_SECRET_KEY", "WEBHOOK_SECRET", "DB_PASSWORD"]) {
+        const file = path.join(secretsDir, `pasted_${variable}`);
+        writeFileSync(file, `${example}\n`);
+        const env = Object.fromEntries(
+          Object.entries(service.environment!).map(([k, v]) => [k, k === `${variable}_FILE` ? file : v.replace(/^\/run\/secrets\//, `${secretsDir}/`)]),
+        );
+        // JWT_SECRET is refused by its length first; the others by what they hold.
+        expect(() => loadConfig(resolveFiles(env)), variable).toThrow(new RegExp(`${variable}: (holds the command that makes a secret|.*at least 32)`));
+      }
     });
 
     it("is refused without its secrets (nothing falls back in production)", () => {

@@ -98,8 +98,12 @@ async function startServer(port: number, fiuuUrl: string) {
       PORT: String(port),
       HEALTH_CHECK_PORT: String(await freePort()),
       METRICS_PORT: String(await freePort()),
+      // Production wants both said out loud: the hosts are the local stand-in either way, and the
+      // bench measures the service, not deliveries to a shop.
+      FIUU_SANDBOX: "false",
       FIUU_PAYMENT_URL: fiuuUrl,
       FIUU_API_URL: fiuuUrl,
+      WEBHOOK_URLS: "none",
       LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn",
       // One shop at full speed: the per-caller limit would otherwise be what is measured.
       RATE_LIMIT_PAYMENTS_PER_MINUTE: "10000000",

@@ -11,17 +11,20 @@ function problemsOf(env: Record<string, string>): string[] {
   return [];
 }
 
+/** A production configuration with secrets as an operator generates them (none weak, none a placeholder). */
 const productionEnv = {
   ENVIRONMENT: "production",
-  DATABASE_URL: "postgres://app@db:5432/payments",
+  DATABASE_URL: "postgres://app:Zq4uT9w2LrX7@db:5432/payments",
   REDIS_HOST: "redis",
-  JWT_SECRET: "x".repeat(48),
-  ENCRYPTION_KEY: "ab".repeat(32),
+  JWT_SECRET: "kR8v2QeZ0pL4nW7sT1yU6bH3mD9fJ5cX8aG2qV0t",
+  ENCRYPTION_KEY: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
   FIUU_MERCHANT_ID: "shop",
-  FIUU_VERIFY_KEY: "verify",
-  FIUU_SECRET_KEY: "secret",
-  WEBHOOK_SECRET: "whsec_c2VjcmV0",
+  FIUU_VERIFY_KEY: "a3c9e1f0b7d24c68e5f1a9b3c7d2e4f6",
+  FIUU_SECRET_KEY: "7e2b9d4a1c8f3e6b0d5a9c2f7e1b4d8a",
+  WEBHOOK_SECRET: `whsec_${Buffer.from("60ee2b7a94cd1f3852e07c6b9a4d8f1e35c2b7a09d4e6f8132a5c7e9b0d4f6a8", "hex").toString("base64")}`,
   PUBLIC_URL: "https://pay.shop.example",
+  FIUU_SANDBOX: "true",
+  WEBHOOK_URLS: "https://shop.example/webhooks/payments",
 };
 
 describe("configuration", () => {
@@ -126,5 +129,113 @@ describe("configuration", () => {
     const config = loadConfig({ ALLOWED_ORIGINS: "https://a.example, https://b.example", WEBHOOK_URLS: "https://hook.example/x" });
     expect(config.allowedOrigins).toEqual(["https://a.example", "https://b.example"]);
     expect(config.webhooks.urls).toEqual(["https://hook.example/x"]);
+  });
+});
+
+describe("secrets production refuses", () => {
+  /** Production's problems with one variable changed, and that they name it without echoing the value. */
+  const refusalsOf = (name: string, value: string) => {
+    const problems = problemsOf({ ...productionEnv, [name]: value });
+    const text = problems.join("\n");
+    expect(text, `${name}=${value}`).toMatch(new RegExp(`(^|\\n)${name}: `));
+    if (value.length >= 8) expect(text).not.toContain(value);
+    return problems;
+  };
+  const secrets = [
+    "DATABASE_URL",
+    "DB_PASSWORD",
+    "REDIS_PASSWORD",
+    "UPSTASH_REDIS_REST_TOKEN",
+    "JWT_SECRET",
+    "ENCRYPTION_KEY",
+    "ENCRYPTION_KEY_PREVIOUS",
+    "FIUU_MERCHANT_ID",
+    "FIUU_VERIFY_KEY",
+    "FIUU_SECRET_KEY",
+    "WEBHOOK_SECRET",
+  ];
+
+  it.each(secrets)("refuses a template placeholder in %s", (name) => {
+    // Long enough and valid in shape wherever a shape is checked, so only the placeholder is wrong.
+    const placeholder = name === "DATABASE_URL" ? "postgres://payment_app:<password of the payment_app role>@db:5432/payments" : `<${name.toLowerCase()} from the secret manager, 32+ characters>`;
+    expect(refusalsOf(name, placeholder).join("\n")).toMatch(new RegExp(`${name}: holds a template placeholder`));
+  });
+
+  it.each([
+    ["a value with < or > anywhere", "JWT_SECRET", "kR8v2QeZ0pL4nW7sT1yU6bH3mD9fJ5cX>8aG2qV0t"],
+    ["an unexpanded command substitution", "JWT_SECRET", "$(openssl rand -base64 48 | tr -d '\\n')"],
+    ["an unexpanded variable", "FIUU_SECRET_KEY", "${FIUU_SECRET_KEY_FROM_VAULT}"],
+    ["the command instead of its output (the Swarm stack's example)", "ENCRYPTION_KEY", "openssl rand -hex 32"],
+    ["the README's elided password", "DATABASE_URL", "postgres://payment_app:…@db:5432/payments"],
+    ["wrangler.toml's merchant id", "FIUU_MERCHANT_ID", "your_merchant_id"],
+    ["a sandbox merchant id of the same template", "FIUU_MERCHANT_ID", "SB_your_merchant_id"],
+    ["a stand-in word", "DB_PASSWORD", "changeme"],
+    ["one repeated character", "REDIS_PASSWORD", "xxxxxxxxxxxxxxxx"],
+    ["a placeholder among previous keys", "ENCRYPTION_KEY_PREVIOUS", `${"1f".repeat(16)}${"2e".repeat(16)},<the previous ENCRYPTION_KEY>`],
+  ])("refuses %s (%s)", (_what, name, value) => {
+    refusalsOf(name, value);
+  });
+
+  it("refuses a JWT_SECRET of one repeated character, and one under 32 characters", () => {
+    refusalsOf("JWT_SECRET", "a".repeat(64));
+    refusalsOf("JWT_SECRET", "kR8v2QeZ0pL4nW7sT1yU6bH3mD9fJ5c");
+    expect(problemsOf({ ...productionEnv, JWT_SECRET: "kR8v2QeZ0pL4nW7sT1yU6bH3mD9fJ5cX" })).toEqual([]);
+  });
+
+  it("refuses a WEBHOOK_SECRET under 24 bytes of key material, decoding whsec_ values first", () => {
+    const whsec = (bytes: number) => `whsec_${Buffer.alloc(bytes, 0).map((_, i) => (i * 37 + 11) % 256).toString("base64")}`;
+    // whsec_ + 23 bytes is 38 characters: long as text, short as a key.
+    expect(whsec(23).length).toBeGreaterThan(24);
+    expect(refusalsOf("WEBHOOK_SECRET", whsec(23)).join("\n")).toMatch(/WEBHOOK_SECRET: must carry at least 24 bytes/);
+    expect(problemsOf({ ...productionEnv, WEBHOOK_SECRET: whsec(24) })).toEqual([]);
+    // Any other value is its own bytes.
+    refusalsOf("WEBHOOK_SECRET", "Tq8vN2pX6rL0wZ4yB7mC1sK");
+    expect(problemsOf({ ...productionEnv, WEBHOOK_SECRET: "Tq8vN2pX6rL0wZ4yB7mC1sK9" })).toEqual([]);
+  });
+
+  it("refuses a whsec_ WEBHOOK_SECRET that is not base64, in every environment", () => {
+    expect(problemsOf({ WEBHOOK_SECRET: "whsec_not base64!" }).join()).toMatch(/WEBHOOK_SECRET: starts with whsec_ but the rest is not base64/);
+    expect(problemsOf({ WEBHOOK_SECRET: "whsec_" }).join()).toContain("WEBHOOK_SECRET");
+  });
+
+  it.each(["FIUU_VERIFY_KEY", "FIUU_SECRET_KEY"])("refuses a %s under 16 characters", (name) => {
+    expect(refusalsOf(name, "9b1d4f7a2c5e8b0").join("\n")).toMatch(new RegExp(`${name}: must be at least 16 characters`));
+    expect(problemsOf({ ...productionEnv, [name]: "9b1d4f7a2c5e8b0d" })).toEqual([]);
+  });
+
+  it("refuses an ENCRYPTION_KEY of one repeated byte, however it is written", () => {
+    refusalsOf("ENCRYPTION_KEY", "ab".repeat(32));
+    refusalsOf("ENCRYPTION_KEY", Buffer.alloc(32, 7).toString("base64"));
+  });
+
+  it("requires FIUU_SANDBOX to be set explicitly: no silent default to Fiuu's sandbox", () => {
+    const { FIUU_SANDBOX: _, ...unset } = productionEnv;
+    expect(problemsOf(unset).join("\n")).toMatch(/FIUU_SANDBOX: must be set when ENVIRONMENT=production/);
+    expect(loadConfig({ ...productionEnv, FIUU_SANDBOX: "false" }).fiuu.sandbox).toBe(false);
+    expect(loadConfig({ ...productionEnv, FIUU_SANDBOX: "true" }).fiuu.sandbox).toBe(true);
+    // Outside production the default stays the sandbox.
+    expect(loadConfig({}).fiuu.sandbox).toBe(true);
+  });
+
+  it("requires WEBHOOK_URLS, or WEBHOOK_URLS=none to run without receivers", () => {
+    const { WEBHOOK_URLS: _, ...unset } = productionEnv;
+    expect(problemsOf(unset).join("\n")).toMatch(/WEBHOOK_URLS: required when ENVIRONMENT=production/);
+    expect(problemsOf({ ...productionEnv, WEBHOOK_URLS: " " }).join("\n")).toContain("WEBHOOK_URLS");
+    expect(loadConfig({ ...productionEnv, WEBHOOK_URLS: "none" }).webhooks.urls).toEqual([]);
+    expect(loadConfig({ ...productionEnv, WEBHOOK_URLS: "NONE" }).webhooks.urls).toEqual([]);
+    expect(loadConfig({ WEBHOOK_URLS: "none" }).webhooks.urls).toEqual([]);
+    expect(problemsOf({ WEBHOOK_URLS: "none,https://hook.example/x" }).join()).toContain("WEBHOOK_URLS");
+  });
+
+  it("reports every refusal at once", () => {
+    const problems = problemsOf({ ...productionEnv, JWT_SECRET: "<output of openssl rand -base64 48 goes here>", FIUU_SECRET_KEY: "short", FIUU_SANDBOX: "" });
+    expect(problems.map((p) => p.split(":")[0]).sort()).toEqual(["FIUU_SANDBOX", "FIUU_SECRET_KEY", "JWT_SECRET"]);
+  });
+
+  it("applies none of this outside production", () => {
+    const weak = { JWT_SECRET: "a".repeat(32), FIUU_VERIFY_KEY: "verify", FIUU_SECRET_KEY: "secret", WEBHOOK_SECRET: "whsec_c2VjcmV0", DB_PASSWORD: "<password>" };
+    for (const ENVIRONMENT of ["development", "test", "staging"]) {
+      expect(problemsOf({ ...weak, ENVIRONMENT }), ENVIRONMENT).toEqual([]);
+    }
   });
 });
