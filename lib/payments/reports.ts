@@ -66,6 +66,7 @@ export async function applyVerified(deps: AppDeps, input: VerifiedReport): Promi
   const fields = input.stored;
   const now = deps.now();
   let emitted: EventType[] = [];
+  let moved = false;
   const result = await deps.database.db.transaction(async (tx): Promise<ReportResult> => {
     const [locked] = await queryRows<Record<string, unknown>>(
       tx,
@@ -78,6 +79,7 @@ export async function applyVerified(deps: AppDeps, input: VerifiedReport): Promi
     }
     const decision = decideTransition(payment, report);
     emitted = decision.events;
+    moved = decision.next !== undefined;
     const settled = decision.next === "succeeded";
     const changes: Partial<PaymentRow> | undefined = decision.next
       ? {
@@ -135,7 +137,7 @@ export async function applyVerified(deps: AppDeps, input: VerifiedReport): Promi
     await executeAll(tx, batch.statements);
     return { kind, outcome: decision.outcome, payment: row, detail: decision.reason };
   });
-  recordMetrics(deps, result, now);
+  recordMetrics(deps, result, now, { moved, reportedChannel: details.channel });
   for (const type of emitted) deps.metrics.paymentEvents.inc({ type });
   return result;
 }
@@ -204,14 +206,20 @@ export function messageFingerprint(kind: string, fields: Record<string, string>,
   return createHash("sha256").update(JSON.stringify([kind, signatureValid, sorted])).digest("hex");
 }
 
-function recordMetrics(deps: AppDeps, result: ReportResult, now: Date) {
+/**
+ * Counts a report once its transaction committed. payments_total counts a payment each time it
+ * reaches a status, so only a report that moved it counts (a conflict included; a second charge,
+ * which moves nothing, does not). Its channel is the one Fiuu reports, for failures too, so that
+ * succeeded and failed payments of a channel are counted under the same label.
+ */
+function recordMetrics(deps: AppDeps, result: ReportResult, now: Date, report: { moved: boolean; reportedChannel?: string }) {
   deps.metrics.fiuuMessages.inc({ kind: result.kind, outcome: result.outcome });
   const payment = result.payment;
   if (result.outcome === "orphan") {
     deps.logger.error({ kind: result.kind }, "Fiuu report for an unknown order (orphan): acknowledged and stored for review");
   }
-  if (!payment || result.outcome !== "applied") return;
-  deps.metrics.payments.inc({ status: payment.status, channel: channelLabel(payment.paidChannel ?? payment.channel) });
+  if (!payment || !report.moved) return;
+  deps.metrics.payments.inc({ status: payment.status, channel: channelLabel(payment.paidChannel ?? report.reportedChannel ?? payment.channel) });
   if (payment.status === "succeeded") {
     deps.metrics.paymentAmount.observe({ currency: payment.currency }, payment.amount / 100);
   }

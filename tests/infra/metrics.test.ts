@@ -5,6 +5,8 @@ import { openPostgres } from "../../lib/db/client.js";
 import { recordEvent } from "../../lib/events.js";
 import { openRedis } from "../../lib/redis/index.js";
 import { bearer, createTestApp, type TestContext } from "../support/app.js";
+import { formPost, signedReport } from "../support/fiuu.js";
+import { createPayment } from "../support/flow.js";
 import { realPostgresUrl } from "../support/databases.js";
 import { parsePrometheusText, sampleValue } from "./support/prometheus.js";
 
@@ -145,5 +147,53 @@ describe("scrape-time metrics when a dependency is down", () => {
     } finally {
       await deadRedis.close();
     }
+  });
+});
+
+describe("payments_total as the alerts and the dashboard read it", () => {
+  let t: TestContext;
+  beforeAll(async () => {
+    t = await createTestApp();
+  });
+  afterAll(() => t.close());
+
+  const count = async (name: string, labels: Record<string, string>) => sampleValue(await scrape(createMetricsApp(t.deps)), name, labels) ?? 0;
+  const notify = async (payment: { gateway: { order_id: string } }, report: { status: "00" | "11" | "22"; amount: string; channel: string; tranID?: string }) => {
+    // nbcb=2: Fiuu's server-to-server notification, whose channel the service believes.
+    const fields = signedReport(t.deps.config.fiuu, { orderid: payment.gateway.order_id, status: report.status, amount: report.amount, tranID: report.tranID, nbcb: "2" });
+    const res = await t.app.request("/webhooks/fiuu/notify", formPost({ ...fields, channel: report.channel }));
+    expect(res.status).toBe(200);
+    return fields.tranID!;
+  };
+
+  it("counts a conflicted payment (PaymentConflicted's series) once, under the channel Fiuu reported", async () => {
+    const payment = await createPayment(t);
+    await notify(payment, { status: "00", amount: "1.00", channel: "cimb" });
+    expect(await count("payments_total", { status: "conflicted", channel: "cimb" })).toBe(1);
+    // A second report that disagrees changes nothing, and counts nothing.
+    await notify(payment, { status: "00", amount: "2.00", channel: "cimb" });
+    expect(await count("payments_total", { status: "conflicted", channel: "cimb" })).toBe(1);
+  });
+
+  it("counts a failed payment under its channel, as a success of the same channel is counted", async () => {
+    const failed = await createPayment(t);
+    await notify(failed, { status: "11", amount: "25.90", channel: "hlb" });
+    const paid = await createPayment(t);
+    await notify(paid, { status: "00", amount: "25.90", channel: "hlb" });
+    expect(await count("payments_total", { status: "failed", channel: "hlb" })).toBe(1);
+    expect(await count("payments_total", { status: "succeeded", channel: "hlb" })).toBe(1);
+    // The success-rate-by-channel panel's ratio for hlb is then 1 of 2.
+    expect(await count("payments_total", { status: "failed", channel: "any" })).toBe(0);
+  });
+
+  it("counts a payment once when it succeeds, not again for a second charge or a repeated report", async () => {
+    const payment = await createPayment(t);
+    const amountsBefore = await count("payment_amount_count", { currency: "MYR" });
+    const tranID = await notify(payment, { status: "00", amount: "25.90", channel: "rhb" });
+    await notify(payment, { status: "00", amount: "25.90", channel: "rhb", tranID });
+    await notify(payment, { status: "00", amount: "25.90", channel: "rhb" }); // another tranID: a duplicate charge
+    expect(await count("payments_total", { status: "succeeded", channel: "rhb" })).toBe(1);
+    expect(await count("payment_amount_count", { currency: "MYR" })).toBe(amountsBefore + 1);
+    expect(await count("payment_events_total", { type: "payment.duplicate_charge" })).toBe(1);
   });
 });
