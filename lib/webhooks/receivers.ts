@@ -6,6 +6,15 @@ export type AddressLookup = (hostname: string) => Promise<{ address: string; fam
 
 export type ReceiverCheck = { allowed: true } | { allowed: false; reason: string };
 
+/** Raised by the connection's own lookup (`vettedLookup`) when the guard refuses what a receiver's host resolved to. */
+export class ReceiverRefusedError extends Error {
+  readonly code = "ERR_RECEIVER_NOT_PUBLIC";
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = "ReceiverRefusedError";
+  }
+}
+
 /**
  * Addresses a webhook may not be sent to outside development and test: anything that reaches the
  * service's own host or network rather than a shop on the internet (SSRF).
@@ -55,16 +64,15 @@ const defaultLookup: AddressLookup = async (hostname) => {
   return lookup(hostname, { all: true, verbatim: true });
 };
 
+const refusal = (address: string) =>
+  `receiver address ${address} is loopback, private or otherwise not public; refused outside development and test`;
+
 /**
- * Decides whether a webhook may be sent to `receiver`. Only http and https are ever allowed.
- * Outside development and test the host is resolved and refused when any of its addresses is not
- * public. A failing lookup throws (the attempt is retried like any network error). The lookup is
- * raced against `signal` so it counts toward the attempt's timeout.
+ * What can be decided about `receiver` without resolving its host: only http and https; outside
+ * development and test, a host written as an IP address must be public. A host name is left to
+ * the connection, whose lookup (`vettedLookup`) resolves and checks it exactly once.
  */
-export async function checkReceiver(
-  receiver: string,
-  options: { environment: Config["environment"]; lookup?: AddressLookup; signal?: AbortSignal },
-): Promise<ReceiverCheck> {
+export function checkReceiverUrl(receiver: string, environment: Config["environment"]): ReceiverCheck & { url?: URL } {
   let url: URL;
   try {
     url = new URL(receiver);
@@ -74,18 +82,65 @@ export async function checkReceiver(
   if (url.protocol !== "https:" && url.protocol !== "http:") {
     return { allowed: false, reason: `receiver scheme ${url.protocol} is not http or https` };
   }
+  const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  if (guardsReceiverAddresses(environment) && isIP(host) && isNonPublicAddress(host)) return { allowed: false, reason: refusal(host) };
+  return { allowed: true, url };
+}
+
+type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | { address: string; family: number }[], family?: number) => void;
+
+/**
+ * The `lookup` option of the connection to a receiver (node:net, node:http): resolves the host once
+ * with `lookup` and, outside development and test, refuses the connection (ReceiverRefusedError)
+ * unless every address is public; the socket then connects to exactly the addresses checked. This
+ * is the only resolution of the host, so a DNS answer that changes between a check and the
+ * connection (rebinding to 127.0.0.1 or a private address) cannot slip through. TLS still checks
+ * the certificate against the host name, which stays the request's host and SNI.
+ */
+export function vettedLookup(options: { environment: Config["environment"]; lookup?: AddressLookup }) {
+  const guarded = guardsReceiverAddresses(options.environment);
+  const resolve = options.lookup ?? defaultLookup;
+  return (hostname: string, lookupOptions: { all?: boolean; family?: number | string }, callback: LookupCallback): void => {
+    resolve(hostname).then(
+      (addresses) => {
+        if (guarded) {
+          const refused = addresses.find((a) => isNonPublicAddress(a.address));
+          if (refused !== undefined) return callback(new ReceiverRefusedError(refusal(refused.address)), []);
+        }
+        const family = lookupOptions.family === 4 || lookupOptions.family === "IPv4" ? 4 : lookupOptions.family === 6 || lookupOptions.family === "IPv6" ? 6 : 0;
+        const usable = family === 0 ? addresses : addresses.filter((a) => a.family === family);
+        if (usable.length === 0) {
+          return callback(Object.assign(new Error(`receiver host ${hostname} resolved to no usable address`), { code: "ENOTFOUND" }), []);
+        }
+        if (lookupOptions.all) return callback(null, usable.map((a) => ({ address: a.address, family: a.family })));
+        callback(null, usable[0]!.address, usable[0]!.family);
+      },
+      (error: NodeJS.ErrnoException) => callback(error, []),
+    );
+  };
+}
+
+/**
+ * Decides whether a webhook may be sent to `receiver`, resolving its host (the check of runtimes
+ * whose fetch cannot take a lookup, and of operators' tools). Only http and https are ever allowed.
+ * Outside development and test the host is resolved and refused when any of its addresses is not
+ * public. A failing lookup throws (the attempt is retried like any network error). The lookup is
+ * raced against `signal` so it counts toward the attempt's timeout.
+ */
+export async function checkReceiver(
+  receiver: string,
+  options: { environment: Config["environment"]; lookup?: AddressLookup; signal?: AbortSignal },
+): Promise<ReceiverCheck> {
+  const precheck = checkReceiverUrl(receiver, options.environment);
+  if (!precheck.allowed) return precheck;
+  const url = precheck.url!;
   if (!guardsReceiverAddresses(options.environment)) return { allowed: true };
 
   const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
   const addresses = isIP(host) ? [host] : (await abortable((options.lookup ?? defaultLookup)(host), options.signal)).map((a) => a.address);
   if (addresses.length === 0) throw new Error(`receiver host ${host} resolved to no address`);
   const refused = addresses.find(isNonPublicAddress);
-  if (refused !== undefined) {
-    return {
-      allowed: false,
-      reason: `receiver address ${refused} is loopback, private or otherwise not public; refused outside development and test`,
-    };
-  }
+  if (refused !== undefined) return { allowed: false, reason: refusal(refused) };
   return { allowed: true };
 }
 

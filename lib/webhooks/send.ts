@@ -1,5 +1,6 @@
+import type { Agent as HttpAgent, IncomingMessage } from "node:http";
 import type { Config } from "../config.js";
-import { checkReceiver, type AddressLookup } from "./receivers.js";
+import { checkReceiver, checkReceiverUrl, ReceiverRefusedError, vettedLookup, type AddressLookup } from "./receivers.js";
 import { webhookHeaders } from "./sign.js";
 
 /** Most of a receiver's answer ever read: enough for an excerpt, never a flood into memory. */
@@ -40,43 +41,126 @@ export interface WebhookAttempt {
   now: Date;
 }
 
+/** What a receiver answered, whichever transport carried it. */
+interface ReceiverAnswer {
+  statusCode: number;
+  retryAfter: string | null;
+  /** Reads at most `capBytes` of the body and lets the rest go. */
+  readExcerpt(capBytes: number): Promise<string>;
+  /** Lets the body go unread (a 2xx: its status is all that counts). */
+  discard(): void;
+}
+
 /**
  * Makes one attempt: checks the receiver's address, POSTs the signed body without following
  * redirects, and reads at most responseReadCapBytes of the answer. The whole attempt — lookup,
  * connection, answer — must finish within timeoutMs. Never throws for the receiver's sake.
+ *
+ * In Node the connection resolves the receiver's host itself, through `vettedLookup`, and
+ * connects to exactly the addresses it checked: no second resolution exists for a rebinding DNS
+ * answer to slip between. Workers (workerd) have no such hook: there the host is checked first and
+ * the platform's fetch connects (Cloudflare's network does not reach the deployment's loopback or
+ * private addresses).
  */
 export async function sendWebhook(attempt: WebhookAttempt): Promise<AttemptResult> {
   const signal = AbortSignal.timeout(attempt.timeoutMs);
-  let response: Response;
+  const headers = { ...webhookHeaders(attempt.key, attempt.id, attempt.timestampSeconds, attempt.body), "user-agent": "payment-service-webhooks/1" };
+  let answer: ReceiverAnswer;
   try {
-    const check = await checkReceiver(attempt.receiver, { environment: attempt.environment, lookup: attempt.lookup, signal });
-    if (!check.allowed) return { outcome: "refused", error: check.reason };
-    response = await fetch(attempt.receiver, {
-      method: "POST",
-      headers: { ...webhookHeaders(attempt.key, attempt.id, attempt.timestampSeconds, attempt.body), "user-agent": "payment-service-webhooks/1" },
-      body: attempt.body,
-      // A redirect could lead anywhere, the guarded addresses included: it is an answer, not a hop.
-      redirect: "manual",
-      signal,
-    });
+    if (onWorkers()) {
+      const check = await checkReceiver(attempt.receiver, { environment: attempt.environment, lookup: attempt.lookup, signal });
+      if (!check.allowed) return { outcome: "refused", error: check.reason };
+      answer = await postWithFetch(attempt.receiver, headers, attempt.body, signal);
+    } else {
+      const check = checkReceiverUrl(attempt.receiver, attempt.environment);
+      if (!check.allowed) return { outcome: "refused", error: check.reason };
+      answer = await postPinned(check.url!, headers, attempt.body, signal, attempt);
+    }
   } catch (error) {
+    const refused = refusalOf(error);
+    if (refused) return { outcome: "refused", error: refused.reason };
     return failure(error, attempt.timeoutMs);
   }
 
-  const statusCode = response.status;
+  const { statusCode } = answer;
   if (statusCode >= 200 && statusCode < 300) {
     // Delivered once the status is in; the body is not needed and must not hold the attempt up.
-    response.body?.cancel().catch(() => {});
+    answer.discard();
     return { outcome: "delivered", statusCode };
   }
-  const excerpt = toExcerpt(await readCapped(response.body, responseReadCapBytes));
-  const answer = `HTTP ${statusCode}${excerpt ? `: ${excerpt}` : ""}`;
-  if (statusCode === 410) return { outcome: "gone", statusCode, error: `${answer} (receiver gone; not retried)` };
+  const excerpt = toExcerpt(await answer.readExcerpt(responseReadCapBytes));
+  const text = `HTTP ${statusCode}${excerpt ? `: ${excerpt}` : ""}`;
+  if (statusCode === 410) return { outcome: "gone", statusCode, error: `${text} (receiver gone; not retried)` };
   if (statusCode >= 300 && statusCode < 400) {
     return { outcome: "error", reason: "redirect", statusCode, error: `HTTP ${statusCode}: redirect not followed` };
   }
-  const retryAfterMs = parseRetryAfter(response.headers.get("retry-after"), attempt.now);
-  return { outcome: "error", reason: "http_status", statusCode, error: answer, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
+  const retryAfterMs = parseRetryAfter(answer.retryAfter, attempt.now);
+  return { outcome: "error", reason: "http_status", statusCode, error: text, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
+}
+
+/** Whether this is workerd (Cloudflare Workers), whose fetch is the only way out and takes no lookup. */
+function onWorkers(): boolean {
+  return typeof navigator !== "undefined" && navigator.userAgent === "Cloudflare-Workers";
+}
+
+async function postWithFetch(receiver: string, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<ReceiverAnswer> {
+  // A redirect could lead anywhere, the guarded addresses included: it is an answer, not a hop.
+  const response = await fetch(receiver, { method: "POST", headers, body, redirect: "manual", signal });
+  return {
+    statusCode: response.status,
+    retryAfter: response.headers.get("retry-after"),
+    readExcerpt: (capBytes) => readCapped(response.body, capBytes),
+    discard: () => void response.body?.cancel().catch(() => {}),
+  };
+}
+
+/** Kept-alive connections per (transport, environment, lookup): every new connection is vetted by its own lookup. */
+const agents = new WeakMap<object, Map<string, HttpAgent>>();
+const defaultLookupKey = {};
+
+/**
+ * POSTs over node:http(s) on a connection whose only host resolution is `vettedLookup`. node:http
+ * never follows redirects; TLS verifies the certificate for the URL's host name (also the SNI).
+ */
+async function postPinned(
+  url: URL,
+  headers: Record<string, string>,
+  body: string,
+  signal: AbortSignal,
+  attempt: Pick<WebhookAttempt, "environment" | "lookup">,
+): Promise<ReceiverAnswer> {
+  const secure = url.protocol === "https:";
+  // Loaded on first use: nothing is imported for I/O at module load, and the Workers build never loads them.
+  const transport = secure ? await import("node:https") : await import("node:http");
+  const byLookup = agents.get(attempt.lookup ?? defaultLookupKey) ?? new Map<string, HttpAgent>();
+  agents.set(attempt.lookup ?? defaultLookupKey, byLookup);
+  const agentKey = `${url.protocol}${attempt.environment}`;
+  let agent = byLookup.get(agentKey);
+  if (!agent) {
+    agent = new transport.Agent({ keepAlive: true, lookup: vettedLookup({ environment: attempt.environment, lookup: attempt.lookup }) as never });
+    byLookup.set(agentKey, agent);
+  }
+  const response = await new Promise<IncomingMessage>((resolve, reject) => {
+    const request = transport.request(url, { method: "POST", headers: { ...headers, "content-length": String(Buffer.byteLength(body)) }, agent, signal }, resolve);
+    request.once("error", reject);
+    request.end(body);
+  });
+  const retryAfter = response.headers["retry-after"];
+  return {
+    statusCode: response.statusCode ?? 0,
+    retryAfter: typeof retryAfter === "string" ? retryAfter : null,
+    readExcerpt: (capBytes) => readCappedStream(response, capBytes),
+    // Read and dropped in the background (bounded by the attempt's signal), so the connection can be reused.
+    discard: () => void response.resume().once("error", () => {}),
+  };
+}
+
+/** The guard's refusal inside a connection error (node:http hands the lookup's error on, sometimes wrapped). */
+function refusalOf(error: unknown): ReceiverRefusedError | undefined {
+  for (let e = error as { cause?: unknown } | undefined, depth = 0; e && depth < 5; depth++, e = e.cause as typeof e) {
+    if (e instanceof ReceiverRefusedError) return e;
+  }
+  return undefined;
 }
 
 /**
@@ -127,6 +211,24 @@ async function readCapped(body: ReadableStream<Uint8Array> | null, capBytes: num
     // Timed out or reset mid-body: the status is what counts.
   } finally {
     reader.cancel().catch(() => {});
+  }
+  return new TextDecoder().decode(Buffer.concat(chunks).subarray(0, capBytes));
+}
+
+/** readCapped for a Node stream. */
+async function readCappedStream(stream: IncomingMessage, capBytes: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size >= capBytes) break;
+    }
+  } catch {
+    // Timed out or reset mid-body: the status is what counts.
+  } finally {
+    stream.destroy();
   }
   return new TextDecoder().decode(Buffer.concat(chunks).subarray(0, capBytes));
 }

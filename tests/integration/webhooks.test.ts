@@ -1,4 +1,11 @@
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
+import { createSecureContext } from "node:tls";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { asc, eq, sql } from "drizzle-orm";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -12,7 +19,7 @@ import { nextDeliveryStep, runDeliveryBatch, webhookRetryDelay } from "../../lib
 import { startDeliveryLoop } from "../../lib/webhooks/loop.js";
 import { claimDueDeliveries, recordDelivery } from "../../lib/webhooks/queue.js";
 import { checkReceiver, isNonPublicAddress, type AddressLookup } from "../../lib/webhooks/receivers.js";
-import { parseRetryAfter } from "../../lib/webhooks/send.js";
+import { parseRetryAfter, sendWebhook, type WebhookAttempt } from "../../lib/webhooks/send.js";
 import { signWebhook, webhookBody, webhookSigningKey } from "../../lib/webhooks/sign.js";
 import { bearer, createTestApp, newKey, type TestContext } from "../support/app.js";
 import { formPost, signedReport } from "../support/fiuu.js";
@@ -464,6 +471,114 @@ describe("the receiver address guard", () => {
     expect(row.lastError).toMatch(/127\.0\.0\.1 is loopback, private or otherwise not public/);
     expect(receiver.hitsOf(eventId)).toHaveLength(0);
     expect(await deliveryCount(staging, "refused")).toBe(before + 1);
+  });
+});
+
+describe("connecting to the address that was checked (DNS rebinding)", () => {
+  /**
+   * A resolver whose answer changes between two questions, as a rebinding attacker's DNS does: a
+   * public address first (192.0.2.10, a documentation address nothing answers on), 127.0.0.1 after.
+   */
+  function rebindingLookup() {
+    const asked: string[] = [];
+    const lookup: AddressLookup = async (hostname) => {
+      asked.push(hostname);
+      return [{ address: asked.length === 1 ? "192.0.2.10" : "127.0.0.1", family: 4 }];
+    };
+    return { lookup, asked };
+  }
+
+  const attemptTo = (receiverUrl: string, options: Partial<WebhookAttempt> = {}): WebhookAttempt => ({
+    receiver: receiverUrl,
+    id: `evt_rebind_${randomBytes(6).toString("hex")}`,
+    body: '{"type":"payment.succeeded","timestamp":"2026-01-01T00:00:00.000Z","data":{}}',
+    key: webhookSigningKey(secret),
+    timestampSeconds: Math.floor(Date.now() / 1000),
+    timeoutMs: 400,
+    environment: "staging",
+    now: new Date(),
+    ...options,
+  });
+
+  it("outside development and test, a host answering a public address and then 127.0.0.1 never reaches the receiver on 127.0.0.1", async () => {
+    // The check alone is fooled: it sees the first answer, a public address.
+    const check = rebindingLookup();
+    expect(await checkReceiver(`http://localhost:${receiver.port}/hooks`, { environment: "staging", lookup: check.lookup })).toEqual({ allowed: true });
+
+    for (const environment of ["staging", "production"] as const) {
+      const { lookup, asked } = rebindingLookup();
+      const attempt = attemptTo(`http://localhost:${receiver.port}/hooks`, { environment, lookup });
+      const result = await sendWebhook(attempt);
+      // The connection went to the address the lookup answered and the guard passed (nothing listens
+      // there), never to the second answer: there is no second question.
+      expect(result, environment).toMatchObject({ outcome: "error", reason: expect.stringMatching(/^(timeout|connection)$/) });
+      expect(asked, environment).toEqual(["localhost"]);
+      expect(receiver.hitsOf(attempt.id), environment).toHaveLength(0);
+    }
+  });
+
+  it("refuses, in the connection's own lookup, a host that resolves to a loopback or private address: nothing is sent, and it is one question", async () => {
+    for (const address of ["127.0.0.1", "10.0.0.8", "::1", "169.254.169.254"]) {
+      const asked: string[] = [];
+      const lookup: AddressLookup = async (hostname) => (asked.push(hostname), [{ address, family: address.includes(":") ? 6 : 4 }]);
+      const attempt = attemptTo(`http://shop.example:${receiver.port}/hooks`, { lookup });
+      expect(await sendWebhook(attempt), address).toEqual({
+        outcome: "refused",
+        error: `receiver address ${address} is loopback, private or otherwise not public; refused outside development and test`,
+      });
+      expect(asked, address).toEqual(["shop.example"]);
+      expect(receiver.hitsOf(attempt.id), address).toHaveLength(0);
+    }
+  });
+
+  it("in a staging deployment, a rebinding receiver host gets nothing through the delivery batch; the attempt is retried, never sent to 127.0.0.1", async () => {
+    const staging = withConfig((c) => ({ ...c, environment: "staging", webhooks: { ...c.webhooks, urls: [`http://localhost:${receiver.port}/hooks`] } }));
+    const { eventId } = await cancelledPaymentEvent(staging);
+    const { lookup, asked } = rebindingLookup();
+    expect(await runDeliveryBatch(staging.deps, { lookup })).toMatchObject({ claimed: 1, retried: 1 });
+    expect(asked).toEqual(["localhost"]);
+    expect(await deliveryOf(staging, eventId)).toMatchObject({ status: "pending", attempts: 1, lastStatusCode: null });
+    expect(receiver.hitsOf(eventId)).toHaveLength(0);
+  });
+
+  it("in development and test, connects where the same lookup answers (no second resolution there either)", async () => {
+    const asked: string[] = [];
+    const lookup: AddressLookup = async (hostname) => (asked.push(hostname), [{ address: "127.0.0.1", family: 4 }]);
+    const attempt = attemptTo(`http://shop.example:${receiver.port}/hooks`, { environment: "test", lookup, timeoutMs: 2_000 });
+    expect(await sendWebhook(attempt)).toEqual({ outcome: "delivered", statusCode: 204 });
+    expect(asked).toEqual(["shop.example"]);
+    expect(receiver.hitsOf(attempt.id)).toHaveLength(1);
+    expect(receiver.hitsOf(attempt.id)[0]!.headers.host).toBe(`shop.example:${receiver.port}`);
+  });
+
+  it("over TLS, sends the host name as SNI and still verifies the certificate (an untrusted one is refused)", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "webhook-tls-"));
+    try {
+      const [keyFile, certFile] = [path.join(dir, "key.pem"), path.join(dir, "cert.pem")];
+      execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", keyFile, "-out", certFile, "-subj", "/CN=shop.example", "-addext", "subjectAltName=DNS:shop.example", "-days", "1"], { stdio: "ignore" });
+      const credentials = { key: readFileSync(keyFile), cert: readFileSync(certFile) };
+      const context = createSecureContext(credentials);
+      const servernames: string[] = [];
+      let requests = 0;
+      const server = createHttpsServer(
+        { ...credentials, SNICallback: (servername, done) => (servernames.push(servername), done(null, context)) },
+        (_req, res) => void (requests++, res.writeHead(204).end()),
+      );
+      server.on("tlsClientError", () => {});
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      try {
+        const lookup: AddressLookup = async () => [{ address: "127.0.0.1", family: 4 }];
+        const attempt = attemptTo(`https://shop.example:${(server.address() as AddressInfo).port}/hooks`, { environment: "test", lookup, timeoutMs: 2_000 });
+        expect(await sendWebhook(attempt)).toMatchObject({ outcome: "error", reason: "connection", error: "connection failed (DEPTH_ZERO_SELF_SIGNED_CERT)" });
+        expect(servernames).toEqual(["shop.example"]);
+        expect(requests).toBe(0);
+      } finally {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
