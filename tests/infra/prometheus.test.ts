@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -8,8 +7,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments, stringify } from "yaml";
 import { createMetricsApp } from "../../handlers/metrics.js";
 import { createTestApp, type TestContext } from "../support/app.js";
-import { freePort } from "../support/process.js";
-import { exportedSeriesNames, inCI, locateTool, metricNamesIn, run } from "./support/prometheus.js";
+import {
+  exportedSeriesNames,
+  inCI,
+  locateTool,
+  metricNamesIn,
+  run,
+  startPrometheus,
+  waitFor,
+  type PrometheusRule,
+  type RunningPrometheus,
+} from "./support/prometheus.js";
 
 const dir = path.resolve("infra/prometheus");
 const file = (name: string) => path.join(dir, name);
@@ -198,40 +206,11 @@ describe.skipIf(!promtool && !inCI)("promtool", () => {
   });
 });
 
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-}
-
-interface QueryResult {
-  status: string;
-  data: { result: { metric: Record<string, string>; value: [number, string] }[] };
-}
-
 describe.skipIf(!prometheus && !inCI)("a real Prometheus scraping the service", () => {
   let t: TestContext;
   let metricsServer: ServerType;
-  let child: ChildProcess | undefined;
-  let scratch: string;
-  let api: string;
-  let log = "";
-
-  const query = async (promql: string) => {
-    const res = await fetch(`${api}/api/v1/query?query=${encodeURIComponent(promql)}`);
-    const body = (await res.json()) as QueryResult;
-    expect(body.status).toBe("success");
-    return body.data.result;
-  };
+  let running: RunningPrometheus | undefined;
+  const query = (promql: string) => running!.query(promql);
 
   beforeAll(async () => {
     if (!prometheus) throw new Error(missing("prometheus"));
@@ -241,45 +220,14 @@ describe.skipIf(!prometheus && !inCI)("a real Prometheus scraping the service", 
     metricsServer = await new Promise<ServerType>((resolve) => {
       const server = serve({ fetch: metricsApp.fetch, port: 0, hostname: "127.0.0.1" }, () => resolve(server));
     });
-    const metricsPort = (metricsServer.address() as AddressInfo).port;
-
-    // The shipped config with its static job pointed at this service, scraping every second,
-    // and the shipped alert rules loaded as they are.
-    scratch = mkdtempSync(path.join(tmpdir(), "prometheus-it-"));
-    const config = prometheusConfig("prometheus.yml");
-    const job = config.scrape_configs.find((j) => j.job_name === "payment-service-static")!;
-    job.static_configs = [{ targets: [`127.0.0.1:${metricsPort}`] }];
-    config.scrape_configs = [job];
-    config.global = { scrape_interval: "1s", scrape_timeout: "1s", evaluation_interval: "1s" };
-    config.rule_files = [file("alerts.yml")];
-    delete config.alerting;
-    writeFileSync(path.join(scratch, "prometheus.yml"), stringify(config));
-
-    const port = await freePort();
-    api = `http://127.0.0.1:${port}`;
-    child = spawn(
-      prometheus!,
-      [
-        `--config.file=${path.join(scratch, "prometheus.yml")}`,
-        `--storage.tsdb.path=${path.join(scratch, "data")}`,
-        `--web.listen-address=127.0.0.1:${port}`,
-        "--log.level=warn",
-      ],
-      { stdio: ["ignore", "ignore", "pipe"] },
-    );
-    child.stderr!.on("data", (chunk: Buffer) => (log += chunk.toString()));
-    await waitFor(`Prometheus on ${api}`, 10_000, async () => ((await fetch(`${api}/-/ready`)).ok ? true : undefined));
+    // The shipped config with its static job pointed at this service, and the shipped rules as they are.
+    running = await startPrometheus({ target: `127.0.0.1:${(metricsServer.address() as AddressInfo).port}`, ruleFiles: [file("alerts.yml")] });
   }, 30_000);
 
   afterAll(async () => {
-    if (child && child.exitCode === null) {
-      const exited = new Promise((resolve) => child!.once("exit", resolve));
-      child.kill("SIGTERM");
-      await exited;
-    }
+    await running?.stop();
     if (metricsServer) await new Promise((resolve) => metricsServer.close(resolve));
     await t?.close();
-    if (scratch) rmSync(scratch, { recursive: true, force: true });
   });
 
   it("scrapes the metrics port: up is 1 for job payment-service", async () => {
@@ -300,11 +248,8 @@ describe.skipIf(!prometheus && !inCI)("a real Prometheus scraping the service", 
 
   it("loads and evaluates every alert rule without errors, and none fires for a healthy service", async () => {
     const names = alertRules().map((r) => r.alert).sort();
-    type Rule = { name: string; health: string; lastError?: string; state: string };
-    const readRules = async () => {
-      const body = (await (await fetch(`${api}/api/v1/rules?type=alert`)).json()) as { data: { groups: { rules: Rule[] }[] } };
-      return body.data.groups.flatMap((g) => g.rules);
-    };
+    type Rule = PrometheusRule;
+    const readRules = () => running!.rules();
     // Rules evaluated before the first scrape may be pending (PaymentServiceAbsent); give them a
     // few evaluations with data, then judge the last reading.
     let rules: Rule[] = [];
@@ -319,6 +264,6 @@ describe.skipIf(!prometheus && !inCI)("a real Prometheus scraping the service", 
       expect(rule.health, `${rule.name}: ${rule.lastError ?? ""}`).toBe("ok");
       expect(rule.state, rule.name).toBe("inactive");
     }
-    expect(log).not.toMatch(/level=error/);
+    expect(running!.log()).not.toMatch(/level=error/);
   }, 15_000);
 });

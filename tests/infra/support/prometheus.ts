@@ -1,5 +1,10 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { parse, stringify } from "yaml";
 import { createMetrics } from "../../../lib/metrics.js";
+import { freePort } from "../../support/process.js";
 
 export interface Sample {
   name: string;
@@ -85,4 +90,112 @@ export const inCI = ["true", "1"].includes((process.env.CI ?? "").toLowerCase())
 export function run(command: string, args: string[], options: { cwd?: string } = {}): { status: number | null; output: string } {
   const result = spawnSync(command, args, { encoding: "utf8", cwd: options.cwd, timeout: 60_000 });
   return { status: result.status, output: `${result.stdout ?? ""}${result.stderr ?? ""}` };
+}
+
+/** Polls `probe` every 250 ms until it returns a value, or throws after timeoutMs. */
+export async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+}
+
+export interface PrometheusAlert {
+  labels: Record<string, string>;
+  state: "pending" | "firing";
+}
+export interface PrometheusRule {
+  name: string;
+  health: string;
+  lastError?: string;
+  state: string;
+}
+
+export interface RunningPrometheus {
+  api: string;
+  /** An instant query's result vector. */
+  query(promql: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]>;
+  /** Alerts pending or firing now. */
+  alerts(): Promise<PrometheusAlert[]>;
+  /** The alerting rules as loaded, with their health and state. */
+  rules(): Promise<PrometheusRule[]>;
+  /** What Prometheus wrote to stderr. */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+const prometheusDir = path.resolve("infra/prometheus");
+
+/**
+ * The real Prometheus with the shipped prometheus.yml, its static job pointed at `target`, scraping
+ * and evaluating every second, with the given rule files; Alertmanager only when one is named.
+ */
+export async function startPrometheus(options: { target: string; ruleFiles: string[]; alertmanager?: string }): Promise<RunningPrometheus> {
+  const binary = locateTool("prometheus");
+  if (!binary) throw new Error('prometheus is not on PATH: install Debian\'s "prometheus" package; .ci/run does');
+  const scratch = mkdtempSync(path.join(tmpdir(), "prometheus-it-"));
+  const config = parse(readFileSync(path.join(prometheusDir, "prometheus.yml"), "utf8")) as {
+    global?: Record<string, unknown>;
+    rule_files?: string[];
+    alerting?: unknown;
+    scrape_configs: { job_name: string; static_configs?: { targets: string[] }[] }[];
+  };
+  const job = config.scrape_configs.find((j) => j.job_name === "payment-service-static")!;
+  job.static_configs = [{ targets: [options.target] }];
+  config.scrape_configs = [job];
+  config.global = { scrape_interval: "1s", scrape_timeout: "1s", evaluation_interval: "1s" };
+  config.rule_files = options.ruleFiles;
+  if (options.alertmanager) config.alerting = { alertmanagers: [{ static_configs: [{ targets: [options.alertmanager] }] }] };
+  else delete config.alerting;
+  writeFileSync(path.join(scratch, "prometheus.yml"), stringify(config));
+
+  const port = await freePort();
+  const api = `http://127.0.0.1:${port}`;
+  const child = spawn(
+    binary,
+    [
+      `--config.file=${path.join(scratch, "prometheus.yml")}`,
+      `--storage.tsdb.path=${path.join(scratch, "data")}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      "--log.level=warn",
+    ],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  let log = "";
+  child.stderr!.on("data", (chunk: Buffer) => (log += chunk.toString()));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+      await exited;
+    }
+    rmSync(scratch, { recursive: true, force: true });
+  };
+  const get = async <T>(pathAndQuery: string) => {
+    const body = (await (await fetch(`${api}${pathAndQuery}`)).json()) as { status: string; data: T };
+    if (body.status !== "success") throw new Error(`Prometheus ${pathAndQuery}: ${JSON.stringify(body)}`);
+    return body.data;
+  };
+  try {
+    await waitFor(`Prometheus on ${api}`, 10_000, async () => ((await fetch(`${api}/-/ready`)).ok ? true : undefined));
+  } catch (error) {
+    await stop();
+    throw new Error(`${(error as Error).message}\n${log}`);
+  }
+  return {
+    api,
+    query: async (promql) => (await get<{ result: { metric: Record<string, string>; value: [number, string] }[] }>(`/api/v1/query?query=${encodeURIComponent(promql)}`)).result,
+    alerts: async () => (await get<{ alerts: PrometheusAlert[] }>("/api/v1/alerts")).alerts,
+    rules: async () => (await get<{ groups: { rules: PrometheusRule[] }[] }>("/api/v1/rules?type=alert")).groups.flatMap((g) => g.rules),
+    log: () => log,
+    stop,
+  };
 }
