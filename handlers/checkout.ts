@@ -5,15 +5,17 @@ import type { AppEnv } from "../lib/context.js";
 import { ApiError } from "../lib/errors.js";
 import { toFiuuAmount } from "../lib/money.js";
 import { hostedForm, startCheckout } from "../lib/payments/checkout.js";
+import { publicPageLimit } from "../lib/rate-limit.js";
 import { page } from "./views/layout.js";
 
 /**
  * The link a checkout page opens: `/pay/:id?client_secret=…` answers a page whose signed form
  * submits itself to Fiuu's hosted payment page (with a button for browsers without scripts).
+ * Reachable without a token, so it spends the client's page budget (publicPageLimit).
  */
 export function checkoutPageRoutes() {
   const app = new Hono<AppEnv>();
-  app.get("/pay/:id", async (c) => {
+  app.get("/pay/:id", publicPageLimit(), async (c) => {
     const id = c.req.param("id");
     const secret = c.req.query("client_secret");
     if (!secret) return c.html(errorPage("This payment link is incomplete."), 401);

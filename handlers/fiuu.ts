@@ -9,7 +9,8 @@ import { toFiuuAmount } from "../lib/money.js";
 import { applyRefundNotice } from "../lib/refunds/jobs.js";
 import { findPaymentById } from "../lib/payments/queries.js";
 import type { PaymentRow } from "../lib/payments/resource.js";
-import { limitUnsignedFiuuMessages } from "../lib/report-limit.js";
+import { publicPageLimit } from "../lib/rate-limit.js";
+import { limitUnsignedFiuuMessages, limitUnsignedReturns } from "../lib/report-limit.js";
 import { findUnstorableText } from "../lib/storable-text.js";
 import { page } from "./views/layout.js";
 
@@ -93,9 +94,11 @@ export function fiuuRoutes() {
   app.post("/webhooks/fiuu/notify", onServerReport);
   app.post("/webhooks/fiuu/callback", onServerReport);
 
+  // The return and result pages are public: per-client page budget; a signed return is never refused.
+  const limitReturn = limitUnsignedReturns();
   const onReturn = async (c: Context<AppEnv>) => {
     const fields = await reportFields(c);
-    await limitUnsigned(c, "report", fields);
+    await limitReturn(c, fields);
     const result = await applyFiuuReport(c.get("deps"), fields, c.get("requestId"));
     // The shopper is not to blame for a bad signature: they still go on to see the payment's
     // real (unchanged) status; only a report naming no payment at all is refused.
@@ -117,7 +120,7 @@ export function fiuuRoutes() {
     return c.text("OK", 200);
   });
 
-  app.get("/pay/:id/result", async (c) => {
+  app.get("/pay/:id/result", publicPageLimit(), async (c) => {
     const payment = await findPaymentById(c.get("deps").database.db, c.req.param("id"));
     if (!payment) return c.html(page("Payment", html`<h1>Payment not found</h1>`), 404);
     const final = finalStatuses.has(payment.status);

@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { z } from "zod";
 
 /** Parses "500ms", "30s", "5m", "1h", "1d" (or a bare number of seconds) into milliseconds. */
@@ -112,6 +113,24 @@ const envSchema = z.object({
 
   PAYMENT_TTL: duration("30m"),
   RATE_LIMIT_PAYMENTS_PER_MINUTE: int(600, 1, 10_000_000),
+  /** Requests per client address per minute to the pages reachable without a token (/pay/:id, its result page, Fiuu's return URL). */
+  RATE_LIMIT_PAGES_PER_MINUTE: int(120, 1, 10_000_000),
+  /**
+   * Which proxies in front of the service write X-Forwarded-For: none (default: the socket's peer
+   * is the client), a hop count, a comma-separated list of IP addresses and CIDR networks, or
+   * `cloudflare` (CF-Connecting-IP). Read by lib/http/client-address.ts.
+   */
+  TRUSTED_PROXIES: z
+    .string()
+    .default("")
+    .transform((text, ctx) => {
+      const parsed = parseTrustedProxies(text);
+      if (typeof parsed === "string") {
+        ctx.addIssue({ code: "custom", message: parsed });
+        return z.NEVER;
+      }
+      return parsed;
+    }),
   SHUTDOWN_TIMEOUT: duration("25s"),
 });
 
@@ -169,6 +188,10 @@ export interface Config {
   paymentTtlMs: number;
   /** Payment creations allowed per caller (token sub) per minute. */
   paymentsPerMinute: number;
+  /** Requests per client address per minute to the public pages (lib/rate-limit.ts, publicPageLimit). */
+  pagesPerMinute: number;
+  /** Whose X-Forwarded-For hops are believed when taking a request's client address. */
+  trustedProxies: TrustedProxies;
   shutdownTimeoutMs: number;
 }
 
@@ -405,8 +428,43 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     dataDir: env.DATA_DIR,
     paymentTtlMs: env.PAYMENT_TTL,
     paymentsPerMinute: env.RATE_LIMIT_PAYMENTS_PER_MINUTE,
+    pagesPerMinute: env.RATE_LIMIT_PAGES_PER_MINUTE,
+    trustedProxies: env.TRUSTED_PROXIES,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT,
   };
+}
+
+/**
+ * TRUSTED_PROXIES, parsed: `none` (or empty, or 0) trusts no proxy; a number N trusts the N proxies
+ * nearest the service (the socket's peer is the first); a list of addresses and CIDR networks trusts
+ * every hop inside them; `cloudflare` takes CF-Connecting-IP, which Cloudflare's edge sets.
+ */
+export type TrustedProxies =
+  | { kind: "none" }
+  | { kind: "hops"; count: number }
+  | { kind: "networks"; networks: { address: string; prefix: number; family: 4 | 6 }[] }
+  | { kind: "cloudflare" };
+
+/** Parses a TRUSTED_PROXIES value, or answers what is wrong with it. */
+export function parseTrustedProxies(text: string): TrustedProxies | string {
+  const value = text.trim().toLowerCase();
+  if (value === "" || value === "none" || value === "0") return { kind: "none" };
+  if (value === "cloudflare") return { kind: "cloudflare" };
+  if (/^\d+$/.test(value)) {
+    const count = Number(value);
+    return count <= 16 ? { kind: "hops", count } : "a hop count is at most 16";
+  }
+  const networks: { address: string; prefix: number; family: 4 | 6 }[] = [];
+  for (const entry of value.split(",").map((part) => part.trim()).filter(Boolean)) {
+    const [address = "", prefixText, extra] = entry.split("/");
+    const family = isIP(address);
+    if (family === 0 || extra !== undefined) return `"${entry}" is not a hop count, an IP address or a CIDR network`;
+    const max = family === 4 ? 32 : 128;
+    const prefix = prefixText === undefined ? max : /^\d{1,3}$/.test(prefixText) ? Number(prefixText) : -1;
+    if (prefix < 0 || prefix > max) return `"${entry}": the prefix length must be 0 to ${max}`;
+    networks.push({ address, prefix, family: family === 4 ? 4 : 6 });
+  }
+  return { kind: "networks", networks };
 }
 
 const fiuuHosts = {

@@ -2,6 +2,7 @@ import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import { requestLog, type AppEnv } from "./context.js";
 import { ApiError } from "./errors.js";
+import { clientAddress } from "./http/client-address.js";
 
 export interface RateLimitOptions {
   /** Names the limit in Redis keys and logs, e.g. "create_payment". */
@@ -10,8 +11,8 @@ export interface RateLimitOptions {
   limit: number | ((c: Context<AppEnv>) => number);
   /** Length of a window in seconds. */
   windowSeconds: number;
-  /** Whose budget a request spends: a token's sub, a client IP, a payment id. */
-  key: (c: Context<AppEnv>) => string;
+  /** Whose budget a request spends: a token's sub, a client address, a payment id; undefined: the request is not limited. */
+  key: (c: Context<AppEnv>) => string | undefined;
   /** How long to wait for Redis before letting the request through (default 500 ms). */
   timeoutMs?: number;
 }
@@ -35,11 +36,13 @@ export function rateLimit(options: RateLimitOptions) {
   if (!Number.isInteger(windowSeconds) || windowSeconds < 1) throw new Error(`rateLimit ${name}: windowSeconds must be a positive integer`);
 
   return createMiddleware<AppEnv>(async (c, next) => {
+    const whose = options.key(c);
+    if (whose === undefined) return next();
     const nowSeconds = c.get("deps").now().getTime() / 1000;
     const window = Math.floor(nowSeconds / windowSeconds);
     // The window number is part of the key, so a counter whose EXPIRE was lost still cannot
     // outlive its window's budget.
-    const redisKey = `ratelimit:${name}:${encodeURIComponent(options.key(c))}:${window}`;
+    const redisKey = `ratelimit:${name}:${encodeURIComponent(whose)}:${window}`;
 
     let count: number;
     try {
@@ -68,6 +71,18 @@ export function rateLimit(options: RateLimitOptions) {
     }
     return next();
   });
+}
+
+/**
+ * The limit of the pages anyone can reach without a token — `/pay/:id`, `/pay/:id/result` and
+ * Fiuu's return URL: RATE_LIMIT_PAGES_PER_MINUTE (120) per client address, one budget shared by
+ * the three. A shopper spends about 20 a minute (the result page refreshes every 3 s) and shoppers
+ * behind one carrier-grade NAT share an address, hence the margin. A request whose client address
+ * is unknown (a runtime without a socket and no TRUSTED_PROXIES) is not limited: one bucket for
+ * every shopper would let a single client lock them all out. Fails open like every limit here.
+ */
+export function publicPageLimit() {
+  return rateLimit({ name: "public_page", limit: (c) => c.get("deps").config.pagesPerMinute, windowSeconds: 60, key: clientAddress });
 }
 
 function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {

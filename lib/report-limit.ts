@@ -1,9 +1,9 @@
 import type { Context } from "hono";
-import { getConnInfo } from "@hono/node-server/conninfo";
 import type { Config } from "./config.js";
 import type { AppEnv } from "./context.js";
 import { verifyRefundNotice, verifySkey } from "./fiuu/signatures.js";
-import { rateLimit } from "./rate-limit.js";
+import { clientAddress } from "./http/client-address.js";
+import { publicPageLimit, rateLimit } from "./rate-limit.js";
 
 /** How many messages failing their signature one client may send to Fiuu's URLs per window. */
 export const rejectedReportBudget = { limit: 30, windowSeconds: 60 } as const;
@@ -21,23 +21,13 @@ export function fiuuSignatureHolds(kind: FiuuMessageKind, fields: Record<string,
 }
 
 /**
- * Whose budget a message spends: the first hop of X-Forwarded-For, else the socket's peer address
- * (Node server), else "unknown" (one shared bucket).
- *
- * Behind a proxy that sets X-Forwarded-For itself (ingress-nginx by default) the first hop is the
- * client. Where a client reaches the service directly it can choose that header and spread its
- * forgeries over many buckets; that costs stored rejected rows, never a valid report, because
- * valid reports are not limited at all (see `limitUnsignedFiuuMessages`).
+ * Whose budget a message spends: the request's client address (lib/http/client-address.ts: the
+ * socket's peer, or the first X-Forwarded-For hop the TRUSTED_PROXIES did not write), else
+ * "unknown", one bucket shared by every sender whose address is not known. Sharing is safe here:
+ * only messages failing their signature spend it, never a valid report.
  */
 export function reportClientKey(c: Context<AppEnv>): string {
-  const first = c.req.header("x-forwarded-for")?.split(",")[0]?.trim();
-  if (first) return first.slice(0, 64);
-  try {
-    return getConnInfo(c).remote.address ?? "unknown";
-  } catch {
-    // Not behind @hono/node-server (functions runtime, app.request in tests): no socket to read.
-    return "unknown";
-  }
+  return clientAddress(c) ?? "unknown";
 }
 
 /**
@@ -51,9 +41,31 @@ export function reportClientKey(c: Context<AppEnv>): string {
  * with Redis unreachable they are stored and refused with 400 as before.
  */
 export function limitUnsignedFiuuMessages() {
-  const limiter = rateLimit({ name: "rejected_fiuu_report", ...rejectedReportBudget, key: reportClientKey });
+  const limiter = rejectedReportLimiter();
   return async (c: Context<AppEnv>, kind: FiuuMessageKind, fields: Record<string, string>): Promise<void> => {
     if (fiuuSignatureHolds(kind, fields, c.get("deps").config.fiuu)) return;
     await limiter(c, async () => {});
   };
+}
+
+/**
+ * The limiter of Fiuu's return URL, a public page where the shopper's browser lands after paying.
+ * A report whose skey verifies is applied and the shopper sent on whatever any budget says: money
+ * first, and a shopper who has paid must not meet an error page and pay again. (Replaying a signed
+ * report changes nothing and costs what it costs on the notification URL, which is not limited
+ * either.) Anything else spends the client's page budget (publicPageLimit) and the rejected-report
+ * budget, and is answered 429 once either is spent.
+ */
+export function limitUnsignedReturns() {
+  const pages = publicPageLimit();
+  const rejected = rejectedReportLimiter();
+  return async (c: Context<AppEnv>, fields: Record<string, string>): Promise<void> => {
+    if (fiuuSignatureHolds("report", fields, c.get("deps").config.fiuu)) return;
+    await pages(c, async () => {});
+    await rejected(c, async () => {});
+  };
+}
+
+function rejectedReportLimiter() {
+  return rateLimit({ name: "rejected_fiuu_report", ...rejectedReportBudget, key: reportClientKey });
 }

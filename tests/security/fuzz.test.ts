@@ -29,7 +29,8 @@ let paid: Fixture; // succeeded through the sandbox: refund target
 let channels: string[];
 
 beforeAll(async () => {
-  t = await createTestApp();
+  // As behind one trusted proxy, so freshIp() below (the proxy's X-Forwarded-For hop) is the client address.
+  t = await createTestApp({ env: { TRUSTED_PROXIES: "1" } });
   service = await bearer(t, "service", `fuzz-shop-${process.pid}-${Date.now()}`, 3600);
   admin = await bearer(t, "admin", "fuzz-ops", 3600);
   open = (await createPayment(t)) as unknown as Fixture;
