@@ -3,7 +3,6 @@ import { serve, type ServerType } from "@hono/node-server";
 import { createHealthApp } from "../handlers/health.js";
 import { createMetricsApp } from "../handlers/metrics.js";
 import { createApp, usesLocalSandbox } from "./app.js";
-import { localFiuuSandbox } from "./fiuu/sandbox/mount.js";
 import { sealAuditLog } from "./audit.js";
 import { sweepExpiredPayments } from "./payments/reconcile.js";
 import { signToken } from "./auth/tokens.js";
@@ -53,7 +52,9 @@ export async function startNodeServer(rawConfig: Config): Promise<RunningServer>
   // reaches the service's webhooks: nothing depends on PUBLIC_URL resolving to this process.
   let app: ReturnType<typeof createApp> | undefined;
   const deps = await buildDeps(config, usesLocalSandbox(config) ? { fiuuFetch: async (request) => app!.fetch(request) } : { fiuuPost: nodeFormPost });
-  app = createApp(deps, { fiuuSandbox: localFiuuSandbox(config) });
+  // Loaded only when it plays Fiuu (development and test), so the production image leaves it out.
+  const fiuuSandbox = usesLocalSandbox(config) ? (await import("./fiuu/sandbox/mount.js")).localFiuuSandbox(config) : undefined;
+  app = createApp(deps, { fiuuSandbox });
   const main = await listen(app.fetch, config.port);
   const health = await listen(createHealthApp(deps).fetch, config.health.port);
   const metrics = config.metrics.enabled ? await listen(createMetricsApp(deps).fetch, config.metrics.port) : undefined;
