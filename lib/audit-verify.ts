@@ -9,7 +9,7 @@ export type AuditChainResult =
   | { intact: false; rows: number; unsealed: number; seq: number; reason: AuditBreak };
 
 interface ChainRow {
-  seq: string;
+  seq_text: string;
   prev_hash: string | null;
   hash: string | null;
   recomputed: string | null;
@@ -35,15 +35,16 @@ export async function verifyAuditChain(db: Database, options: { batchSize?: numb
   let rows = 0;
   let lastSeq: number | undefined;
   for (;;) {
+    // Ordered by the bigint column, not by the text the row is read as: "10" sorts before "2".
     const batch = await queryRows<ChainRow>(
       db,
-      sql`select seq::text as seq, prev_hash, hash,
-                 audit_log_row_hash(prev_hash, seq, at, actor, action, entity_type, entity_id, request_id, data) as recomputed
-          from audit_log where seq is not null ${lastSeq === undefined ? sql`` : sql`and seq > ${lastSeq}`}
-          order by seq limit ${batchSize}`,
+      sql`select a.seq::text as seq_text, a.prev_hash, a.hash,
+                 audit_log_row_hash(a.prev_hash, a.seq, a.at, a.actor, a.action, a.entity_type, a.entity_id, a.request_id, a.data) as recomputed
+          from audit_log a where a.seq is not null ${lastSeq === undefined ? sql`` : sql`and a.seq > ${lastSeq}`}
+          order by a.seq limit ${batchSize}`,
     );
     for (const row of batch) {
-      const seq = Number(row.seq);
+      const seq = Number(row.seq_text);
       const broken = (reason: AuditBreak, at: number): AuditChainResult => ({ intact: false, rows, unsealed, seq: at, reason });
       // A missing seq is named by the first number absent from the chain.
       if (seq !== expectedSeq) return broken("gap", expectedSeq);

@@ -54,12 +54,16 @@ const envSchema = z.object({
   ALLOWED_ORIGINS: list,
 
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL").optional(),
+  /** The migrations' own connection (the owner role, drizzle/roles.sql); else DATABASE_URL / DB_*. */
+  MIGRATION_DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL").optional(),
   DB_HOST: optionalText,
   DB_PORT: port(5432),
   DB_NAME: z.string().min(1).default("payments"),
   DB_USER: z.string().min(1).default("payment_app"),
   DB_PASSWORD: z.string().optional(),
   DB_SSL_MODE: z.enum(["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]).default("prefer"),
+  /** The CA certificate (PEM) that verify-ca / verify-full check the server against; DB_SSL_CA_FILE names a file. */
+  DB_SSL_CA: optionalText,
   DB_MAX_CONNECTIONS: int(8, 1, 1000),
   DB_MAX_IDLE_CONNECTIONS: int(5, 0, 1000),
   DB_CONNECTION_LIFETIME: duration("5m"),
@@ -155,7 +159,19 @@ export interface Config {
   log: { level: Env["LOG_LEVEL"]; format: Env["LOG_FORMAT"] };
   allowedOrigins: string[];
   database:
-    | { kind: "postgres"; url: string; ssl: Env["DB_SSL_MODE"]; max: number; idle: number; lifetimeMs: number }
+    | {
+        kind: "postgres";
+        url: string;
+        /** DB_SSL_MODE; an sslmode in the URL wins over it (lib/db/tls.ts). */
+        ssl: Env["DB_SSL_MODE"];
+        /** DB_SSL_CA: the PEM certificate verify-ca / verify-full trust. */
+        ca?: string;
+        /** The variable the URL came from, for messages. */
+        urlVariable?: "DATABASE_URL" | "DB_HOST" | "MIGRATION_DATABASE_URL";
+        max: number;
+        idle: number;
+        lifetimeMs: number;
+      }
     | { kind: "embedded"; dataDir: string };
   redis:
     | { kind: "tcp"; host: string; port: number; password?: string; db: number; maxConnections: number }
@@ -218,6 +234,7 @@ export function decodeEncryptionKey(text: string): Buffer | undefined {
 /** Variables that hold secrets (or credentials inside a URL): none may keep a template's text. */
 const secretVariables = [
   "DATABASE_URL",
+  "MIGRATION_DATABASE_URL",
   "DB_PASSWORD",
   "REDIS_PASSWORD",
   "UPSTASH_REDIS_REST_TOKEN",
@@ -362,17 +379,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   }
   if (problems.length > 0) throw new ConfigError(problems);
 
-  const database: Config["database"] =
-    env.DATABASE_URL || env.DB_HOST
-      ? {
-          kind: "postgres",
-          url: env.DATABASE_URL ?? composeDatabaseUrl(env),
-          ssl: env.DB_SSL_MODE,
-          max: env.DB_MAX_CONNECTIONS,
-          idle: env.DB_MAX_IDLE_CONNECTIONS,
-          lifetimeMs: env.DB_CONNECTION_LIFETIME,
-        }
-      : { kind: "embedded", dataDir: env.DATA_DIR };
+  const database = databaseOf(env);
 
   const redis: Config["redis"] = env.UPSTASH_REDIS_REST_URL
     ? { kind: "rest", url: env.UPSTASH_REDIS_REST_URL, token: env.UPSTASH_REDIS_REST_TOKEN! }
@@ -476,7 +483,82 @@ function trimSlash(url: string | undefined): string | undefined {
   return url?.replace(/\/+$/, "");
 }
 
-function composeDatabaseUrl(env: Env): string {
+/** The app's database: DATABASE_URL, else one composed of DB_*, else the embedded one in DATA_DIR. */
+function databaseOf(env: DatabaseEnv): Config["database"] {
+  if (env.DATABASE_URL) return postgresDatabase(env, env.DATABASE_URL, "DATABASE_URL");
+  if (env.DB_HOST) return postgresDatabase(env, composeDatabaseUrl(env), "DB_HOST");
+  return { kind: "embedded", dataDir: env.DATA_DIR };
+}
+
+function postgresDatabase(env: DatabaseEnv, url: string, urlVariable: "DATABASE_URL" | "DB_HOST" | "MIGRATION_DATABASE_URL"): Config["database"] {
+  return {
+    kind: "postgres",
+    url,
+    ssl: env.DB_SSL_MODE,
+    ...(env.DB_SSL_CA !== undefined ? { ca: env.DB_SSL_CA } : {}),
+    urlVariable,
+    max: env.DB_MAX_CONNECTIONS,
+    idle: env.DB_MAX_IDLE_CONNECTIONS,
+    lifetimeMs: env.DB_CONNECTION_LIFETIME,
+  };
+}
+
+const databaseSchema = envSchema.pick({
+  ENVIRONMENT: true,
+  DATABASE_URL: true,
+  MIGRATION_DATABASE_URL: true,
+  DB_HOST: true,
+  DB_PORT: true,
+  DB_NAME: true,
+  DB_USER: true,
+  DB_PASSWORD: true,
+  DB_SSL_MODE: true,
+  DB_SSL_CA: true,
+  DB_MAX_CONNECTIONS: true,
+  DB_MAX_IDLE_CONNECTIONS: true,
+  DB_CONNECTION_LIFETIME: true,
+  DATA_DIR: true,
+});
+type DatabaseEnv = z.infer<typeof databaseSchema>;
+
+/**
+ * The database settings alone, for the CLIs (`migrate up`, `audit:verify`), which need no other
+ * secret: the app's database and the one migrations use (MIGRATION_DATABASE_URL, else the app's).
+ * Throws ConfigError naming every bad variable.
+ */
+export function loadDatabaseConfig(source: Record<string, string | undefined> = process.env): {
+  environment: Env["ENVIRONMENT"];
+  database: Config["database"];
+  migrationDatabase: Config["database"];
+} {
+  const present: Record<string, string> = {};
+  for (const key of Object.keys(databaseSchema.shape)) {
+    const value = source[key];
+    if (value !== undefined && value.trim() !== "") present[key] = value.trim();
+  }
+  const parsed = databaseSchema.safeParse(present);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`));
+  const env = parsed.data;
+  const problems: string[] = [];
+  if (env.ENVIRONMENT === "production") {
+    if (!env.DATABASE_URL && !env.DB_HOST && !env.MIGRATION_DATABASE_URL) {
+      problems.push("DATABASE_URL: required when ENVIRONMENT=production (or DB_HOST, or MIGRATION_DATABASE_URL for migrations)");
+    }
+    for (const key of ["DATABASE_URL", "MIGRATION_DATABASE_URL", "DB_PASSWORD"] as const) {
+      const problem = present[key] === undefined ? undefined : placeholderProblem(present[key]!);
+      if (problem) problems.push(`${key}: ${problem}; set the real value when ENVIRONMENT=production`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  const database = databaseOf(env);
+  return {
+    environment: env.ENVIRONMENT,
+    database,
+    migrationDatabase: env.MIGRATION_DATABASE_URL ? postgresDatabase(env, env.MIGRATION_DATABASE_URL, "MIGRATION_DATABASE_URL") : database,
+  };
+}
+
+function composeDatabaseUrl(env: DatabaseEnv): string {
   const auth = env.DB_PASSWORD
     ? `${encodeURIComponent(env.DB_USER)}:${encodeURIComponent(env.DB_PASSWORD)}`
     : encodeURIComponent(env.DB_USER);

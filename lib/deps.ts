@@ -1,7 +1,8 @@
-import type { Config } from "./config.js";
+import { ConfigError, type Config } from "./config.js";
 import type { AppDeps } from "./context.js";
 import { openDatabase, type DatabaseHandle } from "./db/client.js";
 import { migrateDatabase } from "./db/migrate.js";
+import { logDatabaseAtStart } from "./db/startup.js";
 import { assembleDeps } from "./deps-core.js";
 import type { FormPost } from "./http/form-post.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -31,7 +32,16 @@ export async function buildDeps(
   } = {},
 ): Promise<OwnedDeps> {
   const logger = options.logger ?? (await createLogger(config.log));
-  const database = options.database ?? (await openDatabase(config.database));
+  let database: DatabaseHandle;
+  try {
+    database = options.database ?? (await openDatabase(config.database));
+  } catch (error) {
+    // A TLS setting that cannot mean what it says (lib/db/tls.ts): said in the log before exiting.
+    if (error instanceof ConfigError) logger.fatal({ problems: error.problems }, error.message);
+    throw error;
+  }
+  // Said in the first lines of the log: connected as whom, over what TLS, or why not.
+  if (!options.database && database.kind === "postgres") await logDatabaseAtStart(database, logger, config.health.timeoutMs);
   if (options.migrate ?? database.kind === "embedded") await migrateDatabase(database);
   const redis = options.redis ?? (await openRedis(config.redis));
   const metrics = createMetrics();

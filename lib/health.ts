@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { AppDeps } from "./context.js";
+import { describeDatabaseError } from "./db/errors.js";
 import { appliedMigrationCount } from "./db/migrate.js";
 
 export interface CheckResult {
@@ -37,9 +38,14 @@ export async function checkReadiness(
   const timeoutMs = deps.config.health.timeoutMs;
   const [database, redis] = await Promise.all([
     timed(timeoutMs, async () => {
-      await deps.database.db.execute(sql`select 1`);
-      const applied = await appliedMigrationCount(deps.database);
-      return applied < expected ? `migrations applied ${applied} of ${expected}; run "migrate up"` : undefined;
+      try {
+        await deps.database.db.execute(sql`select 1`);
+        const applied = await appliedMigrationCount(deps.database);
+        return applied < expected ? `migrations applied ${applied} of ${expected}; run "migrate up"` : undefined;
+      } catch (error) {
+        // "authentication failed: …", "certificate not trusted: …", "host unreachable: …": the cause, no secret.
+        return describeDatabaseError(error).message;
+      }
     }),
     timed(timeoutMs, async () => {
       const answer = await deps.redis.ping();

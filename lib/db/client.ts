@@ -1,10 +1,12 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import type { SQL } from "drizzle-orm";
+import type postgres from "postgres";
 import type { Sql } from "postgres";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import * as schema from "../../drizzle/schema.js";
 import { flattenSql } from "./flat.js";
+import { postgresTls, type PostgresTls, type TlsSettings } from "./tls.js";
 import type { Config } from "../config.js";
 
 export type Schema = typeof schema;
@@ -16,6 +18,10 @@ export interface DatabaseHandle {
   kind: "postgres" | "embedded";
   /** The connection URL (Postgres only), for work that needs a connection of its own. */
   url?: string;
+  /** The TLS settings the URL is opened with (Postgres only): a connection of its own takes the same. */
+  tls?: TlsSettings & { urlVariable?: string };
+  /** The connection's TLS as postgresTls resolved it (Postgres only), for logs and messages. */
+  tlsResolved?: PostgresTls;
   /** Runs a multi-statement SQL text without parameters (migrations, seed). */
   exec(text: string): Promise<void>;
   close(): Promise<void>;
@@ -61,13 +67,30 @@ export async function openDatabase(config: Config["database"]): Promise<Database
 
 type PostgresOptions = Extract<Config["database"], { kind: "postgres" }>;
 
+/**
+ * A postgres.js client for `url` with the TLS options postgresTls gives for it (throws ConfigError
+ * for a TLS setting that cannot mean what it says). Every PostgreSQL connection of the service is
+ * opened here: the pool, the migration lock, the CLIs, the Workers build.
+ */
+export async function createPostgresClient(
+  url: string,
+  tls: TlsSettings & { urlVariable?: string },
+  options: Omit<postgres.Options<Record<string, postgres.PostgresType>>, "ssl" | "socket"> = {},
+): Promise<{ client: Sql; tls: PostgresTls }> {
+  const resolved = postgresTls(url, tls, tls.urlVariable);
+  const { default: postgres } = await import("postgres");
+  const socket = resolved.plaintextFirst ? (await import("./allow-socket.js")).allowSocket : undefined;
+  const client = postgres(resolved.url, { ...options, ssl: resolved.ssl, ...(socket ? { socket: socket as never } : {}) });
+  return { client, tls: resolved };
+}
+
 export async function openPostgres(
   url: string,
-  options: Partial<Omit<PostgresOptions, "kind" | "url">> = {},
+  options: Partial<Omit<PostgresOptions, "kind" | "url">> & { urlVariable?: string } = {},
 ): Promise<DatabaseHandle> {
-  const { default: postgres } = await import("postgres");
   const { drizzle } = await import("drizzle-orm/postgres-js");
-  const client = postgres(url, {
+  const tls: TlsSettings & { urlVariable?: string } = { mode: options.ssl ?? "prefer", ca: options.ca, urlVariable: options.urlVariable };
+  const { client, tls: resolved } = await createPostgresClient(url, tls, {
     max: options.max ?? 10,
     // postgres.js has no idle-count knob: with DB_MAX_IDLE_CONNECTIONS=0 idle connections close
     // at once, otherwise after 60 s idle, so a quiet replica shrinks back toward nothing.
@@ -77,7 +100,6 @@ export async function openPostgres(
     // postgres.js waits up to 20 s between reconnects once the database is gone, and queued
     // queries wait with it; capped at 2 s so an outage answers 503 within seconds, not 20.
     backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(3 ** retries / 100, 2),
-    ssl: sslOption(options.ssl ?? "prefer"),
     onnotice: () => {},
     connection: {
       application_name: "payment-service",
@@ -91,6 +113,8 @@ export async function openPostgres(
     db,
     kind: "postgres",
     url,
+    tls,
+    tlsResolved: resolved,
     exec: async (text) => {
       await client.unsafe(text);
     },
@@ -124,20 +148,6 @@ function preparedStatements<T extends Sql>(client: T): T {
       }
     },
   });
-}
-
-function sslOption(mode: PostgresOptions["ssl"]) {
-  switch (mode) {
-    case "disable":
-      return false;
-    case "verify-ca":
-      // Verify the chain but not the host name, as libpq's verify-ca does.
-      return { rejectUnauthorized: true, checkServerIdentity: () => undefined };
-    case "verify-full":
-      return "verify-full" as const;
-    default:
-      return mode;
-  }
 }
 
 /** PGlite in `dataDir`, or in memory when dataDir is "memory://". */

@@ -17,10 +17,11 @@ import type { Metrics } from "../metrics.js";
 
 /** The service's modules, loaded on an isolate's first event. */
 const loadModules = async () => {
-  const [app, config, dbClient, depsCore, tokens, jobs, logger, asyncHooks, upstash] = await Promise.all([
+  const [app, config, dbClient, dbTls, depsCore, tokens, jobs, logger, asyncHooks, upstash] = await Promise.all([
     import("../app.js"),
     import("../config.js"),
     import("../db/client.js"),
+    import("../db/tls.js"),
     import("../deps-core.js"),
     import("../auth/tokens.js"),
     import("../../handlers/jobs.js"),
@@ -33,6 +34,7 @@ const loadModules = async () => {
     loadConfig: config.loadConfig,
     ConfigError: config.ConfigError,
     openPostgres: dbClient.openPostgres,
+    postgresTls: dbTls.postgresTls,
     assembleDeps: depsCore.assembleDeps,
     signToken: tokens.signToken,
     jobGroups: jobs.jobGroups,
@@ -109,6 +111,8 @@ async function buildIsolate(env: WorkerEnv): Promise<Isolate> {
     config.fiuu.localSandbox && "FIUU_LOCAL_SANDBOX: the Workers build has no local Fiuu sandbox; set FIUU_MERCHANT_ID and Fiuu's keys",
   ].filter((p): p is string => typeof p === "string");
   if (problems.length > 0) throw new modules.ConfigError(problems);
+  const tlsProblems = workerTlsProblems(config.database as Extract<Config["database"], { kind: "postgres" }>, modules.postgresTls);
+  if (tlsProblems.length > 0) throw new modules.ConfigError(tlsProblems);
   const redisConfig = config.redis as Extract<Config["redis"], { kind: "rest" }>;
 
   const databases = new modules.AsyncLocalStorage<DatabaseHandle>();
@@ -130,13 +134,32 @@ async function buildIsolate(env: WorkerEnv): Promise<Isolate> {
   });
   app = modules.createApp(deps);
   deps.logger.info({ environment: config.environment }, "worker isolate ready");
-  // postgres.js's workerd build cannot fall back to plain text once a server declines TLS: the
-  // connection stalls until connect_timeout. So "prefer"/"allow" work only against a TLS server.
-  const { ssl } = config.database as Extract<Config["database"], { kind: "postgres" }>;
-  if (ssl === "prefer" || ssl === "allow") {
-    deps.logger.warn({ db_ssl_mode: ssl }, "in a Worker set DB_SSL_MODE to require (or verify-full) for a TLS server, disable for one without TLS");
-  }
   return { modules, config, deps, app, databases };
+}
+
+/**
+ * The TLS settings a Worker can honour, by the same rule as every connection (lib/db/tls.ts), or
+ * why not. In workerd the runtime's socket does the TLS handshake (postgres.js's cloudflare:sockets
+ * build): it cannot go back to plain text on the connection that asked for TLS, so prefer (the
+ * default) and allow would stall against a server without TLS; and it takes no CA certificate of
+ * ours, so DB_SSL_CA and verify-ca (chain without host name) cannot mean what they say there.
+ */
+export function workerTlsProblems(
+  database: Extract<Config["database"], { kind: "postgres" }>,
+  postgresTls: typeof import("../db/tls.js").postgresTls,
+): string[] {
+  const tls = postgresTls(database.url, { mode: database.ssl, ca: database.ca }, database.urlVariable);
+  const problems: string[] = [];
+  if (tls.mode === "prefer" || tls.mode === "allow") {
+    problems.push(
+      `DB_SSL_MODE: ${tls.modeFrom} cannot work in the Workers build: prefer (the default) and allow fall back between TLS and plain text, which workerd's sockets cannot; set DB_SSL_MODE=require (or verify-full with sslrootcert=system) for a server with TLS, disable for one without`,
+    );
+  }
+  if (tls.mode === "verify-ca") problems.push(`DB_SSL_MODE: ${tls.modeFrom} cannot work in the Workers build (the runtime checks the host name with the chain); use verify-full`);
+  if (database.ca !== undefined) {
+    problems.push("DB_SSL_CA: the Workers build cannot use a CA certificate of its own (the runtime does the TLS handshake); use verify-full with sslrootcert=system and a certificate from a public CA, or Hyperdrive");
+  }
+  return problems;
 }
 
 /** A database handle that stands for the pool of the event in progress. */
