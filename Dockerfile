@@ -3,7 +3,7 @@
 # dependencies and the migrations, running as uid 1001. The image runs with a read-only root
 # filesystem: nothing is written outside /tmp (mount an emptyDir or tmpfs there).
 
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # npm ci's postinstall applies infra/patches (a postgres.js fix, see README "Reliability").
@@ -16,8 +16,13 @@ COPY handlers ./handlers
 # `npm run build` also bundles the functions build (infra/functions/build.mjs).
 COPY infra/functions ./infra/functions
 RUN npm run build && npm prune --omit=dev
+# Left out because production never loads them (tests/infra/image.test.ts: nothing the image runs
+# imports them statically): PGlite, the embedded database (ENVIRONMENT=production requires
+# PostgreSQL); the functions bundles, deployed to their own platforms; and the local Fiuu sandbox,
+# which the Node server imports only when FIUU_LOCAL_SANDBOX is on (development and test).
+RUN rm -rf node_modules/@electric-sql/pglite dist/functions dist/lib/fiuu/sandbox
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 # HOME=/tmp: nothing may write to a home directory on a read-only root. DATA_DIR is unused with
 # PostgreSQL (ENVIRONMENT=production requires it) but points into /tmp should anything ask.
 ENV NODE_ENV=production \

@@ -5,8 +5,9 @@ import { signToken } from "../auth/tokens.js";
 import { ConfigError, loadConfig, type Config } from "../config.js";
 import { buildDeps } from "../deps.js";
 
-// The AWS Lambda entry (Node.js 20 runtime): the same app behind API Gateway (REST or HTTP API),
-// a Function URL or an ALB, configured from the function's environment variables.
+// The AWS Lambda entry (runtime nodejs24.x, whose handlers must be async, as these are): the same
+// app behind API Gateway (REST or HTTP API), a Function URL or an ALB, configured from the
+// function's environment variables.
 //   handler: dist/lib/entry/lambda.handler   HTTP events
 //   jobs:    dist/lib/entry/lambda.jobs      EventBridge Scheduler, input {"group":"reconcile"}
 
