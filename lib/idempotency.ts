@@ -13,8 +13,18 @@ export interface IdempotencyOptions {
 }
 
 type Running = { state: "running"; fingerprint: string; owner: string };
-type Done = { state: "done"; fingerprint: string; status: number; body: string; contentType: string | null; location?: string };
-type StoredRecord = Running | Done;
+/** A finished request's answer, as replayed. */
+type Answer = { status: number; body: string; contentType: string | null; location?: string };
+type Done = { state: "done"; fingerprint: string } & Answer;
+/**
+ * A finished request as Redis holds it: the answer sealed with the field cipher
+ * (`v1.<keyId>.<nonce>.<ciphertext>.<tag>`, lib/crypto.ts), because a create's answer carries the
+ * customer's name, email and mobile and the live client_secret, and the database — the source of
+ * truth — keeps the secret only as a hash, so the answer cannot be rebuilt from it. The key id
+ * lets a record written before an ENCRYPTION_KEY rotation be read with ENCRYPTION_KEY_PREVIOUS.
+ */
+type SealedDone = { state: "done"; fingerprint: string; sealed: string };
+type StoredRecord = Running | Done | SealedDone;
 
 const maxKeyLength = 255;
 // Printable ASCII only: the header is echoed into Redis keys and logs.
@@ -27,7 +37,8 @@ const nullBodyStatuses = new Set([101, 204, 205, 304]);
  * Makes a mutating call safe to retry (Stripe / IETF Idempotency-Key draft): the first request
  * under a key runs, later ones with the same body get its stored answer with
  * `Idempotency-Replayed: true`, with another body 422, while it still runs 409. Keys are scoped
- * to the caller and kept `retentionSeconds`. Place after `authenticate`. When Redis is down the
+ * to the caller and kept `retentionSeconds`, the answer encrypted (SealedDone): Redis never holds
+ * customer details or a client secret in clear. Place after `authenticate`. When Redis is down the
  * call is refused with 503 (fail closed): the handler never runs without the guard.
  */
 export function idempotency(options: IdempotencyOptions = {}) {
@@ -78,7 +89,7 @@ export function idempotency(options: IdempotencyOptions = {}) {
         });
       }
       if (existing.fingerprint !== fingerprint) throw reused();
-      return replay(c, existing);
+      return replay(c, unseal(c, existing));
     }
 
     // The handler's JSON is kept as it is rendered, so that storing the answer need not read the
@@ -115,15 +126,14 @@ export function idempotency(options: IdempotencyOptions = {}) {
         c.res = undefined; // replaced, not merged: the headers are carried over whole
         c.res = new Response(empty ? null : body, { status, headers: response.headers });
       }
-      const done: Done = {
-        state: "done",
-        fingerprint,
+      const answer: Answer = {
         status,
         body,
         contentType: response.headers.get("content-type"),
         ...(response.headers.has("location") ? { location: response.headers.get("location")! } : {}),
       };
       try {
+        const done: SealedDone = { state: "done", fingerprint, sealed: c.get("deps").cipher.encrypt(JSON.stringify(answer)) };
         await redis.set(redisKey, done, { ex: retentionSeconds });
       } catch (error) {
         // The handler has run and its effects are committed: answering 503 now would invite a
@@ -166,7 +176,28 @@ function reused() {
   return new ApiError("idempotency_key_reused", "This Idempotency-Key was used for a different request; use a new key.");
 }
 
-/** A stored record from its JSON text (the Redis client answers values unparsed); anything else is ignored. */
+/**
+ * The answer of a finished record. One that cannot be unsealed (its key is no longer configured,
+ * or it was altered) answers 503, as when Redis is down: the service cannot tell what the first
+ * request answered, so it neither runs it again nor pretends to know.
+ */
+function unseal(c: Context<AppEnv>, done: Done | SealedDone): Done {
+  if (!("sealed" in done)) return done;
+  let answer: Answer;
+  try {
+    answer = JSON.parse(c.get("deps").cipher.decrypt(done.sealed)) as Answer;
+  } catch (error) {
+    requestLog(c)!.error({ err: error }, "stored idempotent answer cannot be decrypted; keep earlier keys in ENCRYPTION_KEY_PREVIOUS for 24 h");
+    throw new ApiError("unavailable", "The stored answer for this Idempotency-Key cannot be read; retry later.", { retryAfterSeconds: 60 });
+  }
+  return { state: "done", fingerprint: done.fingerprint, ...answer };
+}
+
+/**
+ * A stored record from its JSON text (the Redis client answers values unparsed); anything else is
+ * ignored. A finished record in plain text, as replicas before sealing wrote them (for 24 h after
+ * the upgrade), is read as it is.
+ */
 function parseRecord(text: string | null): StoredRecord | null {
   if (text === null) return null;
   let parsed: unknown;
@@ -178,6 +209,9 @@ function parseRecord(text: string | null): StoredRecord | null {
   if (!parsed || typeof parsed !== "object") return null;
   const record = parsed as { state?: unknown; fingerprint?: unknown; status?: unknown; body?: unknown };
   if (record.state === "running" && typeof record.fingerprint === "string") return record as Running;
+  if (record.state === "done" && typeof record.fingerprint === "string" && typeof (parsed as { sealed?: unknown }).sealed === "string") {
+    return { state: "done", fingerprint: record.fingerprint, sealed: (parsed as { sealed: string }).sealed };
+  }
   if (record.state === "done" && typeof record.fingerprint === "string" && typeof record.status === "number" && typeof record.body === "string") {
     return record as Done;
   }

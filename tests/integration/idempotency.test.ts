@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { zValidator } from "@hono/zod-validator";
 import type { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -7,6 +7,7 @@ import { createApp } from "../../lib/app.js";
 import { authenticate } from "../../lib/auth/middleware.js";
 import { signToken } from "../../lib/auth/tokens.js";
 import type { AppEnv } from "../../lib/context.js";
+import { createFieldCipher, hashSecret, keyIdOf } from "../../lib/crypto.js";
 import { ApiError } from "../../lib/errors.js";
 import { idempotency } from "../../lib/idempotency.js";
 import { openRedis } from "../../lib/redis/index.js";
@@ -268,6 +269,80 @@ describe("a claim left by a request that never finished", () => {
     const replay = await post(`/test/hangs/${m}`, { key });
     expect(replay.headers.get("idempotency-replayed")).toBe("true");
     expect(timesRun(m)).toBe(2);
+  });
+});
+
+describe("the stored answer", () => {
+  const sub = `shop-sealed-${randomUUID()}`;
+  const token = () => signToken(t.deps.config.jwtSecret!, { sub, role: "service", ttlSeconds: 600 });
+  const redisKey = (key: string) => `idempotency:sub:${encodeURIComponent(sub)}:${key}`;
+  const stored = async (key: string) => JSON.parse((await t.deps.redis.get<string>(redisKey(key)))!) as Record<string, unknown>;
+  /** The app on the same Redis with another field cipher, as after a deploy with other keys. */
+  const withCipher = (cipher: ReturnType<typeof createFieldCipher>) => {
+    const app = createApp({ ...t.deps, cipher });
+    mountRoutes(app);
+    return app;
+  };
+  const currentKey = () => t.deps.config.encryptionKey!;
+
+  it("is kept sealed with the field cipher (v1.<keyId>.…): Redis holds no byte of the answer in clear", async () => {
+    const m = marker();
+    const key = randomUUID();
+    const item = `secret-item-${randomBytes(6).toString("hex")}`;
+    const first = await post(`/test/orders/${m}`, { key, token: await token(), body: { item, quantity: 1 } });
+    expect(first.status).toBe(201);
+    const record = await stored(key);
+    expect(Object.keys(record).sort()).toEqual(["fingerprint", "sealed", "state"]);
+    expect(record.state).toBe("done");
+    expect(record.sealed).toMatch(new RegExp(`^v1\\.${keyIdOf(currentKey())}\\.[\\w-]+\\.[\\w-]+\\.[\\w-]+$`));
+    const raw = (await t.deps.redis.get<string>(redisKey(key)))!;
+    expect(raw).not.toContain(item);
+    expect(raw).not.toContain(Buffer.from(item).toString("base64").slice(0, 12));
+    expect(JSON.parse(t.deps.cipher.decrypt(record.sealed as string))).toMatchObject({ status: 201, contentType: "application/json", body: await first.text() });
+  });
+
+  it("replays after ENCRYPTION_KEY rotates, read with ENCRYPTION_KEY_PREVIOUS; new answers are sealed with the new key", async () => {
+    const m = marker();
+    const key = randomUUID();
+    const first = await post(`/test/orders/${m}`, { key, token: await token() });
+    const body = await first.text();
+    const newKey = randomBytes(32);
+    const rotated = withCipher(createFieldCipher(newKey, [currentKey()]));
+    const replay = await post(`/test/orders/${m}`, { key, token: await token(), app: rotated });
+    expect(replay.status).toBe(201);
+    expect(replay.headers.get("idempotency-replayed")).toBe("true");
+    expect(await replay.text()).toBe(body);
+    expect(timesRun(m)).toBe(1);
+
+    const fresh = randomUUID();
+    expect((await post(`/test/orders/${marker()}`, { key: fresh, token: await token(), app: rotated })).status).toBe(201);
+    expect((await stored(fresh)).sealed).toMatch(new RegExp(`^v1\\.${keyIdOf(newKey)}\\.`));
+  });
+
+  it("answers 503 and runs nothing when it was sealed with a key no longer configured", async () => {
+    const m = marker();
+    const key = randomUUID();
+    expect((await post(`/test/orders/${m}`, { key, token: await token() })).status).toBe(201);
+    const forgotten = withCipher(createFieldCipher(randomBytes(32)));
+    const errorsBefore = t.logs.lines.filter((l) => l.level === 50 || l.level === "error").length;
+    const res = await post(`/test/orders/${m}`, { key, token: await token(), app: forgotten });
+    await expectProblem(res, 503, "unavailable");
+    expect(timesRun(m)).toBe(1);
+    expect(t.logs.lines.filter((l) => l.level === 50 || l.level === "error").length).toBe(errorsBefore + 1);
+    // The same key with another request is still refused as reused, without reading the answer.
+    await expectProblem(await post(`/test/orders/${m}`, { key, token: await token(), app: forgotten, body: { item: "teh", quantity: 9 } }), 422, "idempotency_key_reused");
+  });
+
+  it("replays a record in plain text, as replicas before sealing wrote them", async () => {
+    const m = marker();
+    const key = randomUUID();
+    const fingerprint = hashSecret(`POST\n/test/orders/${m}\n${JSON.stringify(order)}`);
+    await t.deps.redis.set(redisKey(key), { state: "done", fingerprint, status: 201, body: '{"legacy":true}', contentType: "application/json" }, { ex: 60 });
+    const res = await post(`/test/orders/${m}`, { key, token: await token() });
+    expect(res.status).toBe(201);
+    expect(res.headers.get("idempotency-replayed")).toBe("true");
+    expect(await res.json()).toEqual({ legacy: true });
+    expect(timesRun(m)).toBe(0);
   });
 });
 
