@@ -21,6 +21,8 @@ function mountRoutes(app: Hono<AppEnv>, name: string) {
   app.get("/test/limited", rateLimit({ name, limit: 3, windowSeconds, key: (c) => c.req.header("X-Caller") ?? "anonymous" }), (c) =>
     c.json({ ok: true }),
   );
+  // A key of undefined (a client whose address is unknown, for the page limit) is not limited at all.
+  app.get("/test/limited-if-known", rateLimit({ name: `${name}_known`, limit: 1, windowSeconds, key: (c) => c.req.header("X-Caller") }), (c) => c.json({ ok: true }));
 }
 
 let t: TestContext;
@@ -80,6 +82,16 @@ describe("fixed-window rate limit", () => {
     const answers = await Promise.all(Array.from({ length: 10 }, () => call(caller)));
     expect(answers.filter((r) => r.status === 200)).toHaveLength(3);
     expect(answers.filter((r) => r.status === 429)).toHaveLength(7);
+  });
+
+  it("does not count, nor touch Redis for, a request whose key is undefined", async () => {
+    at(25);
+    for (let i = 0; i < 5; i++) expect((await t.app.request("/test/limited-if-known")).status).toBe(200);
+    const caller = randomUUID();
+    expect((await t.app.request("/test/limited-if-known", { headers: { "X-Caller": caller } })).status).toBe(200);
+    expect((await t.app.request("/test/limited-if-known", { headers: { "X-Caller": caller } })).status).toBe(429);
+    const window = Math.floor(clock.getTime() / 1000 / windowSeconds);
+    expect(await t.deps.redis.exists(`ratelimit:${limiterName}_known:undefined:${window}`, `ratelimit:${limiterName}_known::${window}`)).toBe(0);
   });
 
   it("sets an expiry on its counters so they do not pile up in Redis", async () => {
