@@ -54,7 +54,7 @@ const untrusted = new Set([
   "CERT_REJECTED",
   "INVALID_CA",
 ]);
-const unreachable = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "EHOSTDOWN", "ETIMEDOUT", "CONNECT_TIMEOUT", "ECONNRESET", "EPIPE"]);
+const unreachable = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "EHOSTDOWN", "ETIMEDOUT", "CONNECT_TIMEOUT", "ECONNRESET", "EPIPE", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED"]);
 
 /** Credentials in a connection URL (postgres://user:password@host) blanked, should a message carry one. */
 export function withoutCredentials(text: string): string {

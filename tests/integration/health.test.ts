@@ -81,14 +81,16 @@ describe("readiness names what fails", () => {
     }
   });
 
-  it("answers 503 when the database is unreachable, while /health stays 200", async () => {
+  it("answers 503 naming an unreachable database, while /health stays 200", async () => {
     const t = await createTestApp({ env: { HEALTH_CHECK_TIMEOUT: "3s" } });
-    const unreachable = await openPostgres("postgres://nobody@127.0.0.1:1/none", { ssl: "disable" });
+    const unreachable = await openPostgres("postgres://nobody:a-password-never-shown@127.0.0.1:1/none", { ssl: "disable" });
     try {
       const app = createHealthApp({ ...t.deps, database: unreachable });
       const { status, body } = await readiness(app);
       expect(status).toBe(503);
       expect(body.checks.database!.status).toBe("failing");
+      expect(body.checks.database!.detail).toMatch(/^host unreachable: connect ECONNREFUSED 127\.0\.0\.1:1/);
+      expect(JSON.stringify(body)).not.toContain("a-password-never-shown");
       expect((await app.request("/health")).status).toBe(200);
     } finally {
       await unreachable.close();
@@ -110,6 +112,7 @@ describe("readiness names what fails", () => {
       const down = await readiness(app);
       expect(down.status).toBe(503);
       expect(down.body.checks.database!.status).toBe("failing");
+      expect(down.body.checks.database!.detail).toMatch(/^host unreachable: |^no answer within/);
       proxy.restore();
       let status = 0;
       for (let i = 0; i < 20 && status !== 200; i++) {
