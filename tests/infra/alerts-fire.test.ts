@@ -11,17 +11,30 @@ import { createTestDatabase, type TestDatabase } from "../support/databases.js";
 import { formPost, signedReport } from "../support/fiuu.js";
 import { freePort, startServiceProcess, type ServiceProcess } from "../support/process.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
-import { inCI, locateTool, parsePrometheusText, sampleValue, startPrometheus, waitFor, type RunningPrometheus } from "./support/prometheus.js";
+import {
+  alertmanagerBinary,
+  inCI,
+  locateTool,
+  parsePrometheusText,
+  sampleValue,
+  startAlertmanager,
+  startPrometheus,
+  waitFor,
+  type RunningAlertmanager,
+  type RunningPrometheus,
+} from "./support/prometheus.js";
 
 // The alerts a running service can be driven into, seen by the real Prometheus: the service runs
 // as `npm start` runs it, in its own process, on the real Postgres (behind a proxy the test can
 // cut) and Redis; Prometheus scrapes its metrics port with the shipped prometheus.yml and a copy
-// of alerts.yml whose `for:` durations are cut to 1 s. The service is then given a conflicted
-// payment, a Fiuu that cannot be reached (the breaker opens), a webhook receiver that answers 503,
-// and a database outage that answers the API's callers with 5xx.
+// of alerts.yml whose `for:` durations are cut to 1 s, and sends what fires to the real
+// Alertmanager with the shipped alertmanager.yml (the Swarm stack's). The service is then given a
+// conflicted payment, a Fiuu that cannot be reached (the breaker opens), a webhook receiver that
+// answers 503, and a database outage that answers the API's callers with 5xx.
 
 const missing = ["TEST_DATABASE_URL", "TEST_REDIS_HOST"].filter((name) => !process.env[name]);
 const prometheus = locateTool("prometheus");
+const alertmanager = alertmanagerBinary();
 const skipReason =
   missing.length > 0 ? ` (skipped: needs ${missing.join(" and ")}; the 5xx burst is a Postgres outage behind a proxy)` : !prometheus ? " (skipped: no prometheus on PATH)" : "";
 
@@ -58,6 +71,7 @@ describe.skipIf(missing.length > 0 || (!prometheus && !inCI))(`alerts the runnin
   let receiver: Awaited<ReturnType<typeof startFailingReceiver>>;
   let service: ServiceProcess;
   let running: RunningPrometheus;
+  let manager: RunningAlertmanager | undefined;
   let scratch: string;
   let api: string;
   let metricsUrl: string;
@@ -105,12 +119,15 @@ describe.skipIf(missing.length > 0 || (!prometheus && !inCI))(`alerts the runnin
     });
     api = `http://127.0.0.1:${service.ports.main}`;
     metricsUrl = `http://127.0.0.1:${service.ports.metrics}/metrics`;
-    running = await startPrometheus({ target: `127.0.0.1:${service.ports.metrics}`, ruleFiles: [rulesWithShortFor(scratch)] });
+    // Alertmanager is required in CI (.ci/run installs it); elsewhere the alerts are checked in Prometheus only.
+    if (alertmanager || inCI) manager = await startAlertmanager(path.resolve("infra/prometheus/alertmanager.yml"));
+    running = await startPrometheus({ target: `127.0.0.1:${service.ports.metrics}`, ruleFiles: [rulesWithShortFor(scratch)], alertmanager: manager?.address });
   }, 90_000);
 
   afterAll(async () => {
     databaseProxy?.restore();
     await running?.stop();
+    await manager?.stop();
     if (service) expect(await service.stop()).toBe(0);
     await receiver?.close();
     await databaseProxy?.close();
@@ -128,7 +145,7 @@ describe.skipIf(missing.length > 0 || (!prometheus && !inCI))(`alerts the runnin
     return states;
   };
 
-  it("sees PaymentConflicted, FiuuCircuitBreakerOpen, WebhookDeliveriesFailing and HighErrorRate pending or firing", async () => {
+  it("sees PaymentConflicted, FiuuCircuitBreakerOpen, WebhookDeliveriesFailing and HighErrorRate pending or firing, and Alertmanager receives them", async () => {
     // No alert of these is active while the service is healthy.
     await waitFor("a first scrape", 15_000, async () => ((await running.query('up{job="payment-service"} == 1')).length === 1 ? true : undefined));
     const watched = ["PaymentConflicted", "FiuuCircuitBreakerOpen", "WebhookDeliveriesFailing", "HighErrorRate"];
@@ -199,5 +216,14 @@ describe.skipIf(missing.length > 0 || (!prometheus && !inCI))(`alerts the runnin
     expect(alerts.find((a) => a.labels.alertname === "FiuuCircuitBreakerOpen")?.labels).toMatchObject({ merchant_id: fiuu.merchantId, severity: "critical" });
     expect(alerts.find((a) => a.labels.alertname === "PaymentConflicted")?.labels).toMatchObject({ job: "payment-service", severity: "critical" });
     expect(running.log()).not.toMatch(/level=error/);
+
+    // Prometheus hands what fires to Alertmanager, as prometheus.yml sends the Swarm stack's.
+    if (manager) {
+      const received = await waitFor("the four alerts at Alertmanager", 20_000, async () => {
+        const names = new Set((await manager!.alerts()).map((a) => a.labels.alertname));
+        return watched.every((name) => names.has(name)) ? names : undefined;
+      });
+      expect(watched.every((name) => received.has(name))).toBe(true);
+    }
   }, 120_000);
 });

@@ -64,7 +64,7 @@ const one = (kind: string, name?: string) => {
   expect(found, `${kind} ${name ?? ""}`).toHaveLength(1);
   return found[0]!;
 };
-const deployment = () => one("Deployment") as Manifest & { spec: { replicas: number; selector: { matchLabels: Record<string, string> }; template: PodTemplate } };
+const deployment = () => one("Deployment") as Manifest & { spec: { replicas?: number; selector: { matchLabels: Record<string, string> }; template: PodTemplate } };
 const configMapData = () => (one("ConfigMap", "payment-service-config") as Manifest & { data: Record<string, string> }).data;
 const secretData = () => (one("Secret", "payment-service-secrets") as Manifest & { stringData: Record<string, string> }).stringData;
 const job = () => one("Job") as Manifest & { spec: { template: PodTemplate } };
@@ -121,9 +121,12 @@ describe("Kubernetes manifests", () => {
     }
   });
 
-  it("runs three replicas exposing http 8086, metrics 9090 and health 8087, as the ConfigMap configures", () => {
+  it("leaves the replica count to the HPA (3–10), exposing http 8086, metrics 9090 and health 8087 as the ConfigMap configures", () => {
     const d = deployment();
-    expect(d.spec.replicas).toBe(3);
+    // A replicas field would reset the HPA's count on every apply.
+    expect(d.spec).not.toHaveProperty("replicas");
+    const hpa = one("HorizontalPodAutoscaler") as Manifest & { spec: { minReplicas: number; maxReplicas: number } };
+    expect([hpa.spec.minReplicas, hpa.spec.maxReplicas]).toEqual([3, 10]);
     const [container] = d.spec.template.spec.containers;
     expect(Object.fromEntries(container!.ports!.map((p) => [p.name, p.containerPort]))).toEqual({ http: 8086, metrics: 9090, health: 8087 });
     const data = configMapData();
@@ -266,10 +269,9 @@ describe("Kubernetes manifests", () => {
     expect(selects(deployment().spec.selector.matchLabels)).toBe(true);
     const pdb = one("PodDisruptionBudget") as Manifest & { spec: { minAvailable: number; selector: { matchLabels: Record<string, string> } } };
     expect(selects(pdb.spec.selector.matchLabels)).toBe(true);
-    expect(pdb.spec.minAvailable).toBeLessThan(deployment().spec.replicas);
     const hpa = one("HorizontalPodAutoscaler") as Manifest & { spec: { scaleTargetRef: { kind: string; name: string }; minReplicas: number; maxReplicas: number } };
+    expect(pdb.spec.minAvailable).toBeLessThan(hpa.spec.minReplicas);
     expect(hpa.spec.scaleTargetRef).toMatchObject({ kind: "Deployment", name: deployment().metadata.name });
-    expect(hpa.spec.minReplicas).toBe(deployment().spec.replicas);
     expect(hpa.spec.maxReplicas).toBeGreaterThan(hpa.spec.minReplicas);
   });
 

@@ -1,10 +1,19 @@
+import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { serve, type ServerType } from "@hono/node-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { createHealthApp } from "../../handlers/health.js";
 import * as configModule from "../../lib/config.js";
 import { configVariables, loadConfig, parseDuration } from "../../lib/config.js";
+import { openPostgres } from "../../lib/db/client.js";
+import { migrateDatabase } from "../../lib/db/migrate.js";
+import { createTestApp, type TestContext } from "../support/app.js";
+import { createTestDatabase, type TestDatabase } from "../support/databases.js";
+import { inCI, locateTool, run } from "./support/prometheus.js";
 
 const stackFile = path.resolve("infra/swarm/stack.yml");
 
@@ -61,7 +70,7 @@ const jwtSecret = "OTFmM2E3YzJlOGQ0YjZmMGExYzVlOWQzYjdmMmE0YzhlNmQwYjFm";
 
 describe("Docker Swarm stack", () => {
   it("runs three replicas of the service, from the same image as its migration", () => {
-    expect(Object.keys(stack.services).sort()).toEqual(["migrate", "payment-service", "prometheus"]);
+    expect(Object.keys(stack.services).sort()).toEqual(["alertmanager", "migrate", "payment-service", "prometheus"]);
     expect(service.deploy?.mode).toBe("replicated");
     expect(service.deploy?.replicas).toBe(3);
     expect(stack.services.migrate!.image).toBe(service.image);
@@ -76,10 +85,12 @@ describe("Docker Swarm stack", () => {
     expect(service.deploy?.resources?.limits?.memory).toBeDefined();
   });
 
-  it("health-checks /health on the health port, and gives SIGTERM its SHUTDOWN_TIMEOUT", () => {
+  it("health-checks /ready then /health on the health port, and gives SIGTERM its SHUTDOWN_TIMEOUT", () => {
     const check = service.healthcheck!;
-    expect(check.test[0]).toBe("CMD");
-    expect(check.test.join(" ")).toContain(`http://127.0.0.1:${service.environment!.HEALTH_CHECK_PORT}/health`);
+    expect(check.test.slice(0, 3)).toEqual(["CMD", "node", "-e"]);
+    expect(check.test[3]).toContain(`"http://127.0.0.1:${service.environment!.HEALTH_CHECK_PORT}"`);
+    expect(check.test[3]).toContain('"/ready"');
+    expect(check.test[3]).toContain('"/health"');
     expect(check.retries).toBeGreaterThan(0);
     expect(parseDuration(service.stop_grace_period!)!).toBeGreaterThan(parseDuration(service.environment!.SHUTDOWN_TIMEOUT!)!);
   });
@@ -139,6 +150,8 @@ describe("Docker Swarm stack", () => {
         payment_fiuu_merchant_id: "merchant_1\n",
         payment_fiuu_verify_key: "5d2a8f1c6e9b3d7a0f4c8e2b6d1a9f5c\n",
         payment_fiuu_secret_key: "e4b7c1a9d6f2083b5e8a1d4c7f0b3e6a\n",
+        // No key rotation under way: a Swarm secret cannot be empty, so it holds an empty line.
+        payment_encryption_key_previous: "\n",
         payment_webhook_secret: `whsec_${Buffer.from("2f9c4e7a1b6d3f8e0c5a9d2b7f4e1c6a8d3b0f5e9c2a7d4b1f6e8c3a0d5b9f2e", "hex").toString("base64")}\n`,
       };
       expect(Object.keys(values).sort()).toEqual(Object.keys(stack.secrets).sort());
@@ -156,6 +169,16 @@ describe("Docker Swarm stack", () => {
       expect(config.database).toMatchObject({ kind: "postgres", url: "postgres://payment_app:a-database-password@postgres.internal:5432/payments" });
       expect(config.redis).toMatchObject({ kind: "tcp", password: "a-redis-password" });
       expect(config.fiuu).toMatchObject({ merchantId: "merchant_1", secretKey: "e4b7c1a9d6f2083b5e8a1d4c7f0b3e6a", sandbox: false });
+      expect(config.previousEncryptionKeys).toEqual([]);
+    });
+
+    it("carries ENCRYPTION_KEY_PREVIOUS from its secret during a key rotation", () => {
+      const previous = path.join(secretsDir, "rotating_previous");
+      writeFileSync(previous, "7c1e9a4f2b6d8e0a3c5f7b9d1e4a6c8f0b2d4e6a8c1f3b5d7e9a2c4f6b8d0e1a\n");
+      const env = Object.fromEntries(
+        Object.entries(service.environment!).map(([k, v]) => [k, k === "ENCRYPTION_KEY_PREVIOUS_FILE" ? previous : v.replace(/^\/run\/secrets\//, `${secretsDir}/`)]),
+      );
+      expect(loadConfig(resolveFiles(env)).previousEncryptionKeys.map((k) => k.toString("hex"))).toEqual(["7c1e9a4f2b6d8e0a3c5f7b9d1e4a6c8f0b2d4e6a8c1f3b5d7e9a2c4f6b8d0e1a"]);
     });
 
     it("is refused when a secret holds the stack's example command instead of its output, naming the variable", () => {
@@ -190,5 +213,102 @@ describe("Docker Swarm stack", () => {
     const dns = config.scrape_configs.flatMap((j) => j.dns_sd_configs ?? []);
     expect(dns).toContainEqual(expect.objectContaining({ names: ["tasks.payment-service"], port: Number(service.environment!.METRICS_PORT) }));
     expect(prometheus.networks).toEqual(service.networks);
+  });
+
+  it("sends the alerts to an Alertmanager the stack defines, with the shipped configuration", () => {
+    const config = parse(readFileSync(path.resolve("infra/prometheus/prometheus.yml"), "utf8")) as {
+      alerting: { alertmanagers: { static_configs: { targets: string[] }[] }[] };
+    };
+    const targets = config.alerting.alertmanagers.flatMap((a) => a.static_configs.flatMap((c) => c.targets));
+    expect(targets).toEqual(["alertmanager:9093"]);
+    const [host] = targets[0]!.split(":");
+    const alertmanager = stack.services[host!]!;
+    expect(alertmanager, `the stack has a service named ${host}`).toBeDefined();
+    expect(alertmanager.networks).toEqual(stack.services.prometheus!.networks);
+    const mounted = Object.fromEntries(alertmanager.configs!.map((c) => [c.target, stack.configs[c.source]!.file]));
+    const file = mounted["/etc/alertmanager/alertmanager.yml"]!;
+    expect(alertmanager.command).toContain("--config.file=/etc/alertmanager/alertmanager.yml");
+    expect(path.resolve(path.dirname(stackFile), file)).toBe(path.resolve("infra/prometheus/alertmanager.yml"));
+  });
+
+  const amtool = locateTool("amtool");
+  it.skipIf(!amtool && !inCI)("ships an Alertmanager configuration amtool accepts", () => {
+    if (!amtool) throw new Error('amtool is not on PATH: install Debian\'s "prometheus-alertmanager" package; .ci/run does');
+    const result = run(amtool, ["check-config", path.resolve("infra/prometheus/alertmanager.yml")]);
+    expect(result.status, result.output).toBe(0);
+    expect(result.output).toContain("SUCCESS");
+  });
+});
+
+describe("the Swarm healthcheck: ready only once migrated, then liveness only", () => {
+  // The stack's healthcheck command, run as Swarm runs it, with its health port pointed at a test
+  // server and its marker file moved into the test's own directory.
+  let t: TestContext;
+  let unmigrated: TestDatabase;
+  let server: ServerType;
+  let app: { fetch: (request: Request) => Response | Promise<Response> };
+  let scratch: string;
+  let script: string;
+
+  beforeAll(async () => {
+    t = await createTestApp();
+    unmigrated = await createTestDatabase({ migrated: false });
+    server = await new Promise<ServerType>((resolve) => {
+      const s = serve({ fetch: (request) => app.fetch(request), port: 0, hostname: "127.0.0.1" }, () => resolve(s));
+    });
+    scratch = mkdtempSync(path.join(tmpdir(), "swarm-healthcheck-"));
+    const command = service.healthcheck!.test[3]!;
+    expect(command).toContain('"/tmp/.payment-service-was-ready"');
+    script = command
+      .replace('"/tmp/.payment-service-was-ready"', JSON.stringify(path.join(scratch, "was-ready")))
+      .replace(`127.0.0.1:${service.environment!.HEALTH_CHECK_PORT}`, `127.0.0.1:${(server.address() as AddressInfo).port}`);
+  });
+  afterAll(async () => {
+    if (server) await new Promise((resolve) => server.close(resolve));
+    await unmigrated?.drop();
+    await t?.close();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  });
+
+  // Asynchronous: the health app answers in this process.
+  const healthcheck = () =>
+    new Promise<number | null>((resolve, reject) => {
+      const child = spawn(process.execPath, ["-e", script], { stdio: "ignore" });
+      const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+      child.once("error", reject);
+      child.once("exit", (code) => {
+        clearTimeout(timer);
+        resolve(code);
+      });
+    });
+  const withTimeout = (deps: TestContext["deps"]) => ({ ...deps, config: { ...deps.config, health: { ...deps.config.health, timeoutMs: 3_000 } } });
+
+  it("fails while the database lacks this build's migrations, passes once they are applied, and stays passing through a database outage", async () => {
+    // A task started before `migrate up` finished: /ready says migrations missing, so no traffic.
+    app = createHealthApp({ ...t.deps, database: unmigrated.handle });
+    expect((await app.fetch(new Request("http://h/ready"))).status).toBe(503);
+    expect(await healthcheck()).toBe(1);
+    expect(existsSync(path.join(scratch, "was-ready"))).toBe(false);
+
+    await migrateDatabase(unmigrated.handle);
+    expect(await healthcheck()).toBe(0);
+    expect(existsSync(path.join(scratch, "was-ready"))).toBe(true);
+
+    // The database goes away: /ready fails, but restarting the task would not bring it back.
+    const unreachable = await openPostgres("postgres://nobody@127.0.0.1:1/none", { ssl: "disable" });
+    try {
+      app = createHealthApp(withTimeout({ ...t.deps, database: unreachable }));
+      expect((await app.fetch(new Request("http://h/ready"))).status).toBe(503);
+      expect(await healthcheck()).toBe(0);
+    } finally {
+      await unreachable.close();
+    }
+  }, 60_000);
+
+  it("fails when nothing answers on the health port, even after the task was ready once", async () => {
+    writeFileSync(path.join(scratch, "was-ready"), "");
+    const dead = script.replace(/127\.0\.0\.1:\d+/, "127.0.0.1:1");
+    const code = await new Promise<number | null>((resolve) => spawn(process.execPath, ["-e", dead], { stdio: "ignore" }).once("exit", resolve));
+    expect(code).toBe(1);
   });
 });

@@ -199,3 +199,49 @@ export async function startPrometheus(options: { target: string; ruleFiles: stri
     stop,
   };
 }
+
+export interface RunningAlertmanager {
+  /** host:port, for Prometheus's alerting config. */
+  address: string;
+  /** Alerts Alertmanager holds now, by their labels. */
+  alerts(): Promise<{ labels: Record<string, string>; status: { state: string } }[]>;
+  stop(): Promise<void>;
+}
+
+/** The Alertmanager binary: Debian's prometheus-alertmanager package names it so, upstream alertmanager. */
+export const alertmanagerBinary = () => locateTool("prometheus-alertmanager") ?? locateTool("alertmanager");
+
+/** The real Alertmanager with a configuration file, on a free port, clustering off. */
+export async function startAlertmanager(configFile: string): Promise<RunningAlertmanager> {
+  const binary = alertmanagerBinary();
+  if (!binary) throw new Error('Alertmanager is not on PATH: install Debian\'s "prometheus-alertmanager" package; .ci/run does');
+  const scratch = mkdtempSync(path.join(tmpdir(), "alertmanager-it-"));
+  const port = await freePort();
+  const address = `127.0.0.1:${port}`;
+  const child = spawn(
+    binary,
+    [`--config.file=${configFile}`, `--storage.path=${scratch}`, `--web.listen-address=${address}`, "--cluster.listen-address=", "--log.level=warn"],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  let log = "";
+  child.stderr!.on("data", (chunk: Buffer) => (log += chunk.toString()));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+      await exited;
+    }
+    rmSync(scratch, { recursive: true, force: true });
+  };
+  try {
+    await waitFor(`Alertmanager on ${address}`, 10_000, async () => ((await fetch(`http://${address}/-/ready`)).ok ? true : undefined));
+  } catch (error) {
+    await stop();
+    throw new Error(`${(error as Error).message}\n${log}`);
+  }
+  return {
+    address,
+    alerts: async () => (await (await fetch(`http://${address}/api/v2/alerts`)).json()) as { labels: Record<string, string>; status: { state: string } }[],
+    stop,
+  };
+}
