@@ -29,6 +29,7 @@ ENV NODE_ENV=production \
     ENVIRONMENT=production \
     HOME=/tmp \
     DATA_DIR=/tmp/payment-service \
+    HOST=0.0.0.0 \
     PORT=8086 \
     HEALTH_CHECK_PORT=8087 \
     METRICS_PORT=9090

@@ -48,6 +48,12 @@ const isNone = (value: string) => value.toLowerCase() === "none";
 const envSchema = z.object({
   ENVIRONMENT: z.enum(["development", "test", "staging", "production"]).default("development"),
   PORT: port(8086),
+  /**
+   * The address all three listeners bind to. Loopback by default, so a developer's `npm start` (with
+   * the sandbox's unauthenticated control routes and the demo) is not reachable from the network;
+   * the image and the manifests set 0.0.0.0.
+   */
+  HOST: z.string().min(1).default("127.0.0.1"),
   PUBLIC_URL: z.url().optional(),
   LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
   LOG_FORMAT: z.enum(["json", "text"]).default("json"),
@@ -136,6 +142,15 @@ const envSchema = z.object({
       return parsed;
     }),
   SHUTDOWN_TIMEOUT: duration("25s"),
+  /** After SIGTERM: /ready answers 503 and the API keeps serving this long, so load balancers stop sending first. */
+  SHUTDOWN_DRAIN: duration("5s"),
+  // Slow and idle clients (lib/listener.ts): each holds a file descriptor while it is connected.
+  HTTP_HEADERS_TIMEOUT: duration("10s"),
+  HTTP_REQUEST_TIMEOUT: duration("30s"),
+  HTTP_KEEP_ALIVE_TIMEOUT: duration("5s"),
+  HTTP_MAX_CONNECTIONS: int(4096, 1, 1_000_000),
+  HEALTH_CHECK_MAX_CONNECTIONS: int(64, 1, 10_000),
+  METRICS_MAX_CONNECTIONS: int(32, 1, 10_000),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -208,7 +223,18 @@ export interface Config {
   pagesPerMinute: number;
   /** Whose X-Forwarded-For hops are believed when taking a request's client address. */
   trustedProxies: TrustedProxies;
+  /** The longest SIGTERM waits for requests in flight, the drain included. */
   shutdownTimeoutMs: number;
+  /** How long after SIGTERM the API keeps serving while /ready answers 503. */
+  shutdownDrainMs: number;
+  /** The Node listeners' address, timeouts and connection caps (per listener). */
+  http: {
+    host: string;
+    headersTimeoutMs: number;
+    requestTimeoutMs: number;
+    keepAliveTimeoutMs: number;
+    maxConnections: { api: number; health: number; metrics: number };
+  };
 }
 
 export class ConfigError extends Error {
@@ -377,6 +403,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   if (env.UPSTASH_REDIS_REST_URL && !env.UPSTASH_REDIS_REST_TOKEN) {
     problems.push("UPSTASH_REDIS_REST_TOKEN: required with UPSTASH_REDIS_REST_URL");
   }
+  problems.push(...listenerProblems(env));
   if (problems.length > 0) throw new ConfigError(problems);
 
   const database = databaseOf(env);
@@ -438,6 +465,14 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     pagesPerMinute: env.RATE_LIMIT_PAGES_PER_MINUTE,
     trustedProxies: env.TRUSTED_PROXIES,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT,
+    shutdownDrainMs: env.SHUTDOWN_DRAIN,
+    http: {
+      host: env.HOST,
+      headersTimeoutMs: env.HTTP_HEADERS_TIMEOUT,
+      requestTimeoutMs: env.HTTP_REQUEST_TIMEOUT,
+      keepAliveTimeoutMs: env.HTTP_KEEP_ALIVE_TIMEOUT,
+      maxConnections: { api: env.HTTP_MAX_CONNECTIONS, health: env.HEALTH_CHECK_MAX_CONNECTIONS, metrics: env.METRICS_MAX_CONNECTIONS },
+    },
   };
 }
 
@@ -478,6 +513,18 @@ const fiuuHosts = {
   production: { payment: "https://pay.fiuu.com", api: "https://api.fiuu.com" },
   sandbox: { payment: "https://sandbox-payment.fiuu.com", api: "https://sandbox-payment.fiuu.com" },
 };
+
+/** What Node's HTTP server would refuse or silently disable, and a drain that leaves no time to finish. */
+function listenerProblems(env: Env): string[] {
+  const problems: string[] = [];
+  // Node reads 0 as "no timeout": exactly what a slow client needs.
+  for (const key of ["HTTP_HEADERS_TIMEOUT", "HTTP_REQUEST_TIMEOUT", "HTTP_KEEP_ALIVE_TIMEOUT"] as const) {
+    if (env[key] <= 0) problems.push(`${key}: must be above 0 (0 would let a client hold a connection forever)`);
+  }
+  if (env.HTTP_HEADERS_TIMEOUT > env.HTTP_REQUEST_TIMEOUT) problems.push("HTTP_HEADERS_TIMEOUT: must not exceed HTTP_REQUEST_TIMEOUT");
+  if (env.SHUTDOWN_DRAIN >= env.SHUTDOWN_TIMEOUT) problems.push("SHUTDOWN_DRAIN: must be shorter than SHUTDOWN_TIMEOUT, which includes it");
+  return problems;
+}
 
 function trimSlash(url: string | undefined): string | undefined {
   return url?.replace(/\/+$/, "");

@@ -1,5 +1,4 @@
-import type { AddressInfo } from "node:net";
-import { serve, type ServerType } from "@hono/node-server";
+import { readdirSync, readFileSync } from "node:fs";
 import { createHealthApp } from "../handlers/health.js";
 import { createMetricsApp } from "../handlers/metrics.js";
 import { createApp, usesLocalSandbox } from "./app.js";
@@ -14,35 +13,41 @@ import { startJobLoop } from "./jobs/loop.js";
 import { jobRunners } from "./jobs/runners.js";
 import { startDeliveryLoop } from "./webhooks/loop.js";
 import { nodeFormPost } from "./http/node-form-post.js";
+import { connectionCaps, parseOpenFileLimit, startListener, type Listener } from "./listener.js";
 
 export interface RunningServer {
   deps: OwnedDeps;
+  /** The address the three listeners are bound to (HOST). */
+  host: string;
   ports: { main: number; health: number; metrics?: number };
-  /** Stops accepting, lets in-flight requests finish (up to SHUTDOWN_TIMEOUT), closes pools. */
-  stop(): Promise<void>;
+  /**
+   * Shuts down without dropping a request: /ready answers 503 at once and the background loops stop
+   * claiming work; the API keeps serving for `drainMs` (SHUTDOWN_DRAIN on SIGTERM, so load balancers
+   * stop sending first), every answer from now on with `Connection: close`; then it stops accepting,
+   * answers what it has received and closes each connection after its last answer; the health and
+   * metrics listeners close last, then the pools. Everything is bounded by SHUTDOWN_TIMEOUT.
+   */
+  stop(options?: { drainMs?: number }): Promise<void>;
 }
 
-function listen(fetch: (request: Request) => Response | Promise<Response>, port: number): Promise<ServerType> {
-  return new Promise((resolve, reject) => {
-    const server = serve({ fetch, port, hostname: "0.0.0.0" }, () => resolve(server));
-    server.once("error", reject);
-  });
+/** Descriptors kept free beyond those open at start and the pools: calls to Fiuu and receivers, files. */
+const spareDescriptors = 128;
+
+function readOpenFileLimit(): number | undefined {
+  try {
+    return parseOpenFileLimit(readFileSync("/proc/self/limits", "utf8"));
+  } catch {
+    return undefined; // not Linux: the configured caps stand
+  }
 }
 
-function close(server: ServerType, deadline: number): Promise<void> {
-  return new Promise((resolve) => {
-    const http = server as import("node:http").Server;
-    const timer = setTimeout(() => {
-      http.closeAllConnections?.();
-      resolve();
-    }, deadline);
-    http.close(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-    // Keep-alive connections with no request in flight would hold close() open until they time out.
-    http.closeIdleConnections?.();
-  });
+/** Descriptors open now (stdio, the event loop, an embedded database's files), or 0 where unknown. */
+function countOpenDescriptors(): number {
+  try {
+    return readdirSync("/proc/self/fd").length;
+  } catch {
+    return 0;
+  }
 }
 
 /** Starts the three listeners of the Node deployment: API, health, metrics. */
@@ -55,10 +60,32 @@ export async function startNodeServer(rawConfig: Config): Promise<RunningServer>
   // Loaded only when it plays Fiuu (development and test), so the production image leaves it out.
   const fiuuSandbox = usesLocalSandbox(config) ? (await import("./fiuu/sandbox/mount.js")).localFiuuSandbox(config) : undefined;
   app = createApp(deps, { fiuuSandbox });
-  const main = await listen(app.fetch, config.port);
-  const health = await listen(createHealthApp(deps).fetch, config.health.port);
-  const metrics = config.metrics.enabled ? await listen(createMetricsApp(deps).fetch, config.metrics.port) : undefined;
-  const port = (server: ServerType) => (server.address() as AddressInfo).port;
+
+  const { http } = config;
+  const openFileLimit = readOpenFileLimit();
+  const pools = (config.database.kind === "postgres" ? config.database.max : 0) + (config.redis.kind === "tcp" ? config.redis.maxConnections : 0);
+  const caps = connectionCaps(http.maxConnections, openFileLimit, countOpenDescriptors() + spareDescriptors + pools);
+  if (caps.lowered) {
+    deps.logger.warn(
+      { configured: http.maxConnections.api, max_connections: caps.api, open_file_limit: openFileLimit },
+      "HTTP_MAX_CONNECTIONS lowered to stay below the open-files limit",
+    );
+  }
+  let shuttingDown = false;
+  const listener = (name: string, fetch: Parameters<typeof startListener>[0], port: number, maxConnections: number) =>
+    startListener(fetch, {
+      name,
+      host: http.host,
+      port,
+      headersTimeoutMs: http.headersTimeoutMs,
+      requestTimeoutMs: http.requestTimeoutMs,
+      keepAliveTimeoutMs: http.keepAliveTimeoutMs,
+      maxConnections,
+      logger: deps.logger,
+    });
+  const main = await listener("api", app.fetch, config.port, caps.api);
+  const health = await listener("health", createHealthApp(deps, { shuttingDown: () => shuttingDown }).fetch, config.health.port, caps.health);
+  const metrics = config.metrics.enabled ? await listener("metrics", createMetricsApp(deps).fetch, config.metrics.port, caps.metrics) : undefined;
   // Background work, shared with the other replicas through the database: durable job rows and
   // webhook deliveries (SKIP LOCKED), the expiry sweep (it only enqueues deduplicated jobs), and
   // the audit sealer, which links committed rows into the hash chain about a second after commit
@@ -71,27 +98,51 @@ export async function startNodeServer(rawConfig: Config): Promise<RunningServer>
   ];
 
   let stopping: Promise<void> | undefined;
-  const stop = () =>
+  const stop = ({ drainMs = 0 }: { drainMs?: number } = {}) =>
     (stopping ??= (async () => {
-      deps.logger.info("shutting down: no new connections, finishing in-flight requests");
-      const servers = [main, health, metrics].filter((s): s is ServerType => s !== undefined);
-      // The loops finish their batch in flight (releasing work not started) before the pools close.
-      await Promise.all([...servers.map((s) => close(s, config.shutdownTimeoutMs)), ...loops.map((loop) => loop.stop())]);
+      const deadline = Date.now() + config.shutdownTimeoutMs;
+      shuttingDown = true;
+      main.closeAfterEachResponse();
+      // The loops finish their batch in flight and hand back work not started; another replica
+      // claims it. Their pools stay open until the end.
+      const loopsStopped = Promise.all(loops.map((loop) => loop.stop()));
+      const drain = Math.max(0, Math.min(drainMs, deadline - Date.now()));
+      deps.logger.info({ drain_ms: drain }, "shutting down: /ready answers 503, the API serves the drain period");
+      if (drain > 0) await sleep(drain);
+      deps.logger.info({ in_flight: main.inFlight() }, "shutting down: no new connections, answering the requests received");
+      const api = await main.close(deadline);
+      const loopsInTime = await Promise.race([loopsStopped.then(() => true), sleep(Math.max(0, deadline - Date.now())).then(() => false)]);
+      if (!loopsInTime) deps.logger.warn("background work still running at SHUTDOWN_TIMEOUT; its jobs are claimed again when their lock expires");
+      const others = await Promise.all([health, metrics].filter((l): l is Listener => l !== undefined).map((l) => l.close(deadline)));
+      const forced = [api, ...others].reduce((sum, r) => sum + r.forced, 0);
+      if (forced > 0) deps.logger.warn({ connections: forced }, "connections still open at SHUTDOWN_TIMEOUT were closed");
       await deps.close();
       deps.logger.info("stopped");
     })());
 
-  return { deps, ports: { main: port(main), health: port(health), metrics: metrics && port(metrics) }, stop };
+  return { deps, host: http.host, ports: { main: main.port, health: health.port, metrics: metrics?.port }, stop };
 }
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** The start-up banner of the embedded default: where everything is, and a token to try the API with. */
 export async function startupBanner(server: RunningServer): Promise<string> {
   const { config } = server.deps;
   const token = await signToken(config.jwtSecret!, { sub: "demo-shop", role: "service", ttlSeconds: 30 * 86_400 });
-  const host = (port: number | undefined) => (port ? `http://localhost:${port}` : "disabled");
+  const bound = server.host;
+  const everywhere = bound === "0.0.0.0" || bound === "::";
+  const local = everywhere ? "localhost" : bound.includes(":") ? `[${bound}]` : bound;
+  const host = (port: number | undefined) => (port ? `http://${local}:${port}` : "disabled");
+  const where = everywhere
+    ? `every interface (HOST=${bound}): the demo and the sandbox's control routes are reachable from the network`
+    : bound === "127.0.0.1" || bound === "::1" || bound === "localhost"
+      ? `${bound} only (this machine); HOST=0.0.0.0 accepts connections from the network`
+      : bound;
   return [
     "",
     "  Payment service is up",
+    `    Listening  ${where}`,
+    `    Ports      API ${server.ports.main}, health ${server.ports.health}, metrics ${server.ports.metrics ?? "disabled"}`,
     `    API        ${config.publicUrl}`,
     `    Docs       ${config.publicUrl}/docs`,
     `    Demo       ${config.publicUrl}/demo`,

@@ -12,12 +12,19 @@ try {
 }
 
 const server = await startNodeServer(config);
-server.deps.logger.info({ ports: server.ports, environment: config.environment }, "payment service listening");
+server.deps.logger.info({ host: server.host, ports: server.ports, environment: config.environment }, "payment service listening");
 if (config.environment === "development") process.stderr.write(`${await startupBanner(server)}\n`);
 
+// SIGTERM is the orchestrator's (Kubernetes, Swarm, docker stop): drain first, so load balancers
+// stop sending before the API stops accepting. SIGINT is a developer's Ctrl-C: no one to wait for.
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.once(signal, () => {
-    server.stop().then(
+    // Shutdown is bounded by SHUTDOWN_TIMEOUT; should closing the pools hang past it, exit anyway.
+    setTimeout(() => {
+      server.deps.logger.error("shutdown did not finish within SHUTDOWN_TIMEOUT");
+      process.exit(1);
+    }, config.shutdownTimeoutMs + 5_000).unref();
+    server.stop({ drainMs: signal === "SIGTERM" ? config.shutdownDrainMs : 0 }).then(
       () => process.exit(0),
       (error: unknown) => {
         server.deps.logger.error({ err: error }, "shutdown failed");
