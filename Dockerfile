@@ -37,7 +37,8 @@ WORKDIR /app
 RUN groupadd --system --gid 1001 app \
  && useradd --system --uid 1001 --gid app --home-dir /tmp --no-create-home --shell /usr/sbin/nologin app \
  && printf '#!/bin/sh\nexec node /app/dist/lib/entry/migrate.js "$@"\n' > /usr/local/bin/migrate \
- && chmod 0755 /usr/local/bin/migrate
+ && printf '#!/bin/sh\nexec node /app/dist/lib/entry/audit-verify.js "$@"\n' > /usr/local/bin/audit-verify \
+ && chmod 0755 /usr/local/bin/migrate /usr/local/bin/audit-verify
 # Owned by root and not writable by uid 1001: the service cannot change its own code.
 COPY --from=build --chown=root:root /app/package.json ./package.json
 COPY --from=build --chown=root:root /app/node_modules ./node_modules
@@ -47,7 +48,9 @@ USER 1001:1001
 EXPOSE 8086 9090 8087
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.HEALTH_CHECK_PORT||8087)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-# The same command as `npm run start:prod`. `migrate up` runs the migrations (a Job or init step).
+# The same command as `npm run start:prod`. `migrate up` runs the migrations (a Job or init step;
+# as payment_owner, MIGRATION_DATABASE_URL), `audit-verify` checks the audit log's hash chain (as
+# payment_analytics will do); both read only the database settings.
 # The heap cap is half the Deployment's 512Mi limit; with it V8 collects the old generation early
 # (about 130 MB resident under full load, against 200 MB and more with its default sizing).
 CMD ["node", "--max-old-space-size=256", "dist/lib/entry/node.js"]
