@@ -143,6 +143,7 @@ describe("secrets production refuses", () => {
   };
   const secrets = [
     "DATABASE_URL",
+    "MIGRATION_DATABASE_URL",
     "DB_PASSWORD",
     "REDIS_PASSWORD",
     "UPSTASH_REDIS_REST_TOKEN",
@@ -157,7 +158,7 @@ describe("secrets production refuses", () => {
 
   it.each(secrets)("refuses a template placeholder in %s", (name) => {
     // Long enough and valid in shape wherever a shape is checked, so only the placeholder is wrong.
-    const placeholder = name === "DATABASE_URL" ? "postgres://payment_app:<password of the payment_app role>@db:5432/payments" : `<${name.toLowerCase()} from the secret manager, 32+ characters>`;
+    const placeholder = name.endsWith("DATABASE_URL") ? "postgres://payment_app:<password of the payment_app role>@db:5432/payments" : `<${name.toLowerCase()} from the secret manager, 32+ characters>`;
     expect(refusalsOf(name, placeholder).join("\n")).toMatch(new RegExp(`${name}: holds a template placeholder`));
   });
 
