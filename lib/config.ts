@@ -568,6 +568,14 @@ const databaseSchema = envSchema.pick({
 });
 type DatabaseEnv = z.infer<typeof databaseSchema>;
 
+/** The variables loadDatabaseConfig reads (each also as NAME_FILE). */
+export const databaseVariables = Object.keys(databaseSchema.shape);
+
+/** Only the database variables of an environment (and their NAME_FILE), so a CLI reads no other secret file. */
+export function databaseEnvironment(source: Record<string, string | undefined>): Record<string, string | undefined> {
+  return Object.fromEntries(Object.entries(source).filter(([key]) => databaseVariables.includes(key.replace(/_FILE$/, ""))));
+}
+
 /**
  * The database settings alone, for the CLIs (`migrate up`, `audit:verify`), which need no other
  * secret: the app's database and the one migrations use (MIGRATION_DATABASE_URL, else the app's).

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describeAuditChain, verifyAuditChain } from "../audit-verify.js";
-import { ConfigError, loadDatabaseConfig, resolveFileVariables } from "../config.js";
+import { ConfigError, databaseEnvironment, loadDatabaseConfig, resolveFileVariables } from "../config.js";
 import { openDatabase, type DatabaseHandle } from "../db/client.js";
 import { connectionName, describeDatabaseError } from "../db/errors.js";
 
@@ -11,7 +11,7 @@ import { connectionName, describeDatabaseError } from "../db/errors.js";
  * Only reads, so the read-only payment_analytics role may run it.
  */
 async function main() {
-  const { database: settings } = loadDatabaseConfig(resolveFileVariables(process.env, (path) => readFileSync(path, "utf8")));
+  const { database: settings } = loadDatabaseConfig(resolveFileVariables(databaseEnvironment(process.env), (path) => readFileSync(path, "utf8")));
   let database: DatabaseHandle | undefined;
   try {
     database = await openDatabase(settings);

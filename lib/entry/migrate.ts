@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { ConfigError, loadDatabaseConfig, resolveFileVariables } from "../config.js";
+import { ConfigError, databaseEnvironment, loadDatabaseConfig, resolveFileVariables } from "../config.js";
 import { openDatabase, type DatabaseHandle } from "../db/client.js";
 import { connectionName, describeDatabaseError } from "../db/errors.js";
 import { appliedMigrationCount, migrateDatabase, migrationRole } from "../db/migrate.js";
@@ -15,7 +15,7 @@ async function main(command: string | undefined) {
     process.stderr.write("usage: migrate up\n");
     return 64;
   }
-  const { migrationDatabase } = loadDatabaseConfig(resolveFileVariables(process.env, (path) => readFileSync(path, "utf8")));
+  const { migrationDatabase } = loadDatabaseConfig(resolveFileVariables(databaseEnvironment(process.env), (path) => readFileSync(path, "utf8")));
   let database: DatabaseHandle | undefined;
   const target = connectionName(migrationDatabase.kind === "postgres" ? migrationDatabase.url : undefined);
   try {

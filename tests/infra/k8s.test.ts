@@ -6,7 +6,7 @@ import { serve, type ServerType } from "@hono/node-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
 import { signToken } from "../../lib/auth/tokens.js";
-import { configVariables, ConfigError, loadConfig, parseDuration } from "../../lib/config.js";
+import { configVariables, ConfigError, loadConfig, loadDatabaseConfig, parseDuration } from "../../lib/config.js";
 import { createTestApp, type TestContext } from "../support/app.js";
 
 const dir = path.resolve("infra/k8s");
@@ -169,20 +169,48 @@ describe("Kubernetes manifests", () => {
     }
   });
 
-  it("gives the service and the migration a writable /tmp (an emptyDir), nothing else", () => {
+  it("gives the service and the migration a writable /tmp (an emptyDir) and the database's CA read-only, nothing else", () => {
+    const caFile = configMapData().DB_SSL_CA_FILE!;
     for (const [name, pod] of [["Deployment", deployment().spec.template], ["Job", job().spec.template]] as const) {
       const [c] = pod.spec.containers;
-      expect(c!.volumeMounts, name).toEqual([{ name: "tmp", mountPath: "/tmp" }]);
+      expect(c!.volumeMounts, name).toEqual([
+        { name: "tmp", mountPath: "/tmp" },
+        { name: "db-ca", mountPath: path.posix.dirname(caFile), readOnly: true },
+      ]);
       expect(pod.spec.volumes?.find((v) => v.name === "tmp")?.emptyDir, name).toBeDefined();
+      // The CA comes from its Secret, under the file name DB_SSL_CA_FILE gives.
+      const ca = pod.spec.volumes?.find((v) => v.name === "db-ca") as { secret?: { secretName: string } } | undefined;
+      expect(ca?.secret?.secretName, name).toBe("payment-service-db-ca");
+      const caSecret = one("Secret", "payment-service-db-ca") as Manifest & { stringData: Record<string, string> };
+      expect(Object.keys(caSecret.stringData), name).toEqual([path.posix.basename(caFile)]);
     }
   });
 
-  it("takes configuration only from the ConfigMap and the Secret, both of which exist", () => {
+  it("connects over verify-full: the service as payment_app, the migration Job as the owner from a Secret of its own", () => {
+    const data = configMapData();
+    expect(data).toMatchObject({ DB_SSL_MODE: "verify-full", DB_USER: "payment_app" });
+    expect(Object.keys(secretData())).not.toContain("MIGRATION_DATABASE_URL");
+    const migration = (one("Secret", "payment-service-migration") as Manifest & { stringData: Record<string, string> }).stringData;
+    expect(Object.keys(migration)).toEqual(["MIGRATION_DATABASE_URL"]);
+    expect(migration.MIGRATION_DATABASE_URL).toMatch(/^<postgres:\/\/payment_owner:/);
+    const sources = (pod: PodTemplate) => pod.spec.containers[0]!.envFrom!.map((f) => f.secretRef?.name).filter(Boolean);
+    expect(sources(deployment().spec.template)).toEqual(["payment-service-secrets"]);
+    expect(sources(job().spec.template)).toEqual(["payment-service-migration"]);
+    // What `migrate up` reads in the Job: the ConfigMap and the filled migration Secret, nothing else.
+    const owner = "postgres://payment_owner:an-owner-password@postgres.data.svc.cluster.local:5432/payments";
+    const { migrationDatabase } = loadDatabaseConfig({ ...configMapData(), DB_SSL_CA_FILE: "", DB_SSL_CA: "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----", MIGRATION_DATABASE_URL: owner });
+    expect(migrationDatabase).toMatchObject({ kind: "postgres", url: owner, ssl: "verify-full", urlVariable: "MIGRATION_DATABASE_URL" });
+  });
+
+  it("takes configuration only from the ConfigMap and its Secret (the service's, or the migration's), all of which exist", () => {
     const configMaps = new Set(all("ConfigMap").map((m) => m.metadata.name));
     const secrets = new Set(all("Secret").map((m) => m.metadata.name));
-    for (const [name, pod] of [["Deployment", deployment().spec.template], ["Job", job().spec.template]] as const) {
+    for (const [name, pod, secret] of [
+      ["Deployment", deployment().spec.template, "payment-service-secrets"],
+      ["Job", job().spec.template, "payment-service-migration"],
+    ] as const) {
       const [c] = pod.spec.containers;
-      expect(c!.envFrom, name).toEqual([{ configMapRef: { name: "payment-service-config" } }, { secretRef: { name: "payment-service-secrets" } }]);
+      expect(c!.envFrom, name).toEqual([{ configMapRef: { name: "payment-service-config" } }, { secretRef: { name: secret } }]);
       for (const from of c!.envFrom!) {
         if (from.configMapRef) expect(configMaps).toContain(from.configMapRef.name);
         if (from.secretRef) expect(secrets).toContain(from.secretRef.name);
@@ -195,7 +223,8 @@ describe("Kubernetes manifests", () => {
     const config = Object.keys(configMapData());
     const secret = Object.keys(secretData());
     const explicit = [deployment().spec.template, job().spec.template].flatMap((p) => p.spec.containers.flatMap((c) => (c.env ?? []).map((e) => e.name)));
-    for (const key of [...config, ...secret, ...explicit]) expect(known, key).toContain(key);
+    // NAME_FILE names a file holding NAME (a mounted Secret, such as the database's CA).
+    for (const key of [...config, ...secret, ...explicit]) expect(known, key).toContain(key.replace(/_FILE$/, ""));
     expect(config.filter((k) => secret.includes(k))).toEqual([]);
   });
 
@@ -251,7 +280,7 @@ describe("Kubernetes manifests", () => {
     expect(Object.keys(filledSecret).sort()).toEqual(Object.keys(secretData()).sort());
     const config = loadConfig({ ...configMapData(), ...filledSecret });
     expect(config.isProduction).toBe(true);
-    expect(config.database).toMatchObject({ kind: "postgres", ssl: "require", url: "postgres://payment_app:a-database-password@postgres.data.svc.cluster.local:5432/payments" });
+    expect(config.database).toMatchObject({ kind: "postgres", ssl: "verify-full", url: "postgres://payment_app:a-database-password@postgres.data.svc.cluster.local:5432/payments" });
     expect(config.redis).toMatchObject({ kind: "tcp", host: "redis.data.svc.cluster.local", password: "a-redis-password" });
     expect(config.fiuu).toMatchObject({ sandbox: false, paymentUrl: "https://pay.fiuu.com", merchantId: "merchant_1" });
     expect({ port: config.port, metrics: config.metrics.port, health: config.health.port }).toEqual({ port: 8086, metrics: 9090, health: 8087 });

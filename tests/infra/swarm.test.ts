@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { createHealthApp } from "../../handlers/health.js";
 import * as configModule from "../../lib/config.js";
-import { configVariables, loadConfig, parseDuration } from "../../lib/config.js";
+import { configVariables, loadConfig, loadDatabaseConfig, parseDuration } from "../../lib/config.js";
 import { openPostgres } from "../../lib/db/client.js";
 import { migrateDatabase } from "../../lib/db/migrate.js";
 import { createTestApp, type TestContext } from "../support/app.js";
@@ -130,6 +130,17 @@ describe("Docker Swarm stack", () => {
     }
   });
 
+  it("connects over verify-full: the service as payment_app, migrate as the owner from a secret only it mounts", () => {
+    const migrate = stack.services.migrate!;
+    expect(service.environment).toMatchObject({ DB_SSL_MODE: "verify-full", DB_SSL_CA_FILE: "/run/secrets/payment_db_ca", DB_USER: "payment_app" });
+    expect(migrate.environment).toMatchObject({ DB_SSL_MODE: "verify-full", DB_SSL_CA_FILE: "/run/secrets/payment_db_ca" });
+    expect(migrate.environment!.MIGRATION_DATABASE_URL_FILE).toBe("/run/secrets/payment_migration_database_url");
+    expect(migrate.secrets!.sort()).toEqual(["payment_db_ca", "payment_migration_database_url"]);
+    expect(service.secrets).toContain("payment_db_ca");
+    expect(service.secrets).not.toContain("payment_migration_database_url");
+    expect(Object.keys(service.environment!).filter((k) => k.startsWith("MIGRATION_"))).toEqual([]);
+  });
+
   it("keeps every secret of the guide in a Swarm secret, never in plain environment", () => {
     const env = service.environment!;
     for (const key of ["JWT_SECRET", "ENCRYPTION_KEY", "FIUU_VERIFY_KEY", "FIUU_SECRET_KEY", "WEBHOOK_SECRET", "DB_PASSWORD", "REDIS_PASSWORD"]) {
@@ -143,7 +154,9 @@ describe("Docker Swarm stack", () => {
     beforeAll(() => {
       secretsDir = mkdtempSync(path.join(tmpdir(), "swarm-secrets-"));
       const values: Record<string, string> = {
+        payment_db_ca: "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUY2E=\n-----END CERTIFICATE-----\n",
         payment_db_password: "a-database-password\n",
+        payment_migration_database_url: "postgres://payment_owner:an-owner-password@postgres.internal:5432/payments\n",
         payment_redis_password: "a-redis-password\n",
         payment_jwt_secret: `${jwtSecret}\n`,
         payment_encryption_key: "1e6b3f9a2c7d0e4b8f5a1c9d3e7b2f6a0d4c8e1b5f9a3d7c2e6b0f4a8d1c5e9b\n",
@@ -170,6 +183,20 @@ describe("Docker Swarm stack", () => {
       expect(config.redis).toMatchObject({ kind: "tcp", password: "a-redis-password" });
       expect(config.fiuu).toMatchObject({ merchantId: "merchant_1", secretKey: "e4b7c1a9d6f2083b5e8a1d4c7f0b3e6a", sandbox: false });
       expect(config.previousEncryptionKeys).toEqual([]);
+    });
+
+    it("gives `migrate up` the owner's URL from its own secret, with the service's TLS settings", () => {
+      const env = Object.fromEntries(
+        Object.entries(stack.services.migrate!.environment!).map(([k, v]) => [k, v.replace(/^\/run\/secrets\//, `${secretsDir}/`)]),
+      );
+      const { migrationDatabase } = loadDatabaseConfig(resolveFiles(env));
+      expect(migrationDatabase).toMatchObject({
+        kind: "postgres",
+        url: "postgres://payment_owner:an-owner-password@postgres.internal:5432/payments",
+        urlVariable: "MIGRATION_DATABASE_URL",
+        ssl: service.environment!.DB_SSL_MODE,
+        ca: "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUY2E=\n-----END CERTIFICATE-----",
+      });
     });
 
     it("carries ENCRYPTION_KEY_PREVIOUS from its secret during a key rotation", () => {
