@@ -72,7 +72,7 @@ export async function startNodeServer(rawConfig: Config): Promise<RunningServer>
     );
   }
   let shuttingDown = false;
-  const listener = (name: string, fetch: Parameters<typeof startListener>[0], port: number, maxConnections: number) =>
+  const listener = (name: string, fetch: Parameters<typeof startListener>[0], port: number, maxConnections: number, variable: string) =>
     startListener(fetch, {
       name,
       host: http.host,
@@ -82,10 +82,12 @@ export async function startNodeServer(rawConfig: Config): Promise<RunningServer>
       keepAliveTimeoutMs: http.keepAliveTimeoutMs,
       maxConnections,
       logger: deps.logger,
+    }).catch((error: unknown) => {
+      throw listenError(error, variable, http.host, port);
     });
-  const main = await listener("api", app.fetch, config.port, caps.api);
-  const health = await listener("health", createHealthApp(deps, { shuttingDown: () => shuttingDown }).fetch, config.health.port, caps.health);
-  const metrics = config.metrics.enabled ? await listener("metrics", createMetricsApp(deps).fetch, config.metrics.port, caps.metrics) : undefined;
+  const main = await listener("api", app.fetch, config.port, caps.api, "PORT");
+  const health = await listener("health", createHealthApp(deps, { shuttingDown: () => shuttingDown }).fetch, config.health.port, caps.health, "HEALTH_CHECK_PORT");
+  const metrics = config.metrics.enabled ? await listener("metrics", createMetricsApp(deps).fetch, config.metrics.port, caps.metrics, "METRICS_PORT") : undefined;
   // Background work, shared with the other replicas through the database: durable job rows and
   // webhook deliveries (SKIP LOCKED), the expiry sweep (it only enqueues deduplicated jobs), and
   // the audit sealer, which links committed rows into the hash chain about a second after commit
@@ -121,6 +123,24 @@ export async function startNodeServer(rawConfig: Config): Promise<RunningServer>
     })());
 
   return { deps, host: http.host, ports: { main: main.port, health: health.port, metrics: metrics?.port }, stop };
+}
+
+/** A listener that could not bind its port, named by the variable that chose it (PORT, HEALTH_CHECK_PORT, METRICS_PORT). */
+export class ListenError extends Error {
+  constructor(readonly variable: string, message: string) {
+    super(message);
+    this.name = "ListenError";
+  }
+}
+
+function listenError(error: unknown, variable: string, host: string, port: number): unknown {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === "EADDRINUSE") {
+    return new ListenError(variable, `${variable}=${port}: port ${port} on ${host} is already in use (another payment service still running?); stop that process or set ${variable} to a free port`);
+  }
+  if (code === "EACCES") return new ListenError(variable, `${variable}=${port}: not allowed to listen on port ${port} on ${host}; set ${variable} to a port above 1023`);
+  if (code === "EADDRNOTAVAIL") return new ListenError("HOST", `HOST=${host}: no such address on this machine to listen on`);
+  return error;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { ConfigError, loadConfig, resolveFileVariables } from "../config.js";
-import { startNodeServer, startupBanner } from "../server.js";
+import { ListenError, startNodeServer, startupBanner } from "../server.js";
 
 let config;
 try {
@@ -11,7 +11,15 @@ try {
   process.exit(78); // EX_CONFIG
 }
 
-const server = await startNodeServer(config);
+let server;
+try {
+  server = await startNodeServer(config);
+} catch (error) {
+  // A port already taken is the usual mistake: say which variable chose it, not a stack trace.
+  if (!(error instanceof ListenError)) throw error;
+  process.stderr.write(`Cannot start: ${error.message}\n`);
+  process.exit(78); // EX_CONFIG
+}
 server.deps.logger.info({ host: server.host, ports: server.ports, environment: config.environment }, "payment service listening");
 if (config.environment === "development") process.stderr.write(`${await startupBanner(server)}\n`);
 
