@@ -5,14 +5,14 @@ import { ApiError } from "../lib/errors.js";
 import { parseJsonFields } from "../lib/fiuu/json.js";
 import { applyFiuuReport, type ReportResult } from "../lib/payments/reports.js";
 import { bringRequeryForward } from "../lib/payments/requery-queue.js";
-import { toFiuuAmount } from "../lib/money.js";
 import { applyRefundNotice } from "../lib/refunds/jobs.js";
-import { findPaymentById } from "../lib/payments/queries.js";
+import { findPaymentById, listPayments } from "../lib/payments/queries.js";
 import type { PaymentRow } from "../lib/payments/resource.js";
 import { publicPageLimit } from "../lib/rate-limit.js";
 import { limitUnsignedFiuuMessages, limitUnsignedReturns } from "../lib/report-limit.js";
 import { findUnstorableText } from "../lib/storable-text.js";
 import { page } from "./views/layout.js";
+import { resultPage } from "./views/result.js";
 
 /** Fiuu's messages are a few hundred bytes; anything far larger is not from Fiuu. */
 export const maxFiuuMessageBytes = 16 * 1024;
@@ -131,17 +131,20 @@ export function fiuuRoutes() {
       await bringRequeryForward(c.get("deps"), payment.id);
     }
     c.header("cache-control", "no-store");
-    return c.html(
-      page(
-        "Payment status",
-        html`<h1>Payment ${final ? "result" : "in progress"}</h1>
-<p class="status" data-testid="payment-status">${payment.status}</p>
-<dl><dt>Amount</dt><dd>${payment.currency} ${toFiuuAmount(payment.amount)}</dd><dt>Reference</dt><dd>${payment.id}</dd></dl>
-${final ? "" : html`<p class="muted">This page refreshes until the bank confirms.</p>`}
-${payment.returnUrl ? html`<p><a class="button" href="${payment.returnUrl}">Back to the shop</a></p>` : ""}`,
-        { refreshSeconds: final ? undefined : 3 },
-      ),
-    );
+    const backUrl = payment.returnUrl ? resultLocation(c.get("deps").config.publicUrl, payment) : undefined;
+    // "Try again" sends the shopper to the shop (a browser never creates a payment or chooses an
+    // amount): only for a declined payment whose order no other payment holds (create.ts's rule).
+    let retryUrl: string | undefined;
+    if (backUrl && payment.status === "failed") {
+      const { rows } = await listPayments(c.get("deps").database.db, { order_id: payment.orderId, limit: 20 });
+      const held = rows.some((other) => other.id !== payment.id && ["created", "pending", "succeeded", "conflicted"].includes(other.status));
+      if (!held) {
+        const url = new URL(backUrl);
+        url.searchParams.set("action", "retry");
+        retryUrl = url.toString();
+      }
+    }
+    return c.html(resultPage(payment, final, { backUrl, retryUrl }));
   });
 
   return app;
