@@ -1,4 +1,6 @@
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { signToken } from "../auth/tokens.js";
 import { ConfigError, loadConfig, resolveFileVariables } from "../config.js";
 import { ListenError, startNodeServer, startupBanner } from "../server.js";
 
@@ -21,7 +23,13 @@ try {
   process.exit(78); // EX_CONFIG
 }
 server.deps.logger.info({ host: server.host, ports: server.ports, environment: config.environment }, "payment service listening");
-if (config.environment === "development") process.stderr.write(`${await startupBanner(server)}\n`);
+if (config.environment === "development") {
+  process.stderr.write(`${await startupBanner(server)}\n`);
+  // A service token a shell can pick up without copying from the banner: TOKEN=$(cat .data/service-token)
+  const token = await signToken(server.deps.config.jwtSecret!, { sub: "demo-shop", role: "service", ttlSeconds: 30 * 86_400 });
+  mkdirSync(server.deps.config.dataDir, { recursive: true });
+  writeFileSync(path.join(server.deps.config.dataDir, "service-token"), `${token}\n`, { mode: 0o600 });
+}
 
 // SIGTERM is the orchestrator's (Kubernetes, Swarm, docker stop): drain first, so load balancers
 // stop sending before the API stops accepting. SIGINT is a developer's Ctrl-C: no one to wait for.
