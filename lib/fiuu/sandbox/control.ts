@@ -1,10 +1,12 @@
 import type { Context, Hono } from "hono";
 import { z } from "zod";
 import { refundErrors, refundStatusErrors, requeryErrorDesc } from "./codes.js";
+import { errorPage, pendingPage } from "./pages.js";
 import {
   applyOutcome,
   deliver,
   malaysiaTime,
+  readParams,
   refundJson,
   sendReports,
   signedRefundFields,
@@ -129,6 +131,41 @@ export function registerControl(app: Hono, state: SandboxState): void {
     const fields = signedRefundFields(state, refund, body.status, shown);
     const delivery = await deliver(state, "refund_notice", refund.notifyUrl, fields, body.encoding === "json" ? refundJson(fields) : undefined);
     return c.json({ refund, delivery });
+  });
+
+  // The same settlement for a person: an HTML list of the pending transactions with Approve and
+  // Decline buttons (form posts), so the pending → settled path can be clicked through.
+  const settledFromList: string[] = [];
+  app.get("/_control/pending", (c) => {
+    const base = c.req.path.replace(/\/$/, "");
+    const pending = [...state.transactions.values()]
+      .filter((tx) => tx.status === "22")
+      .map((tx) => ({ tx, settleAction: `${base}/${encodeURIComponent(tx.tranID)}` }));
+    const settled = settledFromList.flatMap((id) => state.transactions.get(id) ?? []);
+    const flash = c.req.query("settled");
+    const flashTx = flash ? state.transactions.get(flash) : undefined;
+    const message = flashTx
+      ? `Order ${flashTx.orderid} ${flashTx.status === "00" ? "approved" : "declined"}: the merchant was sent Fiuu's notification${flashTx.callbackUrl ? " and callback" : ""}.`
+      : undefined;
+    c.header("cache-control", "no-store");
+    return c.html(pendingPage(pending, settled, message));
+  });
+
+  app.post("/_control/pending/:tranID", async (c) => {
+    const form = await readParams(c);
+    const tx = state.transactions.get(c.req.param("tranID"));
+    if (!tx) return c.html(errorPage("Unknown transaction", "This sandbox has no such transaction."), 404);
+    if (tx.status !== "22") {
+      return c.html(errorPage("Not pending", `Transaction ${tx.tranID} is ${tx.status === "awaiting" ? "not decided yet" : "already settled"}.`), 409);
+    }
+    const outcome = form.outcome === "approve" ? "00" : form.outcome === "decline" ? "11" : undefined;
+    if (!outcome) return c.html(errorPage("Invalid outcome", "outcome must be approve or decline."), 400);
+    applyOutcome(state, tx, outcome);
+    await sendReports(state, tx);
+    settledFromList.unshift(tx.tranID);
+    settledFromList.length = Math.min(settledFromList.length, 20);
+    const list = c.req.path.replace(/\/[^/]*$/, "");
+    return c.redirect(`${list}?settled=${encodeURIComponent(tx.tranID)}`, 303);
   });
 
   app.get("/_control/log", (c) => c.json({ deliveries: state.deliveries, ipnEchoes: state.ipnEchoes, requests: state.requests }));

@@ -154,7 +154,9 @@ async function showPayPage(c: Context, state: SandboxState): Promise<Response> {
   state.transactions.set(tx.tranID, tx);
   // Relative to the incoming path, so the link works both mounted under /sandbox/fiuu and standalone.
   const decideAction = `${c.req.path.replace(/\/?$/, "/")}decide`;
-  return c.html(payPage(merchantId, tx, decideAction));
+  // The tester's pending list, under the same mount (see control.ts).
+  const pendingUrl = `${c.req.path.replace(/\/(RMS|MOLPay)\/pay\/.*$/, "")}/_control/pending`;
+  return c.html(payPage(merchantId, tx, decideAction, pendingUrl));
 }
 
 async function decide(c: Context, state: SandboxState): Promise<Response> {

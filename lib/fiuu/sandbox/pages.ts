@@ -21,19 +21,30 @@ const style = `
   .approve { background: #137333; color: #fff; } .decline { background: #b3261e; color: #fff; }
   .pending { background: #e8eaed; color: #1d2433; }
   .error { color: #b3261e; } code { background: #f1f3f4; padding: 0 .25rem; border-radius: 4px; }
+  .muted { color: #5b6475; font-size: .9rem; } a { color: #1a4fd6; }
+  main.wide { max-width: 46rem; }
+  table { width: 100%; border-collapse: collapse; margin: 1rem 0; }
+  th, td { text-align: left; padding: .5rem .4rem; border-bottom: 1px solid #e3e6ec; vertical-align: middle; }
+  th { font-size: .85rem; color: #5b6475; font-weight: 600; }
+  td.settle { display: flex; gap: .4rem; } td.settle button { width: auto; padding: .45rem .8rem; }
+  .flash { background: #e7f4ea; border: 2px solid #137333; border-radius: 8px; padding: .5rem .75rem; }
+  @media (max-width: 34rem) { main { margin: 0; border-radius: 0; padding: 1.25rem; }
+    table, tbody, tr, td { display: block; } thead { display: none; } tr { border-bottom: 1px solid #e3e6ec; padding: .5rem 0; }
+    td { border: 0; padding: .15rem 0; } td[data-label]::before { content: attr(data-label) ": "; color: #5b6475; } }
 `;
 
-function layout(title: string, body: Page): Page {
+function layout(title: string, body: Page, options: { wide?: boolean; refreshSeconds?: number } = {}): Page {
   return html`<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="icon" href="data:,">
+${options.refreshSeconds ? html`<meta http-equiv="refresh" content="${options.refreshSeconds}">` : ""}
 <title>${title}</title>
 <style>${style}</style>
 </head>
-<body><main>
+<body><main${options.wide ? html` class="wide"` : ""}>
 <div class="banner">Fiuu sandbox — no real money moves</div>
 ${body}
 </main></body>
@@ -49,7 +60,7 @@ export function errorPage(title: string, message: string, code?: string): Page {
 }
 
 /** The hosted payment page: what is being paid, and one button per outcome the tester can choose. */
-export function payPage(merchantId: string, tx: SandboxTransaction, decideAction: string): Page {
+export function payPage(merchantId: string, tx: SandboxTransaction, decideAction: string, pendingUrl?: string): Page {
   const button = (outcome: string, label: string) => html`<form method="post" action="${decideAction}">
 <input type="hidden" name="tranID" value="${tx.tranID}">
 <input type="hidden" name="outcome" value="${outcome}">
@@ -70,7 +81,8 @@ export function payPage(merchantId: string, tx: SandboxTransaction, decideAction
 ${button("approve", "Approve payment")}
 ${button("decline", "Decline payment")}
 ${button("pending", "Leave pending")}
-</div>`,
+</div>
+${pendingUrl ? html`<p class="muted">"Leave pending" plays a cash or slow bank payment: settle it later from the <a href="${pendingUrl}" data-testid="sandbox-pending-link">list of payments left pending</a>.</p>` : ""}`,
   );
 }
 
@@ -94,5 +106,54 @@ export function returnPage(statusText: string, fields: Record<string, string>, r
 ${inputs}<button type="submit" class="pending" data-testid="sandbox-continue">Continue</button>
 </form>
 <script>document.getElementById("fiuu-return").submit();</script>`,
+  );
+}
+
+/** One line of the pending list: a transaction left pending (22), or one settled from the list. */
+export interface PendingEntry {
+  tx: SandboxTransaction;
+  /** Where its Approve and Decline buttons post. */
+  settleAction: string;
+}
+
+/**
+ * The tester's list of payments left pending: each can be approved or declined, which settles it
+ * as Fiuu would later (notification and callback to the merchant). No auto-refresh: it would
+ * pull the button from under a tester's click.
+ */
+export function pendingPage(pending: PendingEntry[], settled: SandboxTransaction[], flash?: string): Page {
+  const settleButton = (entry: PendingEntry, outcome: "approve" | "decline", label: string) => html`<form method="post" action="${entry.settleAction}">
+<input type="hidden" name="outcome" value="${outcome}">
+<button type="submit" class="${outcome}" data-testid="pending-${outcome}-${entry.tx.tranID}" aria-label="${label} order ${entry.tx.orderid}">${label}</button>
+</form>`;
+  return layout(
+    "Payments left pending — Fiuu sandbox",
+    html`<h1>Payments left pending</h1>
+<p class="muted">Payments a tester left pending on the sandbox's payment page, as a cash or slow bank payment stays with Fiuu. Approve or decline one to settle it: the sandbox then sends the merchant Fiuu's notification and callback, as Fiuu does when a pending payment resolves.</p>
+${flash ? html`<p class="flash" role="status" data-testid="pending-flash">${flash}</p>` : ""}
+<p><a href="?">Reload the list</a></p>
+${
+  pending.length === 0
+    ? html`<p data-testid="pending-empty">No payment is pending. Choose "Leave pending" on the sandbox's payment page to make one.</p>`
+    : html`<table data-testid="pending-list">
+<thead><tr><th scope="col">Order</th><th scope="col">Amount</th><th scope="col">Transaction</th><th scope="col">Since</th><th scope="col">Settle</th></tr></thead>
+<tbody>${pending.map(
+        (entry) => html`<tr data-testid="pending-row-${entry.tx.tranID}">
+<td data-label="Order">${entry.tx.orderid}${entry.tx.billDesc ? html`<br><span class="muted">${entry.tx.billDesc}</span>` : ""}</td>
+<td data-label="Amount">${entry.tx.currency} ${toFiuuAmount(entry.tx.amountMinor)}</td>
+<td data-label="Transaction">${entry.tx.tranID}</td>
+<td data-label="Since">${entry.tx.paydate}</td>
+<td class="settle">${settleButton(entry, "approve", "Approve")}${settleButton(entry, "decline", "Decline")}</td>
+</tr>`,
+      )}</tbody></table>`
+}
+${
+  settled.length
+    ? html`<h2>Settled from this list</h2><ul>${settled.map(
+        (tx) => html`<li>${tx.orderid} · ${tx.currency} ${toFiuuAmount(tx.amountMinor)} · ${tx.status === "00" ? "approved" : "declined"} (${tx.tranID})</li>`,
+      )}</ul>`
+    : ""
+}`,
+    { wide: true },
   );
 }
