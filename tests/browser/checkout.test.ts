@@ -12,7 +12,7 @@ const chromiumPath = "/usr/bin/chromium";
 const haveChromium = existsSync(chromiumPath);
 if (process.env.CI && !haveChromium) throw new Error(`${chromiumPath} is missing: .ci/run installs Debian's chromium`);
 
-describe.skipIf(!haveChromium)("checkout in a browser", () => {
+describe.skipIf(!haveChromium)("checkout in a browser (needs /usr/bin/chromium: apt-get install chromium; required in CI)", () => {
   let service: ServiceProcess;
   let browser: Browser;
   let page: Page;

@@ -99,7 +99,7 @@ describe("Grafana dashboard", () => {
     for (const p of dashboard.panels) expect(p.gridPos.x + p.gridPos.w, p.title).toBeLessThanOrEqual(24);
   });
 
-  it.skipIf(!locateTool("promtool") && !inCI)("has queries that are valid PromQL (parsed by promtool)", () => {
+  it.skipIf(!locateTool("promtool") && !inCI)("has queries that are valid PromQL (parsed by promtool; needs promtool on PATH: apt-get install prometheus; required in CI)", () => {
     const promtool = locateTool("promtool");
     if (!promtool) throw new Error("promtool is not on PATH: install Debian's \"prometheus\" package; .ci/run does");
     const scratch = mkdtempSync(path.join(tmpdir(), "grafana-promql-"));

@@ -141,7 +141,7 @@ describe("alert rules and scrape configs (static checks)", () => {
   });
 });
 
-describe.skipIf(!promtool && !inCI)("promtool", () => {
+describe.skipIf(!promtool && !inCI)("promtool (needs promtool on PATH: apt-get install prometheus; required in CI)", () => {
   beforeAll(() => {
     if (!promtool) throw new Error(missing("promtool"));
   });
@@ -206,7 +206,7 @@ describe.skipIf(!promtool && !inCI)("promtool", () => {
   });
 });
 
-describe.skipIf(!prometheus && !inCI)("a real Prometheus scraping the service", () => {
+describe.skipIf(!prometheus && !inCI)("a real Prometheus scraping the service (needs prometheus on PATH: apt-get install prometheus; required in CI)", () => {
   let t: TestContext;
   let metricsServer: ServerType;
   let running: RunningPrometheus | undefined;

@@ -259,7 +259,7 @@ describe("Docker Swarm stack", () => {
   });
 
   const amtool = locateTool("amtool");
-  it.skipIf(!amtool && !inCI)("ships an Alertmanager configuration amtool accepts", () => {
+  it.skipIf(!amtool && !inCI)("ships an Alertmanager configuration amtool accepts (needs amtool on PATH: apt-get install prometheus-alertmanager; required in CI)", () => {
     if (!amtool) throw new Error('amtool is not on PATH: install Debian\'s "prometheus-alertmanager" package; .ci/run does');
     const result = run(amtool, ["check-config", path.resolve("infra/prometheus/alertmanager.yml")]);
     expect(result.status, result.output).toBe(0);

@@ -56,7 +56,7 @@ async function outcome(url: string, ssl: SslMode, ca?: string): Promise<{ tls: b
 
 const at = (host: string, database = "postgres", password = cluster.password) => `postgres://postgres:${password}@${host}:${cluster.port}/${database}`;
 
-describe.skipIf(skipTlsCluster)("PostgreSQL over TLS (a TLS cluster of the test's own)", () => {
+describe.skipIf(skipTlsCluster)("PostgreSQL over TLS (a TLS cluster of the test's own; needs root and Debian's postgresql-common to create it; required in CI)", () => {
   it("connects with verify-full and the CA, by IP address and by name", async () => {
     expect(await outcome(at("127.0.0.1"), "verify-full", cluster.ca)).toEqual({ tls: true });
     expect(await outcome(at("localhost"), "verify-full", cluster.ca)).toEqual({ tls: true });
@@ -160,7 +160,7 @@ describe.skipIf(skipTlsCluster)("PostgreSQL over TLS (a TLS cluster of the test'
   });
 });
 
-describe.skipIf(!plainServer)("PostgreSQL without TLS (the shared server)", () => {
+describe.skipIf(!plainServer)("PostgreSQL without TLS (the shared server; needs TEST_DATABASE_URL: a real PostgreSQL without TLS; runs in CI's real-servers pass)", () => {
   const plain = () => plainServer!;
 
   it("falls back to plain text with prefer and allow, as libpq does", async () => {
@@ -175,7 +175,7 @@ describe.skipIf(!plainServer)("PostgreSQL without TLS (the shared server)", () =
   });
 });
 
-describe.skipIf(skipTlsCluster)("migrate up and audit:verify over verify-full, as the roles of drizzle/roles.sql", () => {
+describe.skipIf(skipTlsCluster)("migrate up and audit:verify over verify-full, as the roles of drizzle/roles.sql (needs root and Debian's postgresql-common for the TLS cluster; required in CI)", () => {
   // The README's production steps on the TLS cluster: roles.sql by the superuser with psql checking
   // the certificate, `migrate up` as payment_owner, the audit log read by payment_analytics.
   const passwords = { owner: "owner-tls-password-0001", app: "app-tls-password-000001", analytics: "analytics-tls-password1" };

@@ -98,7 +98,7 @@ describe("readiness names what fails", () => {
     }
   });
 
-  it.skipIf(!realPostgresUrl)("turns 503 when Postgres is cut off and 200 again by itself when it returns", async () => {
+  it.skipIf(!realPostgresUrl)("turns 503 when Postgres is cut off and 200 again by itself when it returns (needs TEST_DATABASE_URL: a real PostgreSQL behind a TCP proxy; runs in CI's real-servers pass)", async () => {
     const database = await createTestDatabase();
     const target = new URL(database.url!);
     const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });

@@ -118,7 +118,7 @@ describe("audit log", () => {
   });
 });
 
-describe.skipIf(!realPostgresUrl)("migrations as payment_owner, the runtime as payment_app (drizzle/roles.sql, real Postgres)", () => {
+describe.skipIf(!realPostgresUrl)("migrations as payment_owner, the runtime as payment_app (drizzle/roles.sql, needs TEST_DATABASE_URL: real PostgreSQL roles and logins; runs in CI's real-servers pass)", () => {
   // The README's order: roles.sql by a superuser, `migrate up` as the owner, the service as
   // payment_app. The shared server trusts local logins, so the roles connect without passwords
   // here; tests/integration/database-tls.test.ts does the same with SCRAM over verify-full.

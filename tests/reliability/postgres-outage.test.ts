@@ -17,7 +17,7 @@ import { eventually, figure, percentile, sleep } from "../support/timing.js";
 
 const realServers = Boolean(realPostgresUrl && process.env.TEST_REDIS_HOST);
 
-describe.skipIf(!realServers)("PostgreSQL cut off mid-traffic", () => {
+describe.skipIf(!realServers)("PostgreSQL cut off mid-traffic (needs TEST_DATABASE_URL and TEST_REDIS_HOST: real PostgreSQL and Redis, cut off through TCP proxies; runs in CI's real-servers pass)", () => {
   let t: OutageContext;
   beforeAll(async () => {
     t = await createOutageApp("postgres", { HEALTH_CHECK_TIMEOUT: "5s" });
@@ -169,7 +169,7 @@ describe.skipIf(!realServers)("PostgreSQL cut off mid-traffic", () => {
 // null socket in a setImmediate callback (connection.js nextWrite), an uncaught TypeError that ends
 // the process (upstream porsager/postgres#1154, #1208; fix proposed in #1168, not released). The
 // service ships that fix as infra/patches/postgres+3.4.9.patch, applied by patch-package on install.
-describe.skipIf(!realServers)("PostgreSQL drops its connections in the middle of a transaction", () => {
+describe.skipIf(!realServers)("PostgreSQL drops its connections in the middle of a transaction (needs TEST_DATABASE_URL and TEST_REDIS_HOST: real PostgreSQL and Redis, cut off through TCP proxies; runs in CI's real-servers pass)", () => {
   it("answers the request in flight 503 and keeps running", async () => {
     const database = await createTestDatabase();
     const admin = postgres(database.url!, { max: 2, onnotice: () => {} });

@@ -14,7 +14,7 @@ import { eventually, figure, percentile, sleep } from "../support/timing.js";
 
 const realServers = Boolean(realPostgresUrl && process.env.TEST_REDIS_HOST);
 
-describe.skipIf(!realServers)("Redis cut off", () => {
+describe.skipIf(!realServers)("Redis cut off (needs TEST_DATABASE_URL and TEST_REDIS_HOST: real PostgreSQL and Redis, cut off through TCP proxies; runs in CI's real-servers pass)", () => {
   let t: OutageContext;
   beforeAll(async () => {
     t = await createOutageApp("redis", { HEALTH_CHECK_TIMEOUT: "5s" });

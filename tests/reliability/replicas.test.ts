@@ -25,7 +25,7 @@ import { eventually, figure } from "../support/timing.js";
 
 const realServers = Boolean(realPostgresUrl && process.env.TEST_REDIS_HOST);
 
-describe.skipIf(!realServers)("replicas on one database and Redis", () => {
+describe.skipIf(!realServers)("replicas on one database and Redis (needs TEST_DATABASE_URL and TEST_REDIS_HOST: three processes share one real PostgreSQL and Redis; runs in CI's real-servers pass)", () => {
   let database: TestDatabase;
   let databaseName: string;
   let admin: postgres.Sql;

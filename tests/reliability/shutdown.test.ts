@@ -37,7 +37,7 @@ const refusesConnections = (port: number) =>
     socket.once("error", () => resolve(true));
   });
 
-describe.skipIf(!realServers)("SIGTERM with keep-alive clients sending throughout (needs TEST_DATABASE_URL and TEST_REDIS_HOST)", () => {
+describe.skipIf(!realServers)("SIGTERM with keep-alive clients sending throughout (needs TEST_DATABASE_URL and TEST_REDIS_HOST: creates held in a real PostgreSQL across the drain; runs in CI's real-servers pass)", () => {
   let database: TestDatabase;
   let admin: postgres.Sql;
   let env: Record<string, string>;

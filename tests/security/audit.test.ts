@@ -162,7 +162,7 @@ describe("verifyAuditChain on a chain of 5,000 rows", () => {
     expect(describeAuditChain(result)).toBe(`audit chain broken at seq ${seq}: ${reason}`);
   });
 
-  it.skipIf(!realPostgresUrl)("npm run audit:verify prints 5000 rows intact and exits 0", async () => {
+  it.skipIf(!realPostgresUrl)("npm run audit:verify prints 5000 rows intact and exits 0 (needs TEST_DATABASE_URL: the CLI connects to a real PostgreSQL; runs in CI's real-servers pass)", async () => {
     const { code, stdout } = await runCli(big.url!);
     expect(stdout).toBe("audit chain intact: 5000 rows\n");
     expect(code).toBe(0);
@@ -197,7 +197,7 @@ function runCli(databaseUrl: string): Promise<{ code: number | null; stdout: str
   });
 }
 
-describe.skipIf(!realPostgresUrl)("npm run audit:verify (real Postgres)", () => {
+describe.skipIf(!realPostgresUrl)("npm run audit:verify (needs TEST_DATABASE_URL: the CLI connects to a real PostgreSQL; runs in CI's real-servers pass)", () => {
   it("prints the intact chain's length and exits 0", async () => {
     const { code, stdout } = await runCli(t.database.url!);
     expect(stdout).toBe(`audit chain intact: ${await sealedCount()} rows\n`);
@@ -212,7 +212,7 @@ describe.skipIf(!realPostgresUrl)("npm run audit:verify (real Postgres)", () => 
   });
 });
 
-describe.skipIf(!realPostgresUrl)("database roles (real Postgres)", () => {
+describe.skipIf(!realPostgresUrl)("database roles (needs TEST_DATABASE_URL: real logins of each role of drizzle/roles.sql; runs in CI's real-servers pass)", () => {
   // drizzle/roles.sql applied as the README says (psql, passwords as -v variables), then real
   // logins as payment_app and payment_analytics: what each may do is what its session can do.
   let app: postgres.Sql;
