@@ -31,10 +31,20 @@ export const payments = pgTable(
     status: text("status", { enum: paymentStatuses }).notNull().default("created"),
     channel: text("channel"),
     description: text("description").notNull(),
-    /** AES-256-GCM ciphertexts (`keyId:nonce.ciphertext.tag`), never plain text. */
-    customerName: text("customer_name").notNull(),
-    customerEmail: text("customer_email").notNull(),
+    /**
+     * AES-256-GCM ciphertexts (`keyId:nonce.ciphertext.tag`), never plain text; null once erased
+     * (retention or a customer's request, lib/retention), when `erased_at` says when.
+     */
+    customerName: text("customer_name"),
+    customerEmail: text("customer_email"),
     customerMobile: text("customer_mobile"),
+    /**
+     * `h1.<keyId>.<hex>`: HMAC-SHA256 of the normalised email under a key derived from
+     * ENCRYPTION_KEY (lib/retention/email-hash.ts), to find a customer's payments for erasure.
+     * Null for rows written before it existed until the retention job backfills it, and once erased.
+     */
+    customerEmailHash: text("customer_email_hash"),
+    erasedAt: timestamp("erased_at", { withTimezone: true }),
     returnUrl: text("return_url"),
     metadata: jsonb("metadata").$type<Record<string, string>>().notNull().default({}),
     clientSecretHash: text("client_secret_hash").notNull(),
@@ -63,6 +73,13 @@ export const payments = pgTable(
     uniqueIndex("payments_one_open_per_order").on(t.orderId).where(sql`status in ('created', 'pending')`),
     index("payments_order_id_idx").on(t.orderId),
     index("payments_status_idx").on(t.status, t.id),
+    index("payments_customer_email_hash_idx").on(t.customerEmailHash),
+    // Rows written before customer_email_hash existed, for the retention job's backfill.
+    index("payments_customer_email_hash_missing_idx").on(t.id).where(sql`customer_email_hash is null and customer_email is not null`),
+    // The retention job's candidates: final payments still holding personal data, oldest first.
+    index("payments_personal_data_kept_idx")
+      .on(t.updatedAt)
+      .where(sql`erased_at is null and status in ('succeeded', 'failed', 'cancelled', 'expired')`),
     check("payments_amount_positive", sql`${t.amount} > 0`),
     check("payments_status_known", sql.raw(`status in (${paymentStatuses.map((s) => `'${s}'`).join(", ")})`)),
     check("payments_refunds_within_amount", sql`${t.amountRefunded} >= 0 and ${t.amountRefunded} <= ${t.amountRefundReserved} and ${t.amountRefundReserved} <= ${t.amount}`),
@@ -131,9 +148,12 @@ export const gatewayMessages = pgTable(
     fingerprint: text("fingerprint"),
     timesReceived: integer("times_received").notNull().default(1),
     lastReceivedAt: timestamp("last_received_at", { withTimezone: true }),
+    /** When retention replaced `fields` by its marker; outcome, ids and timestamps stay. */
+    fieldsErasedAt: timestamp("fields_erased_at", { withTimezone: true }),
   },
   (t) => [
     index("gateway_messages_payment_id_idx").on(t.paymentId),
+    index("gateway_messages_fields_kept_idx").on(t.receivedAt).where(sql`fields_erased_at is null`),
     index("gateway_messages_tran_id_idx").on(t.tranId),
     uniqueIndex("gateway_messages_fingerprint_key").on(t.fingerprint),
   ],
@@ -148,8 +168,14 @@ export const events = pgTable(
     refundId: text("refund_id").references(() => refunds.id),
     data: jsonb("data").$type<Record<string, unknown>>().notNull(),
     createdAt: createdAt(),
+    /** When retention replaced the delivered body `data` by its marker; the event and its deliveries stay. */
+    dataErasedAt: timestamp("data_erased_at", { withTimezone: true }),
   },
-  (t) => [index("events_type_idx").on(t.type, t.id), index("events_payment_id_idx").on(t.paymentId)],
+  (t) => [
+    index("events_type_idx").on(t.type, t.id),
+    index("events_payment_id_idx").on(t.paymentId),
+    index("events_data_kept_idx").on(t.createdAt).where(sql`data_erased_at is null`),
+  ],
 );
 
 export const deliveryStatuses = ["pending", "delivered", "failed"] as const;

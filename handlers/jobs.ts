@@ -4,6 +4,7 @@ import type { AppDeps } from "../lib/context.js";
 import { runJobBatch, type JobRunners } from "../lib/jobs/loop.js";
 import { jobRunners } from "../lib/jobs/runners.js";
 import { bearerAuth, createRouter, problems } from "../lib/openapi.js";
+import { runRetentionBatch } from "../lib/retention/job.js";
 import { runDeliveryBatch } from "../lib/webhooks/deliver.js";
 
 /** The job groups a scheduler can trigger, and the job kinds each one runs. */
@@ -12,6 +13,8 @@ export const jobGroups = {
   expire: ["expire"],
   // Webhook deliveries are rows of their own table (event_deliveries), not jobs: see runDeliveryBatch.
   deliver: [],
+  // Data retention works on the rows it erases (SKIP LOCKED on payments, gateway_messages, events), not on jobs: see runRetentionBatch.
+  retention: [],
 } as const satisfies Record<string, readonly string[]>;
 export type JobGroup = keyof typeof jobGroups;
 
@@ -19,6 +22,7 @@ const summaries: Record<JobGroup, string> = {
   reconcile: "Run one batch of due requeries, IPN echoes and refund polls",
   expire: "Run one batch of due payment expiries",
   deliver: "Run one batch of due webhook deliveries",
+  retention: "Run one batch of data retention: erase personal data, raw Fiuu fields and webhook bodies past their RETENTION_* period",
 };
 
 const BatchResultSchema = z
@@ -67,8 +71,15 @@ export function jobRoutes(options: JobRoutesOptions = {}) {
     const { claimed, delivered, retried, failed } = await runDeliveryBatch(deps);
     return { job: "deliver" as const, claimed, done: delivered, retried, failed };
   };
+  const retention = async (deps: AppDeps) => {
+    await options.beforeBatch?.retention?.(deps);
+    const result = await runRetentionBatch(deps);
+    const done = result.backfilled + result.payments + result.gatewayMessages + result.events;
+    return { job: "retention" as const, claimed: done, done, retried: 0, failed: 0 };
+  };
   return createRouter()
     .openapi(batchRoute("reconcile"), async (c) => c.json(await run(c.get("deps"), "reconcile"), 200))
     .openapi(batchRoute("expire"), async (c) => c.json(await run(c.get("deps"), "expire"), 200))
-    .openapi(batchRoute("deliver"), async (c) => c.json(await deliver(c.get("deps")), 200));
+    .openapi(batchRoute("deliver"), async (c) => c.json(await deliver(c.get("deps")), 200))
+    .openapi(batchRoute("retention"), async (c) => c.json(await retention(c.get("deps")), 200));
 }

@@ -122,6 +122,12 @@ const envSchema = z.object({
   WEBHOOK_RETRY_DELAY: duration("30s"),
 
   PAYMENT_TTL: duration("30m"),
+  /** How long customer details (and refund beneficiaries) are kept after a payment is final and its refunds settled. */
+  RETENTION_PERSONAL_DATA: duration("400d"),
+  /** How long Fiuu's raw message fields are kept; outcome, ids and timestamps stay. */
+  RETENTION_GATEWAY_MESSAGES: duration("180d"),
+  /** How long a delivered webhook event's body is kept; the event and delivery records stay. */
+  RETENTION_WEBHOOK_BODIES: duration("90d"),
   RATE_LIMIT_PAYMENTS_PER_MINUTE: int(600, 1, 10_000_000),
   /** Requests per client address per minute to the pages reachable without a token (/pay/:id, its result page, Fiuu's return URL). */
   RATE_LIMIT_PAGES_PER_MINUTE: int(120, 1, 10_000_000),
@@ -217,6 +223,8 @@ export interface Config {
   webhooks: { secret?: string; urls: string[]; timeoutMs: number; retryAttempts: number; retryDelayMs: number };
   dataDir: string;
   paymentTtlMs: number;
+  /** Data retention (lib/retention): how long each kind of data is kept past its clock, in ms. */
+  retention: { personalDataMs: number; gatewayMessagesMs: number; webhookBodiesMs: number };
   /** Payment creations allowed per caller (token sub) per minute. */
   paymentsPerMinute: number;
   /** Requests per client address per minute to the public pages (lib/rate-limit.ts, publicPageLimit). */
@@ -461,6 +469,11 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     },
     dataDir: env.DATA_DIR,
     paymentTtlMs: env.PAYMENT_TTL,
+    retention: {
+      personalDataMs: env.RETENTION_PERSONAL_DATA,
+      gatewayMessagesMs: env.RETENTION_GATEWAY_MESSAGES,
+      webhookBodiesMs: env.RETENTION_WEBHOOK_BODIES,
+    },
     paymentsPerMinute: env.RATE_LIMIT_PAYMENTS_PER_MINUTE,
     pagesPerMinute: env.RATE_LIMIT_PAGES_PER_MINUTE,
     trustedProxies: env.TRUSTED_PROXIES,

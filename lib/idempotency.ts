@@ -4,6 +4,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { requestLog, type AppEnv } from "./context.js";
 import { hashSecret, randomToken } from "./crypto.js";
 import { ApiError } from "./errors.js";
+import { withoutErasedData } from "./retention/replay.js";
 
 export interface IdempotencyOptions {
   /** How long a "running" claim holds before a crashed replica's claim frees itself (default 30 s). */
@@ -89,7 +90,7 @@ export function idempotency(options: IdempotencyOptions = {}) {
         });
       }
       if (existing.fingerprint !== fingerprint) throw reused();
-      return replay(c, unseal(c, existing));
+      return replay(c, await withoutErased(c, unseal(c, existing)));
     }
 
     // The handler's JSON is kept as it is rendered, so that storing the answer need not read the
@@ -170,6 +171,16 @@ function replay(c: Context<AppEnv>, done: Done): Response {
   if (done.location) headers["location"] = done.location;
   if (nullBodyStatuses.has(done.status)) return c.body(null, done.status as 204, headers);
   return c.body(done.body, done.status as ContentfulStatusCode, headers);
+}
+
+/** The answer without personal data erased since it was stored (lib/retention/replay.ts); 503 when that cannot be checked. */
+async function withoutErased(c: Context<AppEnv>, done: Done): Promise<Done> {
+  try {
+    return { ...done, body: await withoutErasedData(c.get("deps").database.db, done.body, done.contentType) };
+  } catch (error) {
+    requestLog(c)!.warn({ err: error }, "could not check a replayed answer for erased data; refusing the replay");
+    throw new ApiError("unavailable", "The stored answer cannot be checked right now; retry with the same Idempotency-Key shortly.", { retryAfterSeconds: 5 });
+  }
 }
 
 function reused() {

@@ -107,6 +107,30 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       registers,
     }),
     dbSize: new Gauge({ name: "db_size_bytes", help: "Database size on disk (pg_database_size), read at scrape time", registers }),
+    dbTableBytes: new Gauge({
+      name: "db_table_bytes",
+      help: "Size on disk of each of the service's tables, indexes and TOAST included (pg_total_relation_size), read at scrape time",
+      labelNames: ["table"] as const,
+      registers,
+    }),
+    dbTableRows: new Gauge({
+      name: "db_table_rows",
+      help: "Live rows of each of the service's tables (PostgreSQL's statistics, n_live_tup: an estimate), read at scrape time",
+      labelNames: ["table"] as const,
+      registers,
+    }),
+    retentionOverdue: new Gauge({
+      name: "retention_overdue_rows",
+      help: "Rows still holding data more than a day past their RETENTION_* period (the retention job is not keeping up), by kind: personal_data, gateway_messages, webhook_bodies; counted up to 10000",
+      labelNames: ["kind"] as const,
+      registers,
+    }),
+    retentionErased: new Counter({
+      name: "retention_erased_total",
+      help: "Rows whose data the retention job erased, by kind: personal_data (payments), gateway_messages (raw fields), webhook_bodies (event bodies)",
+      labelNames: ["kind"] as const,
+      registers,
+    }),
     dbPoolMax: new Gauge({
       name: "db_pool_max_connections",
       help: "This replica's database pool size (DB_MAX_CONNECTIONS; 1 for embedded PGlite): sum over replicas for the capacity behind db_pool_connections",

@@ -11,6 +11,7 @@ import { withDevSecrets } from "./dev-secrets.js";
 import { startBackgroundLoop } from "./jobs/background.js";
 import { startJobLoop } from "./jobs/loop.js";
 import { jobRunners } from "./jobs/runners.js";
+import { retentionBacklog, runRetentionBatch } from "./retention/job.js";
 import { startDeliveryLoop } from "./webhooks/loop.js";
 import { nodeFormPost } from "./http/node-form-post.js";
 import { connectionCaps, parseOpenFileLimit, startListener, type Listener } from "./listener.js";
@@ -97,6 +98,8 @@ export async function startNodeServer(rawConfig: Config): Promise<RunningServer>
     startDeliveryLoop(deps),
     startBackgroundLoop(deps, async () => ({ backlog: (await sweepExpiredPayments(deps)) >= 200 }), { name: "expiry sweep", intervalMs: 30_000 }),
     startBackgroundLoop(deps, async () => ({ backlog: (await sealAuditLog(deps.database.db)) >= 1000 }), { name: "audit sealing" }),
+    // Data retention (lib/retention): each replica erases rows it locks with SKIP LOCKED; once a minute, sooner under a backlog.
+    startBackgroundLoop(deps, async () => ({ backlog: retentionBacklog(await runRetentionBatch(deps)) }), { name: "data retention", intervalMs: 60_000 }),
   ];
 
   let stopping: Promise<void> | undefined;

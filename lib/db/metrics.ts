@@ -27,14 +27,22 @@ export interface DatabaseStats {
   /** This replica's pool size. */
   maxConnections: number;
   webhooks: { pending: number; oldestDueSeconds: number };
+  /** Each public table's size (pg_total_relation_size) and live rows (statistics' estimate). */
+  tables: { table: string; bytes: number; rows: number }[];
+  /** Rows more than a day past their retention still holding data, by kind (absent when not read). */
+  retentionOverdue?: { personal_data: number; gateway_messages: number; webhook_bodies: number };
 }
+
+/** Rows counted at most per overdue kind: enough to alert on, cheap at any table size. */
+const overdueCountCap = 10_000;
+const overdueGraceMs = 86_400_000;
 
 /**
  * Reads what the database gauges show: size, connections, this replica's pool size and the
  * webhook backlog. Each query is timed under its own operation name.
  */
 export async function readDatabaseStats(
-  parts: { database: DatabaseHandle; metrics: Pick<Metrics, "dbQueryDuration">; config: Pick<Config, "database"> },
+  parts: { database: DatabaseHandle; metrics: Pick<Metrics, "dbQueryDuration">; config: Pick<Config, "database"> & Partial<Pick<Config, "retention">> },
   now: Date,
 ): Promise<DatabaseStats> {
   const { database, metrics } = parts;
@@ -56,11 +64,55 @@ export async function readDatabaseStats(
       .from(eventDeliveries)
       .where(eq(eventDeliveries.status, "pending")),
   );
+  const tables = await timedQuery(metrics, "table_sizes", () =>
+    queryRows<{ table: string; bytes: string | number; rows: string | number | null }>(
+      db,
+      sql`select c.relname as table, pg_total_relation_size(c.oid)::bigint as bytes, s.n_live_tup::bigint as rows
+          from pg_class c join pg_namespace n on n.oid = c.relnamespace
+          left join pg_stat_user_tables s on s.relid = c.oid
+          where n.nspname = 'public' and c.relkind in ('r', 'p')
+          order by c.relname`,
+    ),
+  );
+  const { retention } = parts.config;
+  const retentionOverdue = retention
+    ? await timedQuery(metrics, "retention_overdue", () => readRetentionOverdue(database, retention, now))
+    : undefined;
   return {
+    tables: tables.map((t) => ({ table: t.table, bytes: Number(t.bytes), rows: Math.max(0, Number(t.rows ?? 0)) })),
+    ...(retentionOverdue ? { retentionOverdue } : {}),
     sizeBytes: Number(size?.bytes ?? 0),
     connections,
     maxConnections: databasePoolSize(database, parts.config),
     webhooks: { pending: Number(backlog?.pending ?? 0), oldestDueSeconds: Math.max(0, Number(backlog?.oldestDueSeconds ?? 0)) },
+  };
+}
+
+/**
+ * Rows the retention job should have reached a day ago (lib/retention/job.ts's rules, with a day's
+ * grace): above zero for long, a table is growing faster than its retention allows.
+ */
+async function readRetentionOverdue(database: DatabaseHandle, retention: Config["retention"], now: Date): Promise<NonNullable<DatabaseStats["retentionOverdue"]>> {
+  const before = (ms: number) => sql`${new Date(now.getTime() - ms - overdueGraceMs).toISOString()}::timestamptz`;
+  const [row] = await queryRows<{ personal_data: number; gateway_messages: number; webhook_bodies: number }>(
+    database.db,
+    sql`select
+          (select count(*) from (select 1 from payments p
+            where p.erased_at is null and p.status in ('succeeded', 'failed', 'cancelled', 'expired') and p.updated_at < ${before(retention.personalDataMs)}
+              and not exists (select 1 from refunds r where r.payment_id = p.id and (r.status = 'pending' or r.updated_at >= ${before(retention.personalDataMs)}))
+            limit ${overdueCountCap}) as x)::int as personal_data,
+          (select count(*) from (select 1 from gateway_messages
+            where fields_erased_at is null and received_at < ${before(retention.gatewayMessagesMs)} and coalesce(last_received_at, received_at) < ${before(retention.gatewayMessagesMs)}
+            limit ${overdueCountCap}) as x)::int as gateway_messages,
+          (select count(*) from (select 1 from events e
+            where e.data_erased_at is null and e.created_at < ${before(retention.webhookBodiesMs)}
+              and not exists (select 1 from event_deliveries d where d.event_id = e.id and d.status = 'pending')
+            limit ${overdueCountCap}) as x)::int as webhook_bodies`,
+  );
+  return {
+    personal_data: Number(row?.personal_data ?? 0),
+    gateway_messages: Number(row?.gateway_messages ?? 0),
+    webhook_bodies: Number(row?.webhook_bodies ?? 0),
   };
 }
 
@@ -104,6 +156,14 @@ export function recordDatabaseStats(metrics: Metrics, stats: DatabaseStats): voi
   metrics.dbPoolMax.set(stats.maxConnections);
   metrics.webhookDeliveriesPending.set(stats.webhooks.pending);
   metrics.webhookOldestDue.set(stats.webhooks.oldestDueSeconds);
+  metrics.dbTableBytes.reset();
+  metrics.dbTableRows.reset();
+  for (const { table, bytes, rows } of stats.tables) {
+    metrics.dbTableBytes.set({ table }, bytes);
+    metrics.dbTableRows.set({ table }, rows);
+  }
+  metrics.retentionOverdue.reset();
+  for (const [kind, count] of Object.entries(stats.retentionOverdue ?? {})) metrics.retentionOverdue.set({ kind }, count);
 }
 
 /**
@@ -113,6 +173,9 @@ export function recordDatabaseStats(metrics: Metrics, stats: DatabaseStats): voi
  */
 export function clearDatabaseStats(metrics: Metrics): void {
   metrics.dbPoolConnections.reset();
+  metrics.dbTableBytes.reset();
+  metrics.dbTableRows.reset();
+  metrics.retentionOverdue.reset();
   metrics.dbSize.set(Number.NaN);
   metrics.webhookDeliveriesPending.set(Number.NaN);
   metrics.webhookOldestDue.set(Number.NaN);

@@ -5,6 +5,7 @@ import { isUniqueViolation, queryRows } from "../db/client.js";
 import { hashSecret, randomToken } from "../crypto.js";
 import { ApiError } from "../errors.js";
 import { newId } from "../ids.js";
+import { emailHasherFor } from "../retention/email-hash.js";
 import type { Currency } from "../money.js";
 import { assertChannelAccepts } from "./methods.js";
 import type { PaymentRow } from "./resource.js";
@@ -50,6 +51,9 @@ export async function createPayment(
     customerName: deps.cipher.encrypt(input.customer.name),
     customerEmail: deps.cipher.encrypt(input.customer.email),
     customerMobile: input.customer.mobile ? deps.cipher.encrypt(input.customer.mobile) : null,
+    // Keyed, so erasure on request can find the customer's payments without a clear email.
+    customerEmailHash: emailHasherFor(deps.config).hash(input.customer.email),
+    erasedAt: null,
     returnUrl: input.return_url ?? null,
     metadata: input.metadata ?? {},
     clientSecretHash: hashSecret(clientSecret),
@@ -81,10 +85,10 @@ export async function createPayment(
             limit 1
           ), inserted as (
             insert into payments (id, order_id, amount, currency, status, channel, description, customer_name, customer_email,
-              customer_mobile, return_url, metadata, client_secret_hash, gateway_order_id, amount_refunded, amount_refund_reserved,
+              customer_mobile, customer_email_hash, return_url, metadata, client_secret_hash, gateway_order_id, amount_refunded, amount_refund_reserved,
               created_by, expires_at, created_at, updated_at)
             select ${row.id}, ${row.orderId}, ${row.amount}::bigint, ${row.currency}, ${row.status}, ${row.channel}, ${row.description},
-              ${row.customerName}, ${row.customerEmail}, ${row.customerMobile}, ${row.returnUrl}, ${JSON.stringify(row.metadata)}::jsonb,
+              ${row.customerName}, ${row.customerEmail}, ${row.customerMobile}, ${row.customerEmailHash}, ${row.returnUrl}, ${JSON.stringify(row.metadata)}::jsonb,
               ${row.clientSecretHash}, ${row.gatewayOrderId}, 0, 0, ${row.createdBy}, ${row.expiresAt.toISOString()}::timestamptz,
               ${now.toISOString()}::timestamptz, ${now.toISOString()}::timestamptz
             where not exists (select 1 from holder)

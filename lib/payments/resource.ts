@@ -1,5 +1,6 @@
 import type { payments } from "../../drizzle/schema.js";
 import type { AppDeps } from "../context.js";
+import { ApiError } from "../errors.js";
 
 export type PaymentRow = typeof payments.$inferSelect;
 
@@ -20,13 +21,21 @@ export function maskCustomer(customer: Customer): Customer {
   };
 }
 
-/** The customer's details, decrypted. */
-export function customerOf(deps: Pick<AppDeps, "cipher">, row: PaymentRow): Customer {
+/** The customer's details, decrypted; null once erased (retention or the customer's request). */
+export function customerOrNull(deps: Pick<AppDeps, "cipher">, row: PaymentRow): Customer | null {
+  if (row.erasedAt || row.customerName === null || row.customerEmail === null) return null;
   return {
     name: deps.cipher.decrypt(row.customerName),
     email: deps.cipher.decrypt(row.customerEmail),
     mobile: row.customerMobile ? deps.cipher.decrypt(row.customerMobile) : null,
   };
+}
+
+/** The customer's details, decrypted, for work that needs them (a checkout form): refused once erased. */
+export function customerOf(deps: Pick<AppDeps, "cipher">, row: PaymentRow): Customer {
+  const customer = customerOrNull(deps, row);
+  if (!customer) throw new ApiError("invalid_state", `Payment ${row.id}'s customer details have been erased.`);
+  return customer;
 }
 
 /** The URL a checkout page opens to send the shopper to Fiuu. */
@@ -35,11 +44,11 @@ export function checkoutUrl(publicUrl: string, paymentId: string, clientSecret: 
 }
 
 /**
- * The API's view of a payment. Customer details are masked unless the caller is the shop itself;
- * `customer` saves decrypting what the caller has just encrypted.
+ * The API's view of a payment. Customer details are masked unless the caller is the shop itself,
+ * and null once erased; `customer` saves decrypting what the caller has just encrypted.
  */
 export function paymentResource(deps: Pick<AppDeps, "cipher">, row: PaymentRow, options: { masked: boolean; customer?: Customer }) {
-  const customer = options.customer ?? customerOf(deps, row);
+  const customer = options.customer ?? customerOrNull(deps, row);
   return {
     id: row.id,
     object: "payment" as const,
@@ -49,7 +58,7 @@ export function paymentResource(deps: Pick<AppDeps, "cipher">, row: PaymentRow, 
     status: row.status,
     channel: row.channel,
     description: row.description,
-    customer: options.masked ? maskCustomer(customer) : customer,
+    customer: customer && options.masked ? maskCustomer(customer) : customer,
     return_url: row.returnUrl,
     metadata: row.metadata,
     amount_refunded: row.amountRefunded,
@@ -62,6 +71,8 @@ export function paymentResource(deps: Pick<AppDeps, "cipher">, row: PaymentRow, 
     },
     failure: row.failureCode || row.failureMessage ? { code: row.failureCode, message: row.failureMessage } : null,
     expires_at: row.expiresAt.toISOString(),
+    /** When the customer's personal data was erased (then `customer` is null); money facts stay. */
+    erased_at: row.erasedAt?.toISOString() ?? null,
     created_at: row.createdAt.toISOString(),
     updated_at: row.updatedAt.toISOString(),
   };
