@@ -78,8 +78,9 @@ describe.skipIf(!haveChromium)("checkout in a browser (needs /usr/bin/chromium: 
     await toHostedPage();
     await page.getByTestId("sandbox-approve").click();
     await expect.poll(() => status().textContent(), { timeout: 15_000 }).toBe("succeeded");
-    expect(page.url()).toMatch(/\/pay\/pay_[0-9a-z]+\/result$/);
-    const paymentId = /\/pay\/(pay_[0-9a-z]+)\//.exec(page.url())![1]!;
+    // The demo sets a return_url: the shopper is back on the shop's own order page.
+    expect(page.url()).toMatch(/\/demo\/return\?payment_id=pay_[0-9a-z]+&status=succeeded$/);
+    const paymentId = new URL(page.url()).searchParams.get("payment_id")!;
     // The shop's side: the demo lists the webhooks it received and verified.
     await page.goto(`${base}/demo`);
     await expect
@@ -99,6 +100,10 @@ describe.skipIf(!haveChromium)("checkout in a browser (needs /usr/bin/chromium: 
     const tranID = await toHostedPage();
     await page.getByTestId("sandbox-pending").click();
     await expect.poll(() => status().textContent(), { timeout: 15_000 }).toBe("pending");
+    // The service's result page, which brings the requery forward while a shopper waits on it.
+    const paymentId = new URL(page.url()).searchParams.get("payment_id")!;
+    await page.goto(`${base}/pay/${paymentId}/result`);
+    expect(await status().textContent()).toBe("pending");
     // Fiuu settles the payment but its reports never arrive: only a requery can find out.
     const settle = await fetch(`${base}/sandbox/fiuu/_control/transactions/${tranID}`, {
       method: "POST",

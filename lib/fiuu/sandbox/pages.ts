@@ -26,7 +26,7 @@ const style = `
   table { width: 100%; border-collapse: collapse; margin: 1rem 0; }
   th, td { text-align: left; padding: .5rem .4rem; border-bottom: 1px solid #e3e6ec; vertical-align: middle; }
   th { font-size: .85rem; color: #5b6475; font-weight: 600; }
-  td.settle { display: flex; gap: .4rem; } td.settle button { width: auto; padding: .45rem .8rem; }
+  td.settle { white-space: nowrap; } td.settle form { display: inline-block; margin-right: .3rem; } td.settle button { width: auto; padding: .45rem .8rem; }
   .flash { background: #e7f4ea; border: 2px solid #137333; border-radius: 8px; padding: .5rem .75rem; }
   @media (max-width: 34rem) { main { margin: 0; border-radius: 0; padding: 1.25rem; }
     table, tbody, tr, td { display: block; } thead { display: none; } tr { border-bottom: 1px solid #e3e6ec; padding: .5rem 0; }
