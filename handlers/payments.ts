@@ -40,7 +40,7 @@ const CreatePaymentBody = z
   .openapi("CreatePayment");
 
 const Customer = z.object({ name: z.string(), email: z.string(), mobile: z.string().nullable() });
-const Payment = z
+export const Payment = z
   .object({
     id: z.string().openapi({ example: "pay_01jd3x5k2m9q8r7s6t5v4w3x2y" }),
     object: z.literal("payment"),
@@ -50,7 +50,7 @@ const Payment = z
     status: z.enum(paymentStatuses),
     channel: z.string().nullable(),
     description: z.string(),
-    customer: Customer,
+    customer: Customer.nullable().openapi({ description: "Masked for a client secret and in webhooks; null once the customer's personal data is erased (retention or on request)" }),
     return_url: z.string().nullable(),
     metadata: z.record(z.string(), z.string()),
     amount_refunded: z.number().int(),
@@ -62,6 +62,7 @@ const Payment = z
       paydate: z.string().nullable(),
     }),
     failure: z.object({ code: z.string().nullable(), message: z.string().nullable() }).nullable(),
+    erased_at: z.string().nullable().openapi({ description: "When the customer's personal data was erased; amounts, states and gateway ids stay" }),
     expires_at: z.string(),
     created_at: z.string(),
     updated_at: z.string(),

@@ -10,7 +10,7 @@ import { createRefund } from "../lib/refunds/create.js";
 import { refundResource } from "../lib/refunds/resource.js";
 import { ApiError } from "../lib/errors.js";
 
-const Refund = z
+export const Refund = z
   .object({
     id: z.string(),
     object: z.literal("refund"),

@@ -3,8 +3,9 @@ import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import { checkoutPageRoutes } from "../handlers/checkout.js";
+import { customerRoutes } from "../handlers/customers.js";
 import { demoRoutes } from "../handlers/demo.js";
-import { docsRoutes } from "../handlers/docs.js";
+import { docsRoutes, registerWebhooks } from "../handlers/docs.js";
 import { eventRoutes } from "../handlers/events.js";
 import { fiuuRoutes } from "../handlers/fiuu.js";
 import { jobRoutes } from "../handlers/jobs.js";
@@ -17,7 +18,7 @@ import { ApiError, handleError, problemResponse } from "./errors.js";
 import { sealAuditLog } from "./audit.js";
 import { sweepExpiredPayments } from "./payments/reconcile.js";
 import type { SandboxFactory } from "./fiuu/sandbox/mount.js";
-import { createRouter, registerSecuritySchemes } from "./openapi.js";
+import { apiDescription, apiTags, createRouter, registerSecuritySchemes } from "./openapi.js";
 import { refuseUndecodableInput } from "./storable-text.js";
 
 const maxBodyBytes = 1024 * 1024;
@@ -115,6 +116,7 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
   app.route("/", checkoutPageRoutes());
   app.route("/", fiuuRoutes());
   app.route("/", eventRoutes());
+  app.route("/", customerRoutes());
   app.route(
     "/",
     jobRoutes({
@@ -137,6 +139,7 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
   }
 
   registerSecuritySchemes(app);
+  registerWebhooks(app);
   let document: ReturnType<typeof app.getOpenAPI31Document> | undefined;
   app.route(
     "/",
@@ -144,11 +147,8 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
       () =>
         (document ??= app.getOpenAPI31Document({
           openapi: "3.1.0",
-          info: {
-            title: "Payment service",
-            version: "1.0.0",
-            description: "Payments for a shop through Fiuu (FPX, cards, e-wallets, DuitNow QR): create, check out, refund, and signed webhooks.",
-          },
+          info: { title: "Payment service", version: "1.0.0", description: apiDescription() },
+          tags: apiTags,
           servers: [{ url: config.publicUrl }],
         })) as never,
     ),
