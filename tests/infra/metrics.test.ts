@@ -45,9 +45,20 @@ describe("scrape-time database metrics", () => {
       .sort();
     expect(operations).toEqual(
       realPostgresUrl
-        ? ["connection_stats", "database_size", "readiness", "webhook_backlog"]
-        : ["database_size", "readiness", "webhook_backlog"],
+        ? ["connection_stats", "database_size", "readiness", "retention_overdue", "table_sizes", "webhook_backlog"]
+        : ["database_size", "readiness", "retention_overdue", "table_sizes", "webhook_backlog"],
     );
+  });
+
+  it("reports each table's bytes and rows, and the rows overdue for retention by kind", async () => {
+    const samples = await scrape(createMetricsApp(t.deps));
+    const bytes = samples.filter((s) => s.name === "db_table_bytes");
+    for (const table of ["payments", "refunds", "gateway_messages", "events", "event_deliveries", "jobs", "audit_log"]) {
+      expect(bytes.find((s) => s.labels.table === table)?.value).toBeGreaterThan(0);
+      expect(samples.some((s) => s.name === "db_table_rows" && s.labels.table === table)).toBe(true);
+    }
+    const overdue = samples.filter((s) => s.name === "retention_overdue_rows").map((s) => s.labels.kind).sort();
+    expect(overdue).toEqual(["gateway_messages", "personal_data", "webhook_bodies"]);
   });
 
   it("on Postgres, counts a connection busy in a transaction as idle_in_transaction", async () => {
