@@ -14,7 +14,7 @@ export interface ResultLinks {
 type Tone = "ok" | "bad" | "wait" | "info";
 
 // The seeded cash channels (drizzle/seed.sql, type "cash"): paid at a counter, confirmed later.
-const cashChannel = /^(cash|cash99|jompay)$|cash/i;
+const cashChannel = /cash|jompay/i;
 
 /** Each status in plain words: a heading, a sentence or two, and a symbol so colour is never alone. */
 function describe(payment: PaymentRow): { tone: Tone; symbol: string; heading: string; body: ReturnType<typeof html> } {

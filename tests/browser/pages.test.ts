@@ -199,12 +199,14 @@ describe.skipIf(!haveChromium)("pages people look at, in a browser", () => {
     expect(await page.locator("h1").textContent()).toContain("Kedai Kopi");
     expect(await page.getByRole("radio", { name: /Kopi O, 2 cups/ }).isChecked()).toBe(true);
     expect(await page.textContent("main")).toContain("RM 10.50");
+    expect(await lowContrast(page, "h1, legend, label, p, span, button, a, li")).toEqual([]);
     await shot(page, "demo-shop");
     await page.getByTestId("demo-pay").click();
 
     // The sandbox's hosted page: leave the payment pending, as a cash or slow bank payment.
     await page.getByTestId("sandbox-pending").waitFor();
     const tranID = await page.locator('input[name="tranID"]').first().inputValue();
+    expect(await page.getByTestId("sandbox-pending-link").getAttribute("href")).toBe("/sandbox/fiuu/_control/pending");
     await shot(page, "sandbox-hosted-page");
     await page.getByTestId("sandbox-pending").click();
 
@@ -221,6 +223,7 @@ describe.skipIf(!haveChromium)("pages people look at, in a browser", () => {
     await page.getByTestId(`pending-row-${tranID}`).waitFor();
     expect(await page.locator("h1").textContent()).toBe("Payments left pending");
     expect(await page.getByTestId(`pending-row-${tranID}`).textContent()).toContain("MYR 10.50");
+    expect(await lowContrast(page, "h1, p, th, td, button, a, .banner")).toEqual([]);
     await shot(page, "sandbox-pending-list");
     await page.getByTestId(`pending-approve-${tranID}`).click();
     await page.getByTestId("pending-flash").waitFor();
@@ -248,6 +251,8 @@ describe.skipIf(!haveChromium)("pages people look at, in a browser", () => {
     await page.waitForURL(/\/demo\/return\?/);
     const first = new URL(page.url()).searchParams.get("payment_id")!;
     expect(await page.getByTestId("demo-outcome").textContent()).toBe("Your payment was declined");
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    expect(await lowContrast(page, "h1, p, dt, dd, label, button, a")).toEqual([]);
     await shot(page, "demo-return-declined-phone");
 
     await page.getByTestId("demo-retry").click();
@@ -266,17 +271,30 @@ describe.skipIf(!haveChromium)("pages people look at, in a browser", () => {
     await page.close();
   });
 
-  it("the sandbox's pending list says so when nothing is pending, and refuses to settle a payment twice", async () => {
-    const page = await newPage();
-    const listed = [...((await (await t.app.request("/sandbox/fiuu/_control/transactions")).json()) as { transactions: { tranID: string; status: string }[] }).transactions];
-    const settled = listed.find((tx) => tx.status === "00");
+  it("on a phone, the sandbox's pending list declines a payment, and the result page then says declined; nothing settles twice", async () => {
+    const payment = await createPayment(t);
+    const page = await newPage("phone");
+    await page.goto(payment.checkout_url);
+    await page.getByTestId("sandbox-pending").click();
+    // No return_url: Fiuu's return lands on the service's own result page.
+    await page.waitForURL(new RegExp(`/pay/${payment.id}/result$`));
+    expect(await page.locator("h1").textContent()).toBe("Waiting for your payment to be confirmed");
+
     await page.goto(`${base}/sandbox/fiuu/_control/pending`);
-    expect(await page.locator("h1").textContent()).toBe("Payments left pending");
-    if (!listed.some((tx) => tx.status === "22")) expect(await page.getByTestId("pending-empty").count()).toBe(1);
-    if (settled) {
-      const res = await t.app.request(`/sandbox/fiuu/_control/pending/${settled.tranID}`, formPost({ outcome: "approve" }));
-      expect(res.status).toBe(409);
-    }
+    const row = page.locator("tr", { hasText: payment.gateway.order_id });
+    expect(await row.count()).toBe(1);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    await shot(page, "sandbox-pending-list-phone");
+    const tranID = (await row.getAttribute("data-testid"))!.replace("pending-row-", "");
+    await page.getByTestId(`pending-decline-${tranID}`).click();
+    expect(await page.getByTestId("pending-flash").textContent()).toContain("declined");
+    expect(await page.locator("tr", { hasText: payment.gateway.order_id }).count()).toBe(0);
+
+    await page.goto(`${base}/pay/${payment.id}/result`);
+    expect(await page.locator("h1").textContent()).toBe("Payment declined");
+    expect(await page.getByTestId("payment-status").textContent()).toBe("failed");
+    const again = await t.app.request(`/sandbox/fiuu/_control/pending/${tranID}`, formPost({ outcome: "approve" }));
+    expect(again.status).toBe(409);
     await page.close();
   });
 });

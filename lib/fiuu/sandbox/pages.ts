@@ -28,9 +28,10 @@ const style = `
   th { font-size: .85rem; color: #5b6475; font-weight: 600; }
   td.settle { white-space: nowrap; } td.settle form { display: inline-block; margin-right: .3rem; } td.settle button { width: auto; padding: .45rem .8rem; }
   .flash { background: #e7f4ea; border: 2px solid #137333; border-radius: 8px; padding: .5rem .75rem; }
+  td .label { display: none; color: #5b6475; } h2 { font-size: 1.05rem; margin: 1.25rem 0 .25rem; }
   @media (max-width: 34rem) { main { margin: 0; border-radius: 0; padding: 1.25rem; }
     table, tbody, tr, td { display: block; } thead { display: none; } tr { border-bottom: 1px solid #e3e6ec; padding: .5rem 0; }
-    td { border: 0; padding: .15rem 0; } td[data-label]::before { content: attr(data-label) ": "; color: #5b6475; } }
+    td { border: 0; padding: .15rem 0; } td .label { display: inline; } }
 `;
 
 function layout(title: string, body: Page, options: { wide?: boolean; refreshSeconds?: number } = {}): Page {
@@ -139,10 +140,10 @@ ${
 <thead><tr><th scope="col">Order</th><th scope="col">Amount</th><th scope="col">Transaction</th><th scope="col">Since</th><th scope="col">Settle</th></tr></thead>
 <tbody>${pending.map(
         (entry) => html`<tr data-testid="pending-row-${entry.tx.tranID}">
-<td data-label="Order">${entry.tx.orderid}${entry.tx.billDesc ? html`<br><span class="muted">${entry.tx.billDesc}</span>` : ""}</td>
-<td data-label="Amount">${entry.tx.currency} ${toFiuuAmount(entry.tx.amountMinor)}</td>
-<td data-label="Transaction">${entry.tx.tranID}</td>
-<td data-label="Since">${entry.tx.paydate}</td>
+<td><span class="label">Order: </span>${entry.tx.orderid}${entry.tx.billDesc ? html`<br><span class="muted">${entry.tx.billDesc}</span>` : ""}</td>
+<td><span class="label">Amount: </span>${entry.tx.currency} ${toFiuuAmount(entry.tx.amountMinor)}</td>
+<td><span class="label">Transaction: </span>${entry.tx.tranID}</td>
+<td><span class="label">Since: </span>${entry.tx.paydate}</td>
 <td class="settle">${settleButton(entry, "approve", "Approve")}${settleButton(entry, "decline", "Decline")}</td>
 </tr>`,
       )}</tbody></table>`
