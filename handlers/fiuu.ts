@@ -122,7 +122,9 @@ export function fiuuRoutes() {
 
   app.get("/pay/:id/result", publicPageLimit(), async (c) => {
     const payment = await findPaymentById(c.get("deps").database.db, c.req.param("id"));
-    if (!payment) return c.html(page("Payment", html`<h1>Payment not found</h1>`), 404);
+    if (!payment) {
+      return c.html(page("Payment not found", html`<h1>Payment not found</h1><p>We have no payment under this link. Check the link, or go back to the shop's page and start again.</p>`), 404);
+    }
     const final = finalStatuses.has(payment.status);
     if (!final && payment.checkoutStartedAt) {
       // A shopper is waiting on this page (it refreshes every 3 s): ask Fiuu soon rather than on

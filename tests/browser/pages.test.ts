@@ -180,6 +180,15 @@ describe.skipIf(!haveChromium)("pages people look at, in a browser", () => {
     }
   }
 
+  it("the result page for an unknown payment says it was not found", async () => {
+    const page = await newPage("phone");
+    const response = await page.goto(`${base}/pay/pay_doesnotexist/result`);
+    expect(response!.status()).toBe(404);
+    expect(await page.locator("h1").textContent()).toBe("Payment not found");
+    await shot(page, "result-not-found-phone");
+    await page.close();
+  });
+
   it("a declined payment offers no Try again once another payment holds its order", async () => {
     const failed = await createPayment(t, { return_url: "https://shop.example.my/orders/return" });
     await report(failed, "11");

@@ -176,5 +176,6 @@ async function decide(c: Context, state: SandboxState): Promise<Response> {
   applyOutcome(state, tx, status);
   // Like Fiuu: the server-to-server reports go out first, then the browser is sent back.
   await sendReports(state, tx);
-  return c.html(returnPage(statusText[status], reportFields(state, tx), tx.returnUrl ?? state.options.returnUrl));
+  const pendingUrl = `${c.req.path.replace(/\/(RMS|MOLPay)\/pay\/.*$/, "")}/_control/pending`;
+  return c.html(returnPage(statusText[status], reportFields(state, tx), tx.returnUrl ?? state.options.returnUrl, pendingUrl));
 }

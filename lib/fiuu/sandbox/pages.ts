@@ -91,12 +91,13 @@ ${pendingUrl ? html`<p class="muted">"Leave pending" plays a cash or slow bank p
  * The page that sends the shopper back to the merchant: a form of the report fields that posts
  * itself to the return URL, with a visible button for browsers without script.
  */
-export function returnPage(statusText: string, fields: Record<string, string>, returnUrl: string | undefined): Page {
+export function returnPage(statusText: string, fields: Record<string, string>, returnUrl: string | undefined, pendingUrl?: string): Page {
   const inputs = Object.entries(fields).map(([name, value]) => html`<input type="hidden" name="${name}" value="${value}">\n`);
   if (!returnUrl) {
     return layout(
       `Payment ${statusText}`,
       html`<h1>Payment ${statusText}</h1><p>No return URL was given, so the shopper stays here.</p>
+${statusText === "pending" && pendingUrl ? html`<p>Settle it later from the <a href="${pendingUrl}">list of payments left pending</a>.</p>` : ""}
 <dl>${Object.entries(fields).map(([name, value]) => html`<dt>${name}</dt><dd>${value}</dd>`)}</dl>`,
     );
   }
