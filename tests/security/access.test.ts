@@ -64,6 +64,8 @@ const routes: Route[] = [
   { method: "POST", path: "/jobs/reconcile", roles: ["system"], url: () => "/jobs/reconcile" },
   { method: "POST", path: "/jobs/expire", roles: ["system"], url: () => "/jobs/expire" },
   { method: "POST", path: "/jobs/deliver", roles: ["system"], url: () => "/jobs/deliver" },
+  { method: "POST", path: "/jobs/retention", roles: ["system"], url: () => "/jobs/retention" },
+  { method: "POST", path: "/v1/customers/erase", roles: ["admin"], url: () => "/v1/customers/erase", body: () => ({ email: "nobody@example.my" }) },
 ];
 const label = (r: Route) => `${r.method} ${r.path}`;
 
