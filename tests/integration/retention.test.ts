@@ -10,7 +10,9 @@ import { readDatabaseStats } from "../../lib/db/metrics.js";
 import { createEmailHasher, normaliseEmail } from "../../lib/retention/email-hash.js";
 import { runRetentionBatch } from "../../lib/retention/job.js";
 import { bearer, createTestApp, jsonRequest, newKey, type TestContext } from "../support/app.js";
+import { realPostgresUrl } from "../support/databases.js";
 import { payThroughSandbox } from "../support/flow.js";
+import { applyRoles, asRole, rolePasswords } from "../support/roles.js";
 
 let t: TestContext;
 let db: TestContext["database"]["handle"]["db"];
@@ -294,6 +296,32 @@ describe("erasure on request", () => {
     expect(result).toMatchObject({ intact: true, unsealed: 0 });
     expect(result.rows).toBeGreaterThan(0);
   });
+});
+
+describe.skipIf(!realPostgresUrl)("as payment_app (needs TEST_DATABASE_URL: drizzle/roles.sql applied, a real login)", () => {
+  it("the retention job and erasure by email run with the runtime role's privileges", async () => {
+    await applyRoles(t.database.url!);
+    const handle = await openPostgres(asRole(t.database.url!, "payment_app", rolePasswords.app), { max: 2, ssl: "disable" });
+    const deps: AppDeps = { ...t.deps, database: handle };
+    try {
+      const [role] = await queryRows<{ role: string }>(handle.db, sql`select current_user as role`);
+      expect(role!.role).toBe("payment_app");
+      const aged = await paid(personal());
+      await age(aged.payment.id, 401);
+      await db.execute(sql`update gateway_messages set received_at = received_at - interval '181 days', last_received_at = last_received_at - interval '181 days' where payment_id = ${aged.payment.id}`);
+      await db.execute(sql`update events set created_at = created_at - interval '91 days' where payment_id = ${aged.payment.id}`);
+      const asked = personal();
+      const requested = await paid(asked);
+      await db.execute(sql`update payments set customer_email_hash = null where id = ${requested.payment.id}`);
+      await drain(deps);
+      expect((await rowOf(aged.payment.id)).erasedAt).not.toBeNull();
+      expect((await db.select().from(gatewayMessages).where(eq(gatewayMessages.paymentId, aged.payment.id)))[0]!.fieldsErasedAt).not.toBeNull();
+      const { eraseCustomerByEmail } = await import("../../lib/retention/by-email.js");
+      expect(await eraseCustomerByEmail(deps, asked.email, { actor: "admin:ops-7" })).toEqual([requested.payment.id]);
+    } finally {
+      await handle.close();
+    }
+  }, 60_000);
 });
 
 describe("logs", () => {
