@@ -39,36 +39,46 @@ const CreatePaymentBody = z
   })
   .openapi("CreatePayment");
 
-const Customer = z.object({ name: z.string(), email: z.string(), mobile: z.string().nullable() });
+const Customer = z.object({
+  name: z.string().openapi({ example: "Siti Aminah" }),
+  email: z.string().openapi({ example: "siti@example.my" }),
+  mobile: z.string().nullable().openapi({ example: "+60123456789" }),
+});
 export const Payment = z
   .object({
     id: z.string().openapi({ example: "pay_01jd3x5k2m9q8r7s6t5v4w3x2y" }),
     object: z.literal("payment"),
-    order_id: z.string(),
-    amount: z.number().int(),
-    currency: z.string(),
-    status: z.enum(paymentStatuses),
-    channel: z.string().nullable(),
-    description: z.string(),
+    order_id: z.string().openapi({ description: "The shop's order", example: "ORDER-1042" }),
+    amount: z.number().int().openapi({ description: "Minor units: 1050 = RM 10.50", example: 1050 }),
+    currency: z.string().openapi({ example: "MYR" }),
+    status: z.enum(paymentStatuses).openapi({ description: "created → pending → succeeded | failed; created → cancelled | expired; conflicted when Fiuu reports another amount or currency", example: "succeeded" }),
+    channel: z.string().nullable().openapi({ description: "The channel asked for at creation or checkout, if any", example: "fpx" }),
+    description: z.string().openapi({ example: "2 x Kopi O" }),
     customer: Customer.nullable().openapi({ description: "Masked for a client secret and in webhooks; null once the customer's personal data is erased (retention or on request)" }),
-    return_url: z.string().nullable(),
-    metadata: z.record(z.string(), z.string()),
-    amount_refunded: z.number().int(),
+    return_url: z.string().nullable().openapi({ description: "Where the shopper goes back to, with payment_id and status added", example: "https://shop.example.my/orders/1042" }),
+    metadata: z.record(z.string(), z.string()).openapi({ example: { cart: "c_81723" } }),
+    amount_refunded: z.number().int().openapi({ description: "Minor units refunded so far (succeeded refunds)", example: 0 }),
     gateway: z.object({
-      order_id: z.string(),
-      tran_id: z.string().nullable(),
-      appcode: z.string().nullable(),
-      channel: z.string().nullable(),
-      paydate: z.string().nullable(),
-    }),
-    failure: z.object({ code: z.string().nullable(), message: z.string().nullable() }).nullable(),
+      order_id: z.string().openapi({ description: "The order id Fiuu knows the payment by", example: "pay01jd3x5k2m9q8r7s6t5v4w3x2y" }),
+      tran_id: z.string().nullable().openapi({ description: "Fiuu's tranID", example: "30811572" }),
+      appcode: z.string().nullable().openapi({ example: "123456" }),
+      channel: z.string().nullable().openapi({ description: "The channel Fiuu reports it was paid with", example: "FPX_MB2U" }),
+      paydate: z.string().nullable().openapi({ example: "2026-12-01 20:01:47" }),
+    }).openapi({ description: "What Fiuu reported" }),
+    failure: z
+      .object({ code: z.string().nullable(), message: z.string().nullable() })
+      .nullable()
+      .openapi({ description: "Why it failed (Fiuu's error code and description); null unless failed", example: null }),
     erased_at: z.string().nullable().openapi({ description: "When the customer's personal data was erased; amounts, states and gateway ids stay" }),
-    expires_at: z.string(),
-    created_at: z.string(),
-    updated_at: z.string(),
+    expires_at: z.string().openapi({ format: "date-time", description: "When an unpaid payment expires (PAYMENT_TTL after creation)", example: "2026-12-01T12:30:00.000Z" }),
+    created_at: z.string().openapi({ format: "date-time", example: "2026-12-01T12:00:00.000Z" }),
+    updated_at: z.string().openapi({ format: "date-time", example: "2026-12-01T12:01:47.000Z" }),
   })
   .openapi("Payment");
-const CreatedPayment = Payment.extend({ client_secret: z.string(), checkout_url: z.string() }).openapi("CreatedPayment");
+const CreatedPayment = Payment.extend({
+  client_secret: z.string().openapi({ description: "For the checkout page only (X-Client-Secret); answered once, here", example: "cs_3q7Zr9kLw2XbV8nT5mYc1pHd" }),
+  checkout_url: z.string().openapi({ description: "The link that sends the shopper to Fiuu (/pay/{id}?client_secret=…)", example: "https://payments.example.my/pay/pay_01jd3x5k2m9q8r7s6t5v4w3x2y?client_secret=cs_3q7Zr9kLw2XbV8nT5mYc1pHd" }),
+}).openapi("CreatedPayment");
 const PaymentList = z.object({ object: z.literal("list"), data: z.array(Payment), has_more: z.boolean() }).openapi("PaymentList");
 const HostedFormSchema = z
   .object({ method: z.literal("POST"), url: z.string(), fields: z.record(z.string(), z.string()) })

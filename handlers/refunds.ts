@@ -12,21 +12,23 @@ import { ApiError } from "../lib/errors.js";
 
 export const Refund = z
   .object({
-    id: z.string(),
+    id: z.string().openapi({ example: "re_01jd3y2b4c6d8e0f2g4h6j8k0m" }),
     object: z.literal("refund"),
-    payment_id: z.string(),
-    amount: z.number().int(),
-    currency: z.string(),
-    reason: z.string().nullable(),
-    status: z.enum(refundStatuses),
-    gateway: z.object({ ref_id: z.string(), refund_id: z.string().nullable() }),
+    payment_id: z.string().openapi({ example: "pay_01jd3x5k2m9q8r7s6t5v4w3x2y" }),
+    amount: z.number().int().openapi({ description: "Minor units", example: 500 }),
+    currency: z.string().openapi({ example: "MYR" }),
+    reason: z.string().nullable().openapi({ example: "Damaged in delivery" }),
+    status: z.enum(refundStatuses).openapi({ description: "pending until Fiuu settles it", example: "pending" }),
+    gateway: z
+      .object({ ref_id: z.string().openapi({ description: "The RefID sent to Fiuu (once)", example: "re01jd3y2b4c6d8e0f2g4h6j8k0m" }), refund_id: z.string().nullable().openapi({ description: "Fiuu's RefundID", example: "4471209" }) })
+      .openapi({ description: "Fiuu's references" }),
     beneficiary: z
-      .object({ bank_code: z.string(), country: z.string(), account_number: z.string().openapi({ example: "****6789", description: "Masked: the last 4 digits" }) })
+      .object({ bank_code: z.string().openapi({ example: "MBB0228" }), country: z.string().openapi({ example: "MY" }), account_number: z.string().openapi({ example: "****6789", description: "Masked: the last 4 digits" }) })
       .nullable()
       .openapi({ description: "Where a non-card refund is paid, masked; null for a card refund" }),
     failure: z.object({ code: z.string().nullable(), message: z.string().nullable() }).nullable(),
-    created_at: z.string(),
-    updated_at: z.string(),
+    created_at: z.string().openapi({ format: "date-time", example: "2026-12-02T09:15:00.000Z" }),
+    updated_at: z.string().openapi({ format: "date-time", example: "2026-12-02T09:15:02.000Z" }),
   })
   .openapi("Refund");
 
