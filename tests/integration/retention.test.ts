@@ -9,7 +9,9 @@ import { openPostgres, queryRows, type DatabaseHandle } from "../../lib/db/clien
 import { readDatabaseStats } from "../../lib/db/metrics.js";
 import { createEmailHasher, normaliseEmail } from "../../lib/retention/email-hash.js";
 import { runRetentionBatch } from "../../lib/retention/job.js";
-import { bearer, createTestApp, jsonRequest, newKey, type TestContext } from "../support/app.js";
+import { createApp } from "../../lib/app.js";
+import { buildDeps } from "../../lib/deps.js";
+import { bearer, createTestApp, createTestRedis, jsonRequest, newKey, type TestContext } from "../support/app.js";
 import { realPostgresUrl } from "../support/databases.js";
 import { payThroughSandbox } from "../support/flow.js";
 import { applyRoles, asRole, rolePasswords } from "../support/roles.js";
@@ -150,10 +152,13 @@ describe("retention: personal data", () => {
     }
     // Final without Fiuu, to keep the test short: cancelled by the shop.
     await db.execute(sql`update payments set status = 'cancelled', updated_at = now() - interval '401 days' where id in (${sql.join(ids.map((id) => sql`${id}`), sql`, `)})`);
-    // A second instance: its own connection pool on the same database (real Postgres), as a replica has.
+    // A second app instance, as a replica is: its own dependencies (pool on the same database on
+    // real Postgres, Redis connection, metrics), its own app; the same configuration.
     let second: DatabaseHandle | undefined;
     if (t.database.url) second = await openPostgres(t.database.url, { max: 4, ssl: "disable" });
-    const other: AppDeps = { ...t.deps, database: second ?? t.deps.database };
+    const otherRedis = await createTestRedis();
+    const other = await buildDeps(t.deps.config, { logger: t.deps.logger, database: second ?? t.deps.database, redis: otherRedis, migrate: false });
+    const otherApp = createApp(other);
     try {
       const run = async (deps: AppDeps) => {
         let erased = 0;
@@ -163,9 +168,16 @@ describe("retention: personal data", () => {
           if (r.payments === 0) return erased;
         }
       };
-      // Two loops on each instance, all at once.
+      // What a scheduler would call on each instance, at the same moment as the loops.
+      const viaRoute = async (app: typeof t.app) => {
+        const res = await app.request("/jobs/retention", { method: "POST", headers: await bearer(t, "system", "scheduler") });
+        expect(res.status).toBe(200);
+        return ((await res.json()) as { done: number }).done;
+      };
       const counts = await Promise.all([run(t.deps), run(other), run(t.deps), run(other)]);
       const [a, b] = [counts[0]! + counts[2]!, counts[1]! + counts[3]!];
+      // Then both instances' routes at once: nothing is left to erase again.
+      expect(await Promise.all([viaRoute(t.app), viaRoute(otherApp)])).toEqual([0, 0]);
       const rows = await db.select({ id: payments.id, erasedAt: payments.erasedAt }).from(payments).where(inArray(payments.id, ids));
       expect(rows.every((row) => row.erasedAt !== null)).toBe(true);
       // Each payment erased by exactly one batch: one audit row each, and the counts add up.
@@ -180,6 +192,7 @@ describe("retention: personal data", () => {
       }
     } finally {
       await second?.close();
+      await otherRedis.close();
     }
   });
 });
