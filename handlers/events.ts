@@ -34,6 +34,7 @@ const listEventsRoute = createRoute({
   path: "/v1/events",
   tags: ["Events"],
   summary: "The event log, newest first, with each event's webhook deliveries",
+  description: "Role `admin`. Filter by `type` and `payment_id`; each event's `id` is the `webhook-id` its deliveries carry.",
   security: bearerAuth,
   middleware: [authenticate({ roles: ["admin"] })] as const,
   request: {
@@ -59,7 +60,7 @@ const redeliverRoute = createRoute({
   tags: ["Events"],
   summary: "Send an event's webhook again",
   description:
-    "Every receiver in WEBHOOK_URLS gets the event again, with the same webhook-id and body and a fresh retry budget; " +
+    "Role `admin`. Every receiver in WEBHOOK_URLS gets the event again, with the same webhook-id and body and a fresh retry budget; " +
     "the background worker (or the next POST /jobs/deliver) sends it.",
   security: bearerAuth,
   middleware: [authenticate({ roles: ["admin"] })] as const,

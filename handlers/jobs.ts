@@ -41,7 +41,7 @@ function batchRoute<G extends JobGroup>(group: G) {
     path: `/jobs/${group}` as `/jobs/${G}`,
     tags: ["Jobs"],
     summary: summaries[group],
-    description: "For a scheduler (cron trigger, Kubernetes CronJob) where the Node server's own job loop does not run.",
+    description: "Role `system`. For a scheduler (cron trigger, Kubernetes CronJob) where the Node server's own job loop does not run.",
     security: bearerAuth,
     middleware: [authenticate({ roles: ["system"] })] as const,
     responses: {

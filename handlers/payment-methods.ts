@@ -22,6 +22,7 @@ const route = createRoute({
   path: "/v1/payment-methods",
   tags: ["Checkout"],
   summary: "Enabled payment channels, optionally for a currency and amount",
+  description: "No credentials needed: a checkout page may show the channels. `amount` (minor units) keeps only the channels whose limits take it.",
   request: {
     query: z.object({
       currency: z.enum(supportedCurrencies).optional(),

@@ -92,6 +92,10 @@ const createPaymentRoute = createRoute({
   path: "/v1/payments",
   tags: ["Payments"],
   summary: "Create a payment for an order",
+  description:
+    "Role `service`, with an `Idempotency-Key`. The answer carries the payment's `client_secret` (only here) and `checkout_url`, the link that " +
+    "sends the shopper to Fiuu. One order has at most one payment open or succeeded: another is 409 `order_has_payment`, naming it. " +
+    "Rate limited per token (`RATE_LIMIT_PAYMENTS_PER_MINUTE`): 429 with `Retry-After`.",
   security: bearerAuth,
   middleware: [
     authenticate({ roles: ["service"] }),
@@ -107,6 +111,7 @@ const getPaymentRoute = createRoute({
   path: "/v1/payments/{id}",
   tags: ["Payments"],
   summary: "Read a payment (customer details masked for a client secret)",
+  description: "Roles `service` and `admin`, or the payment's client secret (that payment only; any other id is 404).",
   security: [...bearerAuth, ...clientSecretAuth],
   middleware: [authenticate({ roles: ["service", "admin"], clientSecret: true })] as const,
   request: { params: IdParam },
@@ -118,6 +123,7 @@ const listPaymentsRoute = createRoute({
   path: "/v1/payments",
   tags: ["Payments"],
   summary: "List payments, newest first",
+  description: "Roles `service` and `admin`. Filter by `order_id` and `status`; pages of `limit`, the next one `starting_after` the last id while `has_more`.",
   security: bearerAuth,
   middleware: [authenticate({ roles: ["service", "admin"] })] as const,
   request: {
@@ -136,6 +142,7 @@ const cancelPaymentRoute = createRoute({
   path: "/v1/payments/{id}/cancel",
   tags: ["Payments"],
   summary: "Cancel a payment that has not been paid",
+  description: "Role `service`, with an `Idempotency-Key`. Only a `created` payment can be cancelled; any other state is 409 `invalid_state`. Emits `payment.cancelled`.",
   security: bearerAuth,
   middleware: [authenticate({ roles: ["service"] }), idempotency()] as const,
   request: { params: IdParam, headers: idempotencyHeader },
@@ -147,6 +154,9 @@ const checkoutRoute = createRoute({
   path: "/v1/payments/{id}/checkout",
   tags: ["Checkout"],
   summary: "The signed form that sends the shopper to Fiuu's hosted page",
+  description:
+    "Role `service` or the payment's client secret. POST `fields` to `url` from the shopper's browser (the `/pay/{id}` page does exactly that). " +
+    "A payment that can no longer be paid is 409 `invalid_state`.",
   security: [...bearerAuth, ...clientSecretAuth],
   middleware: [authenticate({ roles: ["service"], clientSecret: true })] as const,
   request: {

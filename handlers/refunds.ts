@@ -75,7 +75,7 @@ const createRefundRoute = createRoute({
     },
   },
   description:
-    "Reserves the amount under the payment's lock, then sends the refund to Fiuu once. A refund whose answer is lost stays `pending` (its amount reserved) until Fiuu's status query says what happened; it is never resent blindly. 422 `beneficiary_required` when a non-card payment is refunded without `beneficiary`, `beneficiary_not_applicable` when a card payment is refunded with one.",
+    "Roles `service` and `admin`, with an `Idempotency-Key`. Reserves the amount under the payment's lock, then sends the refund to Fiuu once. A refund whose answer is lost stays `pending` (its amount reserved) until Fiuu's status query says what happened; it is never resent blindly. 422 `beneficiary_required` when a non-card payment is refunded without `beneficiary`, `beneficiary_not_applicable` when a card payment is refunded with one.",
   responses: { 201: json(Refund, "Refund created; status as Fiuu answered"), ...problems(400, 401, 403, 404, 409, 422, 503) },
 });
 
@@ -84,6 +84,7 @@ const listRoute = createRoute({
   path: "/v1/payments/{id}/refunds",
   tags: ["Refunds"],
   summary: "A payment's refunds, oldest first",
+  description: "Roles `service` and `admin`.",
   security: bearerAuth,
   middleware: [authenticate({ roles: ["service", "admin"] })] as const,
   request: { params: PaymentIdParam },
@@ -95,6 +96,7 @@ const getRoute = createRoute({
   path: "/v1/refunds/{id}",
   tags: ["Refunds"],
   summary: "Read a refund",
+  description: "Roles `service` and `admin`. A non-card refund's beneficiary is masked.",
   security: bearerAuth,
   middleware: [authenticate({ roles: ["service", "admin"] })] as const,
   request: { params: PaymentIdParam },
