@@ -230,6 +230,47 @@ describe("the OpenAPI document against the service's answers", () => {
     expect(undeclared).toEqual([]);
   });
 
+  it("declares the 429 that creating payments answers past its rate limit, with Retry-After", async () => {
+    const limited = await createTestApp({ env: { RATE_LIMIT_PAYMENTS_PER_MINUTE: "1" } });
+    try {
+      const auth = await bearer(limited);
+      const statuses: number[] = [];
+      for (let i = 0; i < 2; i++) statuses.push((await limited.app.request("/v1/payments", post(paymentBody(), auth, true))).status);
+      const res = await limited.app.request("/v1/payments", post(paymentBody(), auth, true));
+      expect([...statuses, res.status]).toEqual([201, 429, 429]);
+      expect(ProblemSchema.safeParse(await res.json()).success).toBe(true);
+      const declared = doc.paths["/v1/payments"]!.post!.responses["429"];
+      expect(declared.content["application/problem+json"].schema.$ref).toBe("#/components/schemas/Problem");
+      expect(Object.keys(declared.headers)).toEqual(["Retry-After"]);
+      expect(res.headers.get("retry-after")).toMatch(/^\d+$/);
+    } finally {
+      await limited.close();
+    }
+  });
+
+  // A closed handle fails every query with an error that is not a lost connection: 500, not 503.
+  it("declares what each operation answers when its database fails", { timeout: 120_000 }, async () => {
+    const down = await createTestApp();
+    const undeclared: string[] = [];
+    try {
+      await down.database.handle.close();
+      for (const [key, op] of operations()) {
+        const [method, template] = key.split(" ") as [string, string];
+        const path = template.replace("{id}", key.includes("/refunds/") ? unknownIds.refund! : key.includes("/events/") ? unknownIds.event! : unknownIds.payment!);
+        for (const role of roles) {
+          const init: RequestInit = method === "POST" ? post({}, await bearer(down, role), true) : { headers: await bearer(down, role) };
+          const res = await down.app.request(path, init);
+          if (process.env.OPENAPI_PROBE_TABLE) console.log(`down: ${key} as ${role}: ${res.status}`);
+          if (!Object.keys(op.responses).includes(String(res.status))) undeclared.push(`${key} as ${role} answered ${res.status}`);
+          if (res.status >= 400) expect(res.headers.get("content-type")).toContain("application/problem+json");
+        }
+      }
+    } finally {
+      await down.close().catch(() => {});
+    }
+    expect(undeclared).toEqual([]);
+  });
+
   it("declares error answers as Problem documents in application/problem+json", () => {
     for (const [key, op] of operations()) {
       for (const [status, response] of Object.entries(op.responses as Record<string, Json>)) {
