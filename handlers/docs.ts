@@ -112,7 +112,7 @@ function summary(doc: Document) {
 <h1>${doc.info.title} <span class="muted">v${doc.info.version}</span></h1>
 <p>The full reference, with every field, example and error, is the OpenAPI 3.1 document: <a href="/openapi.json">/openapi.json</a>.</p>
 ${tags.map(
-  (tag) => html`<section id="tag-${tag.name}"><h2>${tag.name}</h2><p class="muted">${tag.description ?? ""}</p><ul>
+  (tag) => html`<section id="tag-${tag.name}"><h2>${tag.name}</h2><p class="muted">${plainText(tag.description ?? "")}</p><ul>
 ${all
   .filter((e) => e.op.tags?.includes(tag.name))
   .map(
@@ -122,6 +122,9 @@ ${all
 )}
 </div>`;
 }
+
+/** Markdown's code spans and links as their plain text, for the summary. */
+const plainText = (markdown: string) => markdown.replace(/`([^`]*)`/g, "$1").replace(/\[([^\]]*)\]\([^)]*\)/g, "$1");
 
 /** The Standard Webhooks headers of every delivery. */
 const WebhookHeaders = z.object({

@@ -98,6 +98,23 @@ describe.skipIf(!haveChromium)("the API reference in a browser", () => {
     expect(text).not.toContain("#/components/schemas");
   });
 
+  it("without scripts, lists the operations and webhooks by tag and links the document", async () => {
+    const context = await browser.newContext({ javaScriptEnabled: false, viewport: { width: 1366, height: 900 } });
+    try {
+      const plain = await context.newPage();
+      await plain.goto(`${base}/docs`);
+      for (const tag of ["Payments", "Checkout", "Refunds", "Events", "Jobs", "Webhooks"]) {
+        expect(await plain.locator("h2", { hasText: tag }).first().isVisible(), tag).toBe(true);
+      }
+      expect(await plain.getByText("/v1/payments/{id}/refunds", { exact: true }).first().isVisible()).toBe(true);
+      expect(await plain.getByText("webhook refund.failed", { exact: true }).isVisible()).toBe(true);
+      expect(await plain.locator('a[href="/openapi.json"]').isVisible()).toBe(true);
+      await plain.screenshot({ path: path.join(screenshots, "docs-without-scripts.png") });
+    } finally {
+      await context.close();
+    }
+  });
+
   it("lists every webhook event type, with the Standard Webhooks headers", async () => {
     const text = (await page.textContent("body"))!;
     for (const type of eventTypes) expect(text).toContain(`${type}:`);
