@@ -65,7 +65,7 @@ interface ScheduledController {
  */
 export const cronGroups: Record<string, readonly JobGroup[]> = {
   "* * * * *": ["reconcile", "deliver"],
-  "*/5 * * * *": ["expire"],
+  "*/5 * * * *": ["expire", "retention"],
 };
 
 /**

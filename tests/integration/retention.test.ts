@@ -220,6 +220,10 @@ describe("retention: gateway messages and webhook bodies", () => {
     const erased = await db.select().from(events).where(eq(events.paymentId, payment.id));
     expect(erased.length).toBeGreaterThan(0);
     for (const event of erased) expect(event).toMatchObject({ data: { _erased: "retention" }, type: expect.stringMatching(/^payment\./) });
+    // An erased body cannot be sent again: redelivery would send the marker, not the event.
+    const redeliver = await t.app.request(`/v1/events/${erased[0]!.id}/redeliver`, { method: "POST", headers: await bearer(t, "admin") });
+    expect(redeliver.status).toBe(409);
+    expect(((await redeliver.json()) as { detail: string }).detail).toMatch(/erased/);
     expect((await db.select().from(events).where(eq(events.id, kept!.id)))[0]!.data).toEqual(kept!.data);
     const [delivery] = await queryRows<{ status: string }>(db, sql`select status from event_deliveries where event_id = ${kept!.id}`);
     expect(delivery!.status).toBe("pending");
