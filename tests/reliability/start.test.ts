@@ -79,6 +79,7 @@ describe("npm start", () => {
     const first = await npmStart();
     const coldMs = await first.ready;
     const builtAt = compiled();
+    expect(processesInCopy().length, "npm and the server are running").toBeGreaterThan(0);
     first.npm.kill("SIGTERM");
     await first.exited; // npm ends by the same signal once its child has exited
     expect(await gone(), "no process left after SIGTERM to npm").toEqual([]);
@@ -97,6 +98,7 @@ describe("npm start", () => {
   it("leaves no process behind after SIGINT to npm (Ctrl-C)", async () => {
     const started = await npmStart();
     await started.ready;
+    expect(processesInCopy().length).toBeGreaterThan(0);
     started.npm.kill("SIGINT");
     await started.exited;
     expect(await gone()).toEqual([]);
