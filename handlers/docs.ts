@@ -21,8 +21,13 @@ type Document = {
   webhooks?: Record<string, Record<string, Operation>>;
 };
 
-/** The renderer: Redoc's standalone build (one script, no CDN, no fonts fetched), from node_modules. */
+/**
+ * The renderer: Redoc's standalone build (one script, no CDN, no fonts fetched). `npm run build`
+ * copies it to dist/assets, so the production image carries that one file and not Redoc's
+ * dependencies (Redoc is a development dependency); from the sources it is read from node_modules.
+ */
 const rendererModule = "redoc/bundles/redoc.standalone.js";
+const builtRenderer = "../assets/redoc.standalone.js";
 const redocLogo = "https://cdn.redoc.ly/redoc/logo-mini.svg";
 
 /**
@@ -32,7 +37,9 @@ const redocLogo = "https://cdn.redoc.ly/redoc/logo-mini.svg";
 async function readRenderer(): Promise<string | undefined> {
   try {
     const [{ createRequire }, { readFile }] = await Promise.all([import("node:module"), import("node:fs/promises")]);
-    const script = await readFile(createRequire(import.meta.url).resolve(rendererModule), "utf8");
+    const script = await readFile(new URL(builtRenderer, import.meta.url), "utf8").catch(() =>
+      readFile(createRequire(import.meta.url).resolve(rendererModule), "utf8"),
+    );
     // The one thing the bundle fetches from elsewhere, its sidebar's "by Redocly" logo: kept offline.
     return script.replace(redocLogo, "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' width='1' height='1'/%3E");
   } catch {
