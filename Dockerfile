@@ -6,7 +6,7 @@
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-# npm ci's postinstall applies infra/patches (a postgres.js fix, see README "Reliability").
+# npm ci's postinstall applies infra/patches (a postgres.js fix, see docs/reliability.md).
 COPY infra/patches ./infra/patches
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./

@@ -122,8 +122,10 @@ describe("one supported Node runtime everywhere the service is deployed", () => 
     expect(Number(major)).toBeGreaterThanOrEqual(22);
   });
 
-  it("leaves no deployment instruction in the README on Node 20", () => {
-    const readme = readFileSync(path.join(root, "README.md"), "utf8");
-    expect(readme).not.toMatch(/Node(\.js)? 20(?![.\d])(?! is past)|nodejs20|node:20/);
+  it("leaves no deployment instruction on Node 20 in the README or docs/", () => {
+    const guides = ["README.md", ...readdirSync(path.join(root, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
+    for (const guide of guides) {
+      expect(readFileSync(path.join(root, guide), "utf8"), guide).not.toMatch(/Node(\.js)? 20(?![.\d])(?! is past)|nodejs20|node:20/);
+    }
   });
 });
