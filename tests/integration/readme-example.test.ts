@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { formAction, hiddenInputs } from "../support/browser.js";
 import { freePort, startServiceProcess, type ServiceProcess } from "../support/process.js";
 
 // The README's first payment, pasted as is: the marked block is run with bash in a directory whose
@@ -53,6 +54,11 @@ describe("the README's first payment", () => {
     // The link opens the page that sends the shopper to (the sandbox's) Fiuu.
     const page = await fetch(payment.checkout_url.replace("localhost", "127.0.0.1"));
     expect(page.status).toBe(200);
-    expect(await page.text()).toContain("<form");
+    const html = await page.text();
+    expect(html).toContain("<form");
+    // And the sandbox's hosted page takes that form as Fiuu would (no P03 signature or P04 buyer error).
+    const hosted = await fetch(formAction(html).replace("localhost", "127.0.0.1"), { method: "POST", body: new URLSearchParams(hiddenInputs(html)) });
+    expect(hosted.status).toBe(200);
+    expect(await hosted.text()).toContain('data-testid="sandbox-approve"');
   });
 });
