@@ -42,7 +42,7 @@ const CreatePaymentBody = z
 const Customer = z.object({
   name: z.string().openapi({ example: "Siti Aminah" }),
   email: z.string().openapi({ example: "siti@example.my" }),
-  mobile: z.string().nullable().openapi({ example: "+60123456789" }),
+  mobile: z.string().nullable().openapi({ example: "+60174823915" }),
 });
 export const Payment = z
   .object({
