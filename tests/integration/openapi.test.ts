@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Role } from "../../lib/auth/tokens.js";
 import { eventTypes } from "../../lib/events.js";
@@ -233,7 +234,8 @@ describe("the OpenAPI document against the service's answers", () => {
   it("declares the 429 that creating payments answers past its rate limit, with Retry-After", async () => {
     const limited = await createTestApp({ env: { RATE_LIMIT_PAYMENTS_PER_MINUTE: "1" } });
     try {
-      const auth = await bearer(limited);
+      // A caller of its own: the limit's counter is per token sub, in the Redis every test file shares.
+      const auth = await bearer(limited, "service", `shop-limited-${randomUUID()}`);
       const statuses: number[] = [];
       for (let i = 0; i < 2; i++) statuses.push((await limited.app.request("/v1/payments", post(paymentBody(), auth, true))).status);
       const res = await limited.app.request("/v1/payments", post(paymentBody(), auth, true));
