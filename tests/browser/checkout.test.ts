@@ -1,16 +1,14 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { type Browser, type Page } from "playwright-core";
+import { haveChromium, launchChromium } from "../support/chromium.js";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { freePort, startServiceProcess, type ServiceProcess } from "../support/process.js";
 
 // A shopper in a real browser (Debian's Chromium through playwright-core) against the service as
 // `npm start` runs it: the demo shop, the checkout page, the local Fiuu sandbox, the result page.
 
-const chromiumPath = "/usr/bin/chromium";
-const haveChromium = existsSync(chromiumPath);
-if (process.env.CI && !haveChromium) throw new Error(`${chromiumPath} is missing: .ci/run installs Debian's chromium`);
 
 describe.skipIf(!haveChromium)("checkout in a browser (needs /usr/bin/chromium: apt-get install chromium; required in CI)", () => {
   let service: ServiceProcess;
@@ -34,10 +32,7 @@ describe.skipIf(!haveChromium)("checkout in a browser (needs /usr/bin/chromium: 
       FIUU_QUERY_INTERVAL: "1s",
       LOG_LEVEL: "info",
     });
-    browser = await chromium.launch({
-      executablePath: chromiumPath,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"],
-    });
+    browser = await launchChromium();
   }, 90_000);
 
   afterAll(async () => {

@@ -1,7 +1,8 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { type Browser, type Page } from "playwright-core";
+import { haveChromium, launchChromium } from "../support/chromium.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventTypes } from "../../lib/events.js";
 import { freePort, startServiceProcess, type ServiceProcess } from "../support/process.js";
@@ -9,9 +10,6 @@ import { freePort, startServiceProcess, type ServiceProcess } from "../support/p
 // A developer reading /docs in a real browser (Debian's Chromium through playwright-core) against
 // the service as `npm start` runs it, with its CSP: what they should see, and a screenshot of it.
 
-const chromiumPath = "/usr/bin/chromium";
-const haveChromium = existsSync(chromiumPath);
-if (process.env.CI && !haveChromium) throw new Error(`${chromiumPath} is missing: .ci/run installs Debian's chromium`);
 
 /** Screenshots of every run, kept as artifacts (test-results/ is gitignored). */
 const screenshots = path.resolve("test-results/screenshots");
@@ -39,10 +37,7 @@ describe.skipIf(!haveChromium)("the API reference in a browser", () => {
       DATA_DIR: dataDir,
       LOG_LEVEL: "info",
     });
-    browser = await chromium.launch({
-      executablePath: chromiumPath,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
     page.on("console", (message) => {
       if (message.type() === "error") consoleErrors.push(message.text());

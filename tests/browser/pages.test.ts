@@ -1,8 +1,9 @@
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { serve, type ServerType } from "@hono/node-server";
 import { eq } from "drizzle-orm";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { type Browser, type BrowserContext, type Page } from "playwright-core";
+import { haveChromium, launchChromium } from "../support/chromium.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { payments } from "../../drizzle/schema.js";
 import { bearer, createTestApp, jsonRequest, newKey, type TestContext } from "../support/app.js";
@@ -14,9 +15,6 @@ import { freePort } from "../support/process.js";
 // and phone), the sandbox's list of payments left pending, and the demo shop end to end.
 // Screenshots of every page are written on every run to test-results/screenshots/ (gitignored).
 
-const chromiumPath = "/usr/bin/chromium";
-const haveChromium = existsSync(chromiumPath);
-if (process.env.CI && !haveChromium) throw new Error(`${chromiumPath} is missing: .ci/run installs Debian's chromium`);
 
 const screenshots = "test-results/screenshots";
 const viewports = {
@@ -63,10 +61,7 @@ describe.skipIf(!haveChromium)("pages people look at, in a browser", () => {
     server = await new Promise<ServerType>((resolve) => {
       const started = serve({ fetch: t.app.fetch, port, hostname: "127.0.0.1" }, () => resolve(started));
     });
-    browser = await chromium.launch({
-      executablePath: chromiumPath,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"],
-    });
+    browser = await launchChromium();
   }, 90_000);
 
   afterAll(async () => {
