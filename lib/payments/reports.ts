@@ -74,7 +74,7 @@ export async function applyVerified(deps: AppDeps, input: VerifiedReport): Promi
     );
     const payment = locked && rowOf(payments, locked);
     if (!payment) {
-      await storeMessage(tx, { kind, fields, signatureValid: true, outcome: "orphan", detail: "no payment has this orderid", now });
+      await storeGatewayMessage(tx, { kind, fields, signatureValid: true, outcome: "orphan", detail: "no payment has this orderid", now });
       return { kind, outcome: "orphan", detail: "no payment has this orderid" };
     }
     const decision = decideTransition(payment, report);
@@ -110,7 +110,7 @@ export async function applyVerified(deps: AppDeps, input: VerifiedReport): Promi
         now,
       });
     }
-    await storeMessage(batch, { kind, fields, signatureValid: true, outcome: decision.outcome, detail: decision.reason, paymentId: payment.id, now });
+    await storeGatewayMessage(batch, { kind, fields, signatureValid: true, outcome: decision.outcome, detail: decision.reason, paymentId: payment.id, now });
     if (input.echo) {
       // Fiuu wants every notification echoed back; without it, it sends the notification again.
       await enqueueJob(batch, {
@@ -151,7 +151,7 @@ async function deferReport(deps: AppDeps, fields: Record<string, string>, orderI
   const detail = "a return URL's 11 is confirmed by a requery before it fails the payment";
   const payment = await deps.database.db.transaction(async (tx) => {
     const [known] = await tx.select().from(payments).where(eq(payments.gatewayOrderId, orderId)).limit(1);
-    await storeMessage(tx, { kind: "return", fields, signatureValid: true, outcome: known ? "deferred" : "orphan", detail, paymentId: known?.id, now });
+    await storeGatewayMessage(tx, { kind: "return", fields, signatureValid: true, outcome: known ? "deferred" : "orphan", detail, paymentId: known?.id, now });
     return known;
   });
   // The same genuine return can be posted again by the browser: once per 5 minutes per payment.
@@ -170,7 +170,7 @@ async function rejectReport(
   const now = deps.now();
   const payment = await deps.database.db.transaction(async (tx) => {
     const [known] = await tx.select().from(payments).where(eq(payments.gatewayOrderId, fields.orderid ?? "")).limit(1);
-    await storeMessage(tx, { kind, fields, signatureValid: signed, outcome: "rejected", detail, paymentId: known?.id, now });
+    await storeGatewayMessage(tx, { kind, fields, signatureValid: signed, outcome: "rejected", detail, paymentId: known?.id, now });
     // A forged or garbled report may still mean something happened: ask Fiuu instead of believing it.
     // The dedupe key keeps one pending requery per payment, however many bad reports arrive.
     if (known && (known.status === "created" || known.status === "pending")) {
@@ -184,24 +184,37 @@ async function rejectReport(
 }
 
 /**
- * Stores one message from Fiuu. The same message again (same kind, fields and signature validity)
- * is counted on the row that holds it rather than stored anew, so repeats cost no storage.
+ * Stores one message from Fiuu (a report, a requery answer, a refund notice). The same message
+ * again (same kind, fields and signature validity) is counted on the row that holds it rather than
+ * stored anew, so repeats cost no storage.
  */
-async function storeMessage(
+export async function storeGatewayMessage(
   tx: Pick<Database, "execute">,
-  message: { kind: ReportKind; fields: Record<string, string>; signatureValid: boolean; outcome: MessageOutcome; detail: string; paymentId?: string; now: Date },
+  message: {
+    kind: ReportKind | "refund_notice";
+    fields: Record<string, string>;
+    signatureValid: boolean;
+    outcome: MessageOutcome;
+    detail?: string;
+    paymentId?: string;
+    refundId?: string;
+    /** What the row is indexed by; default the report's own fields (tranID, orderid, status). */
+    keys?: { tranId?: string; orderId?: string; status?: string };
+    now: Date;
+  },
 ) {
   const { fields } = message;
+  const keys = message.keys ?? { tranId: fields.tranID, orderId: fields.orderid, status: fields.status };
   const fingerprint = messageFingerprint(message.kind, fields, message.signatureValid);
   const at = message.now.toISOString();
-  await tx.execute(sql`insert into gateway_messages (kind, payment_id, tran_id, order_id, status, fields, signature_valid, outcome, detail, received_at, fingerprint)
-    values (${message.kind}, ${message.paymentId ?? null}, ${fields.tranID ?? null}, ${fields.orderid ?? null}, ${fields.status ?? null},
-      ${JSON.stringify(fields)}::jsonb, ${message.signatureValid}, ${message.outcome}, ${message.detail}, ${at}::timestamptz, ${fingerprint})
+  await tx.execute(sql`insert into gateway_messages (kind, payment_id, refund_id, tran_id, order_id, status, fields, signature_valid, outcome, detail, received_at, fingerprint)
+    values (${message.kind}, ${message.paymentId ?? null}, ${message.refundId ?? null}, ${keys.tranId ?? null}, ${keys.orderId ?? null}, ${keys.status ?? null},
+      ${JSON.stringify(fields)}::jsonb, ${message.signatureValid}, ${message.outcome}, ${message.detail ?? null}, ${at}::timestamptz, ${fingerprint})
     on conflict (fingerprint) do update set times_received = gateway_messages.times_received + 1, last_received_at = ${at}::timestamptz`);
 }
 
 /** What makes two messages the same: kind, signature validity and every stored field. */
-export function messageFingerprint(kind: string, fields: Record<string, string>, signatureValid: boolean): string {
+function messageFingerprint(kind: string, fields: Record<string, string>, signatureValid: boolean): string {
   const sorted = Object.keys(fields).sort().map((name) => [name, fields[name]]);
   return createHash("sha256").update(JSON.stringify([kind, signatureValid, sorted])).digest("hex");
 }

@@ -1,12 +1,12 @@
-import { eq, sql } from "drizzle-orm";
-import { gatewayMessages, refunds } from "../../drizzle/schema.js";
+import { eq } from "drizzle-orm";
+import { refunds } from "../../drizzle/schema.js";
 import type { AppDeps } from "../context.js";
 import { FiuuProtocolError, FiuuUnavailableError } from "../fiuu/client.js";
 import { normaliseRefundStatus } from "../fiuu/refund-answers.js";
 import { verifyRefundNotice } from "../fiuu/signatures.js";
 import type { JobResult } from "../jobs/loop.js";
 import type { Job } from "../jobs/queue.js";
-import { messageFingerprint } from "../payments/reports.js";
+import { storeGatewayMessage } from "../payments/reports.js";
 import { truncateText } from "../storable-text.js";
 import { applyRefundOutcome } from "./outcome.js";
 import type { RefundRow } from "./resource.js";
@@ -63,22 +63,17 @@ export async function applyRefundNotice(deps: AppDeps, fields: Record<string, st
   const [refund] = await deps.database.db.select().from(refunds).where(eq(refunds.refId, truncateText(fields.RefID ?? "", 100))).limit(1);
   const outcome = !signed || !status ? "rejected" : refund ? "applied" : "orphan";
   const stored = storableNoticeFields(fields);
-  await deps.database.db
-    .insert(gatewayMessages)
-    .values({
-      kind: "refund_notice",
-      paymentId: refund?.paymentId,
-      refundId: refund?.id,
-      tranId: stored.TxnID ?? null,
-      status: stored.Status ?? null,
-      fields: stored,
-      signatureValid: signed,
-      outcome,
-      detail: !signed ? "Signature does not verify" : !status ? `unknown status ${stored.Status}` : refund ? undefined : "no refund has this RefID",
-      receivedAt: deps.now(),
-      fingerprint: messageFingerprint("refund_notice", stored, signed),
-    })
-    .onConflictDoUpdate({ target: gatewayMessages.fingerprint, set: { timesReceived: sql`${gatewayMessages.timesReceived} + 1`, lastReceivedAt: deps.now() } });
+  await storeGatewayMessage(deps.database.db, {
+    kind: "refund_notice",
+    fields: stored,
+    signatureValid: signed,
+    outcome,
+    detail: !signed ? "Signature does not verify" : !status ? `unknown status ${stored.Status}` : refund ? undefined : "no refund has this RefID",
+    paymentId: refund?.paymentId,
+    refundId: refund?.id,
+    keys: { tranId: stored.TxnID, status: stored.Status },
+    now: deps.now(),
+  });
   deps.metrics.fiuuMessages.inc({ kind: "refund_notice", outcome });
   if (outcome === "applied" && refund && status) {
     await applyRefundOutcome(deps, refund.id, { status, fiuuRefundId: fields.RefundID, failureMessage: fields.reason, source: "notice", requestId });
