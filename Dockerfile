@@ -20,7 +20,7 @@ RUN npm run build && npm prune --omit=dev
 # imports them statically): PGlite, the embedded database (ENVIRONMENT=production requires
 # PostgreSQL); the functions bundles, deployed to their own platforms; and the local Fiuu sandbox,
 # which the Node server imports only when FIUU_LOCAL_SANDBOX is on (development and test).
-RUN rm -rf node_modules/@electric-sql/pglite dist/functions dist/lib/fiuu/sandbox
+RUN rm -rf node_modules/@electric-sql/pglite dist/functions dist/lib/adapters/fiuu/sandbox
 
 FROM node:24-bookworm-slim
 # HOME=/tmp: nothing may write to a home directory on a read-only root. DATA_DIR is unused with

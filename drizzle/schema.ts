@@ -33,14 +33,14 @@ export const payments = pgTable(
     description: text("description").notNull(),
     /**
      * AES-256-GCM ciphertexts (`keyId:nonce.ciphertext.tag`), never plain text; null once erased
-     * (retention or a customer's request, lib/retention), when `erased_at` says when.
+     * (retention or a customer's request, lib/domain/retention), when `erased_at` says when.
      */
     customerName: text("customer_name"),
     customerEmail: text("customer_email"),
     customerMobile: text("customer_mobile"),
     /**
      * `h1.<keyId>.<hex>`: HMAC-SHA256 of the normalised email under a key derived from
-     * ENCRYPTION_KEY (lib/retention/email-hash.ts), to find a customer's payments for erasure.
+     * ENCRYPTION_KEY (lib/domain/retention/email-hash.ts), to find a customer's payments for erasure.
      * Null for rows written before it existed until the retention job backfills it, and once erased.
      */
     customerEmailHash: text("customer_email_hash"),

@@ -1,11 +1,11 @@
 import { Hono } from "hono";
 import { html } from "hono/html";
-import { auditContext } from "../lib/audit.js";
-import type { AppEnv } from "../lib/context.js";
-import { ApiError } from "../lib/errors.js";
-import { toFiuuAmount } from "../lib/money.js";
-import { hostedForm, startCheckout } from "../lib/payments/checkout.js";
-import { publicPageLimit } from "../lib/rate-limit.js";
+import { auditContext } from "../lib/domain/audit.js";
+import type { AppEnv } from "../lib/http/context.js";
+import { ApiError } from "../lib/core/errors.js";
+import { toFiuuAmount } from "../lib/core/money.js";
+import { hostedForm, startCheckout } from "../lib/domain/payments/checkout.js";
+import { publicPageLimit } from "../lib/http/rate-limit.js";
 import { page } from "./views/layout.js";
 
 /**

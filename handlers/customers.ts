@@ -1,9 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { auditContext } from "../lib/audit.js";
-import { authenticate } from "../lib/auth/middleware.js";
-import { idempotency } from "../lib/idempotency.js";
-import { bearerAuth, createRouter, idempotencyHeader, problems } from "../lib/openapi.js";
-import { eraseCustomerByEmail } from "../lib/retention/by-email.js";
+import { auditContext } from "../lib/domain/audit.js";
+import { authenticate } from "../lib/http/auth/middleware.js";
+import { idempotency } from "../lib/http/idempotency.js";
+import { bearerAuth, createRouter, idempotencyHeader, problems } from "../lib/http/openapi.js";
+import { eraseCustomerByEmail } from "../lib/domain/retention/by-email.js";
 
 const EraseCustomerBody = z
   .strictObject({

@@ -1,9 +1,9 @@
 import { timingSafeEqual } from "node:crypto";
 import { Hono, type Context } from "hono";
 import { html } from "hono/html";
-import { signToken } from "../lib/auth/tokens.js";
-import type { AppEnv } from "../lib/context.js";
-import { signWebhook, webhookSigningKey } from "../lib/webhooks/sign.js";
+import { signToken } from "../lib/http/auth/tokens.js";
+import type { AppEnv } from "../lib/http/context.js";
+import { signWebhook, webhookSigningKey } from "../lib/domain/webhooks/sign.js";
 import { page } from "./views/layout.js";
 
 interface ReceivedWebhook {

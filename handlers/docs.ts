@@ -1,9 +1,9 @@
 import { z } from "@hono/zod-openapi";
 import { Hono } from "hono";
 import { html } from "hono/html";
-import type { AppEnv } from "../lib/context.js";
-import { eventTypes, type EventType } from "../lib/events.js";
-import type { createRouter } from "../lib/openapi.js";
+import type { AppEnv } from "../lib/http/context.js";
+import { eventTypes, type EventType } from "../lib/domain/webhooks/events.js";
+import type { createRouter } from "../lib/http/openapi.js";
 import { Payment } from "./payments.js";
 import { Refund } from "./refunds.js";
 
@@ -185,7 +185,7 @@ function webhookPayload(type: EventType) {
   });
 }
 
-/** Adds one OpenAPI 3.1 `webhooks` entry per event type (lib/events.ts) to the app's document. */
+/** Adds one OpenAPI 3.1 `webhooks` entry per event type (lib/domain/webhooks/events.ts) to the app's document. */
 export function registerWebhooks(app: ReturnType<typeof createRouter>) {
   for (const type of eventTypes) {
     app.openAPIRegistry.registerWebhook({

@@ -1,11 +1,11 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, desc, eq, lt, type SQL } from "drizzle-orm";
 import { deliveryStatuses, events } from "../drizzle/schema.js";
-import { auditContext } from "../lib/audit.js";
-import { authenticate } from "../lib/auth/middleware.js";
-import { eventTypes } from "../lib/events.js";
-import { bearerAuth, createRouter, problems } from "../lib/openapi.js";
-import { deliveriesByEvent, redeliverEvent, type DeliveryState } from "../lib/webhooks/redeliver.js";
+import { auditContext } from "../lib/domain/audit.js";
+import { authenticate } from "../lib/http/auth/middleware.js";
+import { eventTypes } from "../lib/domain/webhooks/events.js";
+import { bearerAuth, createRouter, problems } from "../lib/http/openapi.js";
+import { deliveriesByEvent, redeliverEvent, type DeliveryState } from "../lib/domain/webhooks/redeliver.js";
 
 const Delivery = z
   .object({

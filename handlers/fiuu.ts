@@ -1,16 +1,16 @@
 import { Hono, type Context } from "hono";
 import { html } from "hono/html";
-import type { AppEnv } from "../lib/context.js";
-import { ApiError } from "../lib/errors.js";
-import { parseJsonFields } from "../lib/fiuu/json.js";
-import { applyFiuuReport, type ReportResult } from "../lib/payments/reports.js";
-import { bringRequeryForward } from "../lib/payments/requery-queue.js";
-import { applyRefundNotice } from "../lib/refunds/jobs.js";
-import { findPaymentById, listPayments } from "../lib/payments/queries.js";
-import type { PaymentRow } from "../lib/payments/resource.js";
-import { publicPageLimit } from "../lib/rate-limit.js";
-import { limitUnsignedFiuuMessages, limitUnsignedReturns } from "../lib/report-limit.js";
-import { findUnstorableText } from "../lib/storable-text.js";
+import type { AppEnv } from "../lib/http/context.js";
+import { ApiError } from "../lib/core/errors.js";
+import { parseJsonFields } from "../lib/adapters/fiuu/json.js";
+import { applyFiuuReport, type ReportResult } from "../lib/domain/payments/reports.js";
+import { bringRequeryForward } from "../lib/domain/payments/requery-queue.js";
+import { applyRefundNotice } from "../lib/domain/refunds/jobs.js";
+import { findPaymentById, listPayments } from "../lib/domain/payments/queries.js";
+import type { PaymentRow } from "../lib/domain/payments/resource.js";
+import { publicPageLimit } from "../lib/http/rate-limit.js";
+import { limitUnsignedFiuuMessages, limitUnsignedReturns } from "../lib/http/report-limit.js";
+import { findUnstorableText } from "../lib/core/text.js";
 import { page } from "./views/layout.js";
 import { resultPage } from "./views/result.js";
 

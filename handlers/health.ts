@@ -1,7 +1,7 @@
 import { Hono } from "hono";
-import type { AppDeps } from "../lib/context.js";
-import { expectedMigrationCount } from "../lib/db/migrate.js";
-import { checkReadiness } from "../lib/health.js";
+import type { AppDeps } from "../lib/http/context.js";
+import { expectedMigrationCount } from "../lib/adapters/db/migrate.js";
+import { checkReadiness } from "../lib/ops/health.js";
 
 export interface HealthOptions {
   /** True once the process is shutting down: /ready then answers 503 so no new traffic is sent. */

@@ -1,11 +1,11 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { authenticate } from "../lib/auth/middleware.js";
-import type { AppDeps } from "../lib/context.js";
-import { runJobBatch, type JobRunners } from "../lib/jobs/loop.js";
-import { jobRunners } from "../lib/jobs/runners.js";
-import { bearerAuth, createRouter, problems } from "../lib/openapi.js";
-import { runRetentionBatch } from "../lib/retention/job.js";
-import { runDeliveryBatch } from "../lib/webhooks/deliver.js";
+import { authenticate } from "../lib/http/auth/middleware.js";
+import type { AppDeps } from "../lib/http/context.js";
+import { runJobBatch, type JobRunners } from "../lib/ops/jobs/loop.js";
+import { jobRunners } from "../lib/ops/jobs/runners.js";
+import { bearerAuth, createRouter, problems } from "../lib/http/openapi.js";
+import { runRetentionBatch } from "../lib/domain/retention/job.js";
+import { runDeliveryBatch } from "../lib/domain/webhooks/deliver.js";
 
 /** The job groups a scheduler can trigger, and the job kinds each one runs. */
 export const jobGroups = {

@@ -1,7 +1,7 @@
 import { Hono } from "hono";
-import type { AppDeps } from "../lib/context.js";
-import { expectedMigrationCount } from "../lib/db/migrate.js";
-import { createScrapeRefresher, type ScrapeRefresherOptions } from "../lib/metrics-refresh.js";
+import type { AppDeps } from "../lib/http/context.js";
+import { expectedMigrationCount } from "../lib/adapters/db/migrate.js";
+import { createScrapeRefresher, type ScrapeRefresherOptions } from "../lib/ops/metrics-refresh.js";
 
 /**
  * The metrics port's app: Prometheus text format from the service's own registry. The readiness

@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { supportedCurrencies } from "../lib/money.js";
-import { createRouter, problems } from "../lib/openapi.js";
-import { listPaymentMethods, paymentMethodResource } from "../lib/payments/methods.js";
+import { supportedCurrencies } from "../lib/core/money.js";
+import { createRouter, problems } from "../lib/http/openapi.js";
+import { listPaymentMethods, paymentMethodResource } from "../lib/domain/payments/methods.js";
 
 const PaymentMethod = z
   .object({

@@ -1,16 +1,16 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { paymentStatuses } from "../drizzle/schema.js";
-import { auditContext } from "../lib/audit.js";
-import { authenticate, requireTokenSub } from "../lib/auth/middleware.js";
-import { idempotency } from "../lib/idempotency.js";
-import { supportedCurrencies } from "../lib/money.js";
-import { bearerAuth, clientSecretAuth, createRouter, idempotencyHeader, problems } from "../lib/openapi.js";
-import { cancelPayment } from "../lib/payments/cancel.js";
-import { hostedForm, seamlessFields, startCheckout } from "../lib/payments/checkout.js";
-import { createPayment } from "../lib/payments/create.js";
-import { findPaymentFor, listPayments } from "../lib/payments/queries.js";
-import { checkoutUrl, paymentResource } from "../lib/payments/resource.js";
-import { rateLimit } from "../lib/rate-limit.js";
+import { auditContext } from "../lib/domain/audit.js";
+import { authenticate, requireTokenSub } from "../lib/http/auth/middleware.js";
+import { idempotency } from "../lib/http/idempotency.js";
+import { supportedCurrencies } from "../lib/core/money.js";
+import { bearerAuth, clientSecretAuth, createRouter, idempotencyHeader, problems } from "../lib/http/openapi.js";
+import { cancelPayment } from "../lib/domain/payments/cancel.js";
+import { hostedForm, seamlessFields, startCheckout } from "../lib/domain/payments/checkout.js";
+import { createPayment } from "../lib/domain/payments/create.js";
+import { findPaymentFor, listPayments } from "../lib/domain/payments/queries.js";
+import { checkoutUrl, paymentResource } from "../lib/domain/payments/resource.js";
+import { rateLimit } from "../lib/http/rate-limit.js";
 
 const printable = /^[\x20-\x7e]+$/;
 

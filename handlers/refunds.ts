@@ -1,14 +1,14 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { asc, eq } from "drizzle-orm";
 import { refunds, refundStatuses } from "../drizzle/schema.js";
-import { auditContext } from "../lib/audit.js";
-import { authenticate, requireTokenSub } from "../lib/auth/middleware.js";
-import { idempotency } from "../lib/idempotency.js";
-import { bearerAuth, createRouter, idempotencyHeader, problems } from "../lib/openapi.js";
-import { findPaymentById, notFound } from "../lib/payments/queries.js";
-import { createRefund } from "../lib/refunds/create.js";
-import { refundResource } from "../lib/refunds/resource.js";
-import { ApiError } from "../lib/errors.js";
+import { auditContext } from "../lib/domain/audit.js";
+import { authenticate, requireTokenSub } from "../lib/http/auth/middleware.js";
+import { idempotency } from "../lib/http/idempotency.js";
+import { bearerAuth, createRouter, idempotencyHeader, problems } from "../lib/http/openapi.js";
+import { findPaymentById, notFound } from "../lib/domain/payments/queries.js";
+import { createRefund } from "../lib/domain/refunds/create.js";
+import { refundResource } from "../lib/domain/refunds/resource.js";
+import { ApiError } from "../lib/core/errors.js";
 
 export const Refund = z
   .object({

@@ -1,6 +1,6 @@
 import { html } from "hono/html";
-import { toFiuuAmount } from "../../lib/money.js";
-import type { PaymentRow } from "../../lib/payments/resource.js";
+import { toFiuuAmount } from "../../lib/core/money.js";
+import type { PaymentRow } from "../../lib/domain/payments/resource.js";
 import { page } from "./layout.js";
 
 /** What the result page needs besides the payment: where "Back to the shop" and "Try again" go. */

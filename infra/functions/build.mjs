@@ -31,8 +31,8 @@ function unavailable(filter, where) {
 /**
  * Packages of the Node deployment that a Worker never uses and workerd cannot run: the embedded
  * database, TCP Redis, pretty logs, prom-client (node:cluster, node:v8). The code reaches some of
- * them through dynamic imports on paths a Worker does not take (lib/db/client.ts's PGlite,
- * lib/redis/index.ts's ioredis); in the bundle they become a module that fails with a clear
+ * them through dynamic imports on paths a Worker does not take (lib/adapters/db/client.ts's PGlite,
+ * lib/adapters/redis/index.ts's ioredis); in the bundle they become a module that fails with a clear
  * message if it is ever loaded, instead of megabytes of code that could not run.
  */
 const notInWorkers = /^(@electric-sql\/pglite|drizzle-orm\/pglite|ioredis|pino-pretty|prom-client)(\/.*)?$/;

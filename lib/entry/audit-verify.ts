@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
-import { describeAuditChain, verifyAuditChain } from "../audit-verify.js";
-import { ConfigError, databaseEnvironment, loadDatabaseConfig, resolveFileVariables } from "../config.js";
-import { openDatabase, type DatabaseHandle } from "../db/client.js";
-import { connectionName, describeDatabaseError } from "../db/errors.js";
+import { describeAuditChain, verifyAuditChain } from "../domain/audit-verify.js";
+import { ConfigError, databaseEnvironment, loadDatabaseConfig, resolveFileVariables } from "../core/config.js";
+import { openDatabase, type DatabaseHandle } from "../adapters/db/client.js";
+import { connectionName, describeDatabaseError } from "../adapters/db/errors.js";
 
 /**
  * `audit:verify` (in the image: `audit-verify`): walks the audit log of DATABASE_URL / DB_* (or the

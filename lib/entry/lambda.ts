@@ -1,9 +1,9 @@
 import { handle, type LambdaContext, type LambdaEvent } from "hono/aws-lambda";
 import { jobGroups } from "../../handlers/jobs.js";
-import { createApp, type App } from "../app.js";
-import { signToken } from "../auth/tokens.js";
-import { ConfigError, loadConfig, type Config } from "../config.js";
-import { buildDeps } from "../deps.js";
+import { createApp, type App } from "../app/app.js";
+import { signToken } from "../http/auth/tokens.js";
+import { ConfigError, loadConfig, type Config } from "../core/config.js";
+import { buildDeps } from "../app/deps.js";
 
 // The AWS Lambda entry (runtime nodejs24.x, whose handlers must be async, as these are): the same
 // app behind API Gateway (REST or HTTP API), a Function URL or an ALB, configured from the

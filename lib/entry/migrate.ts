@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
-import { ConfigError, databaseEnvironment, loadDatabaseConfig, resolveFileVariables } from "../config.js";
-import { openDatabase, type DatabaseHandle } from "../db/client.js";
-import { connectionName, describeDatabaseError } from "../db/errors.js";
-import { appliedMigrationCount, migrateDatabase, migrationRole } from "../db/migrate.js";
+import { ConfigError, databaseEnvironment, loadDatabaseConfig, resolveFileVariables } from "../core/config.js";
+import { openDatabase, type DatabaseHandle } from "../adapters/db/client.js";
+import { connectionName, describeDatabaseError } from "../adapters/db/errors.js";
+import { appliedMigrationCount, migrateDatabase, migrationRole } from "../adapters/db/migrate.js";
 
 /**
  * `migrate up`: applies pending migrations, the channel seed and drizzle/privileges.sql, as

@@ -1,8 +1,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { signToken } from "../auth/tokens.js";
-import { ConfigError, loadConfig, resolveFileVariables } from "../config.js";
-import { ListenError, startNodeServer, startupBanner } from "../server.js";
+import { signToken } from "../http/auth/tokens.js";
+import { ConfigError, loadConfig, resolveFileVariables } from "../core/config.js";
+import { ListenError, startNodeServer, startupBanner } from "../app/server.js";
 
 let config;
 try {

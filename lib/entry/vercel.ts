@@ -1,10 +1,10 @@
 import { timingSafeEqual } from "node:crypto";
 import { getRequestListener } from "@hono/node-server";
-import { createApp, type App } from "../app.js";
-import { signToken } from "../auth/tokens.js";
-import { ConfigError, loadConfig } from "../config.js";
-import { buildDeps } from "../deps.js";
-import { ApiError } from "../errors.js";
+import { createApp, type App } from "../app/app.js";
+import { signToken } from "../http/auth/tokens.js";
+import { ConfigError, loadConfig } from "../core/config.js";
+import { buildDeps } from "../app/deps.js";
+import { ApiError } from "../core/errors.js";
 
 // The Vercel Functions entry (Node.js runtime): the same app, configured from the project's
 // environment variables, as a Node request listener (`export default (req, res)`). Bundled into

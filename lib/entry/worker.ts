@@ -1,11 +1,11 @@
 import type { AsyncLocalStorage } from "node:async_hooks";
 import type { JobGroup } from "../../handlers/jobs.js";
-import type { App } from "../app.js";
-import type { Config } from "../config.js";
-import type { AppDeps } from "../context.js";
-import type { DatabaseHandle } from "../db/client.js";
-import type { Logger } from "../logger.js";
-import type { Metrics } from "../metrics.js";
+import type { App } from "../app/app.js";
+import type { Config } from "../core/config.js";
+import type { AppDeps } from "../http/context.js";
+import type { DatabaseHandle } from "../adapters/db/client.js";
+import type { Logger } from "../core/logger.js";
+import type { Metrics } from "../core/metrics.js";
 
 // The Cloudflare Workers (workerd) entry: the same app and job runners as the Node server,
 // configured from the Worker's bindings. Built by infra/functions/build.mjs into
@@ -18,14 +18,14 @@ import type { Metrics } from "../metrics.js";
 /** The service's modules, loaded on an isolate's first event. */
 const loadModules = async () => {
   const [app, config, dbClient, dbTls, depsCore, tokens, jobs, logger, asyncHooks, upstash] = await Promise.all([
-    import("../app.js"),
-    import("../config.js"),
-    import("../db/client.js"),
-    import("../db/tls.js"),
-    import("../deps-core.js"),
-    import("../auth/tokens.js"),
+    import("../app/app.js"),
+    import("../core/config.js"),
+    import("../adapters/db/client.js"),
+    import("../adapters/db/tls.js"),
+    import("../app/deps-core.js"),
+    import("../http/auth/tokens.js"),
     import("../../handlers/jobs.js"),
-    import("../logger.js"),
+    import("../core/logger.js"),
     import("node:async_hooks"),
     import("@upstash/redis/cloudflare"),
   ]);
@@ -99,7 +99,7 @@ function isolateFor(env: WorkerEnv): Promise<Isolate> {
   return isolate.ready;
 }
 
-/** Parses the bindings and composes the app, as lib/server.ts does for Node. */
+/** Parses the bindings and composes the app, as lib/app/server.ts does for Node. */
 async function buildIsolate(env: WorkerEnv): Promise<Isolate> {
   const modules = await loadModules();
   const config = modules.loadConfig(bindingsAsEnvironment(env));
@@ -116,7 +116,7 @@ async function buildIsolate(env: WorkerEnv): Promise<Isolate> {
   const redisConfig = config.redis as Extract<Config["redis"], { kind: "rest" }>;
 
   const databases = new modules.AsyncLocalStorage<DatabaseHandle>();
-  // The same options as lib/redis's REST transport: replies answered unparsed, as on every transport.
+  // The same options as lib/adapters/redis's REST transport: replies answered unparsed, as on every transport.
   const redis = new modules.Redis({
     url: redisConfig.url,
     token: redisConfig.token,
@@ -138,7 +138,7 @@ async function buildIsolate(env: WorkerEnv): Promise<Isolate> {
 }
 
 /**
- * The TLS settings a Worker can honour, by the same rule as every connection (lib/db/tls.ts), or
+ * The TLS settings a Worker can honour, by the same rule as every connection (lib/adapters/db/tls.ts), or
  * why not. In workerd the runtime's socket does the TLS handshake (postgres.js's cloudflare:sockets
  * build): it cannot go back to plain text on the connection that asked for TLS, so prefer (the
  * default) and allow would stall against a server without TLS; and it takes no CA certificate of
@@ -146,7 +146,7 @@ async function buildIsolate(env: WorkerEnv): Promise<Isolate> {
  */
 export function workerTlsProblems(
   database: Extract<Config["database"], { kind: "postgres" }>,
-  postgresTls: typeof import("../db/tls.js").postgresTls,
+  postgresTls: typeof import("../adapters/db/tls.js").postgresTls,
 ): string[] {
   const tls = postgresTls(database.url, { mode: database.ssl, ca: database.ca }, database.urlVariable);
   const problems: string[] = [];
@@ -284,7 +284,7 @@ function redact(value: unknown, sensitive: ReadonlySet<string>, depth = 0): unkn
 /**
  * A logger with the calls the service makes on pino's (info/warn/error/debug/trace/fatal with an
  * optional object first, and child), writing one JSON line per entry to the console, which
- * Workers Logs and `wrangler tail` collect. Values under lib/logger.ts's sensitive keys (and the
+ * Workers Logs and `wrangler tail` collect. Values under lib/core/logger.ts's sensitive keys (and the
  * client-secret and idempotency-key headers) are blanked as pino's redaction blanks them.
  */
 export function createConsoleLogger(level: LevelName, sensitiveKeys: readonly string[]): Logger {

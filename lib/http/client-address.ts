@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import { BlockList, isIP } from "node:net";
-import type { TrustedProxies } from "../config.js";
-import type { AppEnv } from "../context.js";
+import type { TrustedProxies } from "../core/config.js";
+import type { AppEnv } from "./context.js";
 
 /** X-Forwarded-For hops looked at, from the right; a proxy chain is a handful, a longer list is the client's own text. */
 const maxHops = 32;

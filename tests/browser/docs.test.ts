@@ -4,7 +4,7 @@ import path from "node:path";
 import { type Browser, type Page } from "playwright-core";
 import { haveChromium, launchChromium } from "../support/chromium.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventTypes } from "../../lib/events.js";
+import { eventTypes } from "../../lib/domain/webhooks/events.js";
 import { freePort, startServiceProcess, type ServiceProcess } from "../support/process.js";
 
 // A developer reading /docs in a real browser (Debian's Chromium through playwright-core) against

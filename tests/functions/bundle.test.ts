@@ -17,8 +17,8 @@ describe("the Workers bundle", () => {
     const metafile = (await buildWorker(outfile)) as { inputs: Record<string, unknown> };
     const inputs = Object.keys(metafile.inputs);
     expect(inputs.some((input) => input.includes("lib/entry/worker.ts"))).toBe(true);
-    expect(inputs.some((input) => input.includes("lib/payments/reports.ts"))).toBe(true);
-    expect(inputs.filter((input) => input.includes("lib/fiuu/sandbox"))).toEqual([]);
+    expect(inputs.some((input) => input.includes("lib/domain/payments/reports.ts"))).toBe(true);
+    expect(inputs.filter((input) => input.includes("lib/adapters/fiuu/sandbox"))).toEqual([]);
     // The sandbox's routes are nowhere in the code (the demo's link to them is only text).
     const code = await readFile(outfile, "utf8");
     expect(code).not.toContain("/_control/faults");

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
-import { signToken } from "../../lib/auth/tokens.js";
+import { signToken } from "../../lib/http/auth/tokens.js";
 import { createTestDatabase, type TestDatabase } from "../support/databases.js";
 import { formPost, signedReport } from "../support/fiuu.js";
 import { freePort, startServiceProcess, type ServiceProcess } from "../support/process.js";

@@ -10,7 +10,7 @@ const root = path.resolve(".");
 const dockerfile = readFileSync(path.join(root, "Dockerfile"), "utf8");
 
 /** What the image runs: its CMD, its `migrate` command, `audit:verify`, and the README's token one-liner. */
-const imageEntries = ["lib/entry/node.ts", "lib/entry/migrate.ts", "lib/entry/audit-verify.ts", "lib/auth/tokens.ts"];
+const imageEntries = ["lib/entry/node.ts", "lib/entry/migrate.ts", "lib/entry/audit-verify.ts", "lib/http/auth/tokens.ts"];
 
 /** Paths the build stage removes, as the Dockerfile lists them. */
 function removedFromImage(): string[] {
@@ -54,7 +54,7 @@ function sourceFiles(dir: string): string[] {
 
 describe("the production image", () => {
   it("leaves out PGlite, the functions bundles and the local Fiuu sandbox", () => {
-    expect(removedFromImage().sort()).toEqual(["dist/functions", "dist/lib/fiuu/sandbox", "node_modules/@electric-sql/pglite"]);
+    expect(removedFromImage().sort()).toEqual(["dist/functions", "dist/lib/adapters/fiuu/sandbox", "node_modules/@electric-sql/pglite"]);
     // Removed in the build stage, after the build and the prune, before the final stage copies them.
     const build = dockerfile.indexOf("RUN npm run build && npm prune --omit=dev");
     const removal = dockerfile.indexOf("RUN rm -rf ");
@@ -62,26 +62,26 @@ describe("the production image", () => {
     expect(build).toBeGreaterThan(0);
     expect(removal).toBeGreaterThan(build);
     expect(removal).toBeLessThan(finalStage);
-    // lib/fiuu/sandbox compiles to dist/lib/fiuu/sandbox; the functions build writes dist/functions.
-    expect(existsSync(path.join(root, "lib/fiuu/sandbox/index.ts"))).toBe(true);
+    // lib/adapters/fiuu/sandbox compiles to dist/lib/adapters/fiuu/sandbox; the functions build writes dist/functions.
+    expect(existsSync(path.join(root, "lib/adapters/fiuu/sandbox/index.ts"))).toBe(true);
     expect(readFileSync(path.join(root, "infra/functions/build.mjs"), "utf8")).toContain('"dist/functions/worker.js")');
   });
 
   it("runs nothing that imports them statically", () => {
     const { files, packages } = staticGraph(imageEntries);
     expect(files.size).toBeGreaterThan(30);
-    expect([...files].filter((f) => f.startsWith("lib/fiuu/sandbox/"))).toEqual([]);
+    expect([...files].filter((f) => f.startsWith("lib/adapters/fiuu/sandbox/"))).toEqual([]);
     expect([...packages].filter((p) => p.includes("pglite"))).toEqual([]);
     // The graph walk does see what the service uses (so an empty answer above means something).
-    expect(files).toContain("lib/server.ts");
-    expect(files).toContain("lib/db/client.ts");
+    expect(files).toContain("lib/app/server.ts");
+    expect(files).toContain("lib/adapters/db/client.ts");
     expect(packages).toContain("hono");
   });
 
   it("imports them dynamically only where the embedded database or the sandbox is switched on", () => {
     const dynamic = new Map<string, string[]>();
     for (const file of [...sourceFiles("lib"), ...sourceFiles("handlers")]) {
-      if (file.startsWith("lib/fiuu/sandbox/")) continue;
+      if (file.startsWith("lib/adapters/fiuu/sandbox/")) continue;
       for (const match of readFileSync(path.join(root, file), "utf8").matchAll(/import\(\s*["']([^"']+)["']\s*\)/g)) {
         const specifier = match[1]!;
         if (/pglite|sandbox/.test(specifier)) dynamic.set(file, [...(dynamic.get(file) ?? []), specifier]);
@@ -89,11 +89,11 @@ describe("the production image", () => {
     }
     expect(Object.fromEntries(dynamic)).toEqual({
       // openEmbedded: DATA_DIR's PGlite, refused when ENVIRONMENT=production.
-      "lib/db/client.ts": ["@electric-sql/pglite", "drizzle-orm/pglite"],
+      "lib/adapters/db/client.ts": ["@electric-sql/pglite", "drizzle-orm/pglite"],
       // migrateDatabase on an embedded handle.
-      "lib/db/migrate.ts": ["drizzle-orm/pglite/migrator"],
+      "lib/adapters/db/migrate.ts": ["drizzle-orm/pglite/migrator"],
       // startNodeServer, when usesLocalSandbox (never in production).
-      "lib/server.ts": ["./fiuu/sandbox/mount.js"],
+      "lib/app/server.ts": ["./fiuu/sandbox/mount.js"],
     });
   });
 });

@@ -5,8 +5,8 @@ import path from "node:path";
 import { serve, type ServerType } from "@hono/node-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
-import { signToken } from "../../lib/auth/tokens.js";
-import { configVariables, ConfigError, loadConfig, loadDatabaseConfig, parseDuration } from "../../lib/config.js";
+import { signToken } from "../../lib/http/auth/tokens.js";
+import { configVariables, ConfigError, loadConfig, loadDatabaseConfig, parseDuration } from "../../lib/core/config.js";
 import { createTestApp, type TestContext } from "../support/app.js";
 
 const dir = path.resolve("infra/k8s");

@@ -2,11 +2,11 @@ import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { createMetrics } from "../../lib/metrics.js";
+import { createMetrics } from "../../lib/core/metrics.js";
 import { metricNamesIn } from "./support/prometheus.js";
 
 // Every series an alert rule or a dashboard panel reads must be one the service registers
-// (lib/metrics.ts; checked in prometheus.test.ts and grafana.test.ts) and one its code writes: a
+// (lib/core/metrics.ts; checked in prometheus.test.ts and grafana.test.ts) and one its code writes: a
 // rule on a metric nobody increments can never fire. That the written series carry the label
 // values the alerts select is tests/infra/alerts-fire.test.ts's business.
 
@@ -19,14 +19,14 @@ const reads: { where: string; name: string }[] = [
   ...panels.flatMap((p) => (p.targets ?? []).flatMap((t) => [...metricNamesIn(t.expr)].map((name) => ({ where: `panel ${p.title}`, name })))),
 ].filter((r) => r.name !== "up"); // Prometheus's own
 
-/** lib/ and handlers/ sources, lib/metrics.ts (the registry itself) left out. */
+/** lib/ and handlers/ sources, lib/core/metrics.ts (the registry itself) left out. */
 function sources(): string {
   const files: string[] = [];
   const walk = (dir: string) => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const full = path.join(dir, entry.name);
       if (entry.isDirectory()) walk(full);
-      else if (entry.name.endsWith(".ts") && full !== path.resolve("lib/metrics.ts")) files.push(full);
+      else if (entry.name.endsWith(".ts") && full !== path.resolve("lib/core/metrics.ts")) files.push(full);
     }
   };
   walk(path.resolve("lib"));
@@ -48,7 +48,7 @@ describe("metric names the alerts and the dashboard read", () => {
     for (const { where, name } of reads) {
       const property = owners.get(name);
       if (!property) continue; // a default process_* / nodejs_* metric, collected by prom-client itself
-      expect(new RegExp(`\\.${property}\\b`).test(code), `${where} reads ${name}; nothing outside lib/metrics.ts uses metrics.${property}`).toBe(true);
+      expect(new RegExp(`\\.${property}\\b`).test(code), `${where} reads ${name}; nothing outside lib/core/metrics.ts uses metrics.${property}`).toBe(true);
     }
   });
 });

@@ -1,9 +1,9 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createMetricsApp } from "../../handlers/metrics.js";
-import { openPostgres } from "../../lib/db/client.js";
-import { recordEvent } from "../../lib/events.js";
-import { openRedis } from "../../lib/redis/index.js";
+import { openPostgres } from "../../lib/adapters/db/client.js";
+import { recordEvent } from "../../lib/domain/webhooks/events.js";
+import { openRedis } from "../../lib/adapters/redis/index.js";
 import { bearer, createTestApp, type TestContext } from "../support/app.js";
 import { formPost, signedReport } from "../support/fiuu.js";
 import { createPayment } from "../support/flow.js";

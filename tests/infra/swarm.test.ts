@@ -7,10 +7,10 @@ import { serve, type ServerType } from "@hono/node-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { createHealthApp } from "../../handlers/health.js";
-import * as configModule from "../../lib/config.js";
-import { configVariables, loadConfig, loadDatabaseConfig, parseDuration } from "../../lib/config.js";
-import { openPostgres } from "../../lib/db/client.js";
-import { migrateDatabase } from "../../lib/db/migrate.js";
+import * as configModule from "../../lib/core/config.js";
+import { configVariables, loadConfig, loadDatabaseConfig, parseDuration } from "../../lib/core/config.js";
+import { openPostgres } from "../../lib/adapters/db/client.js";
+import { migrateDatabase } from "../../lib/adapters/db/migrate.js";
 import { createTestApp, type TestContext } from "../support/app.js";
 import { createTestDatabase, type TestDatabase } from "../support/databases.js";
 import { inCI, locateTool, run } from "./support/prometheus.js";
@@ -50,7 +50,7 @@ const stack = parse(readFileSync(stackFile, "utf8")) as {
 const service = stack.services["payment-service"]!;
 
 /**
- * NAME_FILE → NAME, as proposed for lib/config.ts (`resolveFileVariables`); the real function is
+ * NAME_FILE → NAME, as proposed for lib/core/config.ts (`resolveFileVariables`); the real function is
  * used once it exists.
  */
 function resolveFiles(source: Record<string, string | undefined>): Record<string, string | undefined> {

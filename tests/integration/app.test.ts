@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ApiError } from "../../lib/errors.js";
+import { ApiError } from "../../lib/core/errors.js";
 import { createTestApp, type TestContext } from "../support/app.js";
 
 let t: TestContext;

@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { sign } from "hono/jwt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { authenticate, requireTokenSub } from "../../lib/auth/middleware.js";
-import { signToken } from "../../lib/auth/tokens.js";
+import { authenticate, requireTokenSub } from "../../lib/http/auth/middleware.js";
+import { signToken } from "../../lib/http/auth/tokens.js";
 import { createTestApp, type TestContext } from "../support/app.js";
 
 let t: TestContext;

@@ -1,9 +1,9 @@
 import { readFileSync } from "node:fs";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { queryRows } from "../../lib/db/client.js";
-import { drizzleDir } from "../../lib/db/migrate.js";
-import { isCardChannel, isKnownChannel } from "../../lib/fiuu/channels.js";
+import { queryRows } from "../../lib/adapters/db/client.js";
+import { drizzleDir } from "../../lib/adapters/db/migrate.js";
+import { isCardChannel, isKnownChannel } from "../../lib/adapters/fiuu/channels.js";
 import { createTestDatabase, type TestDatabase } from "../support/databases.js";
 
 // Migration 0005 corrects the catalogue an older seed.sql wrote; the seed then adds what is new.

@@ -1,8 +1,8 @@
 import { sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { queryRows } from "../../lib/db/client.js";
-import { createFiuuSandbox } from "../../lib/fiuu/sandbox/index.js";
+import { queryRows } from "../../lib/adapters/db/client.js";
+import { createFiuuSandbox } from "../../lib/adapters/fiuu/sandbox/index.js";
 import { bearer, createTestApp, jsonRequest, type TestContext } from "../support/app.js";
 import { createPayment, payThroughSandbox } from "../support/flow.js";
 

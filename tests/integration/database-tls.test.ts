@@ -3,13 +3,13 @@ import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHealthApp } from "../../handlers/health.js";
-import { ConfigError, loadConfig, resolveFileVariables } from "../../lib/config.js";
-import { openDatabase, openPostgres, queryRows, type DatabaseHandle } from "../../lib/db/client.js";
-import { describeDatabaseError } from "../../lib/db/errors.js";
-import { buildDeps } from "../../lib/deps.js";
-import { createLogger } from "../../lib/logger.js";
-import { openRedis } from "../../lib/redis/index.js";
-import type { SslMode } from "../../lib/db/tls.js";
+import { ConfigError, loadConfig, resolveFileVariables } from "../../lib/core/config.js";
+import { openDatabase, openPostgres, queryRows, type DatabaseHandle } from "../../lib/adapters/db/client.js";
+import { describeDatabaseError } from "../../lib/adapters/db/errors.js";
+import { buildDeps } from "../../lib/app/deps.js";
+import { createLogger } from "../../lib/core/logger.js";
+import { openRedis } from "../../lib/adapters/redis/index.js";
+import type { SslMode } from "../../lib/adapters/db/tls.js";
 import { LogCapture, testConfig } from "../support/app.js";
 import { realPostgresUrl } from "../support/databases.js";
 import { run } from "../support/roles.js";
@@ -18,7 +18,7 @@ import { skipTlsCluster, startTlsCluster, type TlsCluster } from "../support/tls
 // TLS really checked, against a PostgreSQL cluster of this test's own with TLS on and pg_hba.conf
 // accepting only TLS (SCRAM passwords), built as .ci/production-smoke builds one; and against the
 // shared server without TLS where that is the point. Each connection goes through the service's
-// own openPostgres, so the one TLS rule (lib/db/tls.ts) is what is tested.
+// own openPostgres, so the one TLS rule (lib/adapters/db/tls.ts) is what is tested.
 
 let cluster: TlsCluster;
 const opened: DatabaseHandle[] = [];

@@ -1,10 +1,10 @@
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { payments } from "../../drizzle/schema.js";
-import { isUniqueViolation, queryRows } from "../../lib/db/client.js";
-import { executeAll, StatementBatch } from "../../lib/db/batch.js";
-import { columnsOf, rowOf, updateById } from "../../lib/db/rows.js";
-import { recordEvent } from "../../lib/events.js";
+import { isUniqueViolation, queryRows } from "../../lib/adapters/db/client.js";
+import { executeAll, StatementBatch } from "../../lib/adapters/db/batch.js";
+import { columnsOf, rowOf, updateById } from "../../lib/adapters/db/rows.js";
+import { recordEvent } from "../../lib/domain/webhooks/events.js";
 import { createTestDatabase, type TestDatabase } from "../support/databases.js";
 
 // The helpers behind the hot statements written as sql templates, on whichever database the suite

@@ -2,13 +2,13 @@ import { createHash } from "node:crypto";
 import { Hono } from "hono";
 import pino from "pino";
 import { describe, expect, it } from "vitest";
-import type { Config } from "../../lib/config.js";
-import { createFiuuClient, FiuuProtocolError, FiuuUnavailableError } from "../../lib/fiuu/client.js";
-import { createFiuuSandbox, type FiuuSandboxOptions } from "../../lib/fiuu/sandbox/index.js";
-import { createMetrics, type Metrics } from "../../lib/metrics.js";
+import type { Config } from "../../lib/core/config.js";
+import { createFiuuClient, FiuuProtocolError, FiuuUnavailableError } from "../../lib/adapters/fiuu/client.js";
+import { createFiuuSandbox, type FiuuSandboxOptions } from "../../lib/adapters/fiuu/sandbox/index.js";
+import { createMetrics, type Metrics } from "../../lib/core/metrics.js";
 
 // The client against the local sandbox, which plays Fiuu with real signatures. Every expected
-// signature is recomputed here with node:crypto from FIUU.md, so a wrong formula in lib/fiuu cannot
+// signature is recomputed here with node:crypto from FIUU.md, so a wrong formula in lib/adapters/fiuu cannot
 // make its own test pass. Fake fetches in front of the sandbox tamper with answers or fail on purpose.
 
 const md5 = (text: string) => createHash("md5").update(text, "utf8").digest("hex");

@@ -1,8 +1,8 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createApp } from "../../lib/app.js";
-import { openPostgres, queryRows } from "../../lib/db/client.js";
-import { openRedis } from "../../lib/redis/index.js";
+import { createApp } from "../../lib/app/app.js";
+import { openPostgres, queryRows } from "../../lib/adapters/db/client.js";
+import { openRedis } from "../../lib/adapters/redis/index.js";
 import { bearer, createTestApp, jsonRequest, newKey, type TestContext } from "../support/app.js";
 import { formPost, newTranId, signedReport } from "../support/fiuu.js";
 

@@ -1,14 +1,14 @@
 import { createHash } from "node:crypto";
 import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
-import type { Config } from "../../lib/config.js";
-import { createFiuuSandbox, type FiuuSandboxOptions } from "../../lib/fiuu/sandbox/index.js";
-import { localFiuuSandbox } from "../../lib/fiuu/sandbox/mount.js";
-import { verifySkey } from "../../lib/fiuu/signatures.js";
+import type { Config } from "../../lib/core/config.js";
+import { createFiuuSandbox, type FiuuSandboxOptions } from "../../lib/adapters/fiuu/sandbox/index.js";
+import { localFiuuSandbox } from "../../lib/adapters/fiuu/sandbox/mount.js";
+import { verifySkey } from "../../lib/adapters/fiuu/signatures.js";
 
 // Every expected signature here is recomputed with node:crypto from FIUU.md's formulas, and every
 // expected code and wording is written out from Fiuu's spec (v13.86), so neither a wrong formula in
-// lib/fiuu nor a wrong table in the sandbox can make its own test pass.
+// lib/adapters/fiuu nor a wrong table in the sandbox can make its own test pass.
 const md5 = (text: string) => createHash("md5").update(text, "utf8").digest("hex");
 
 const merchantId = "SB_testshop";

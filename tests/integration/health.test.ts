@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHealthApp } from "../../handlers/health.js";
 import { createMetricsApp } from "../../handlers/metrics.js";
-import { openPostgres } from "../../lib/db/client.js";
-import { buildDeps } from "../../lib/deps.js";
-import { createLogger } from "../../lib/logger.js";
-import { openRedis } from "../../lib/redis/index.js";
+import { openPostgres } from "../../lib/adapters/db/client.js";
+import { buildDeps } from "../../lib/app/deps.js";
+import { createLogger } from "../../lib/core/logger.js";
+import { openRedis } from "../../lib/adapters/redis/index.js";
 import { createTestApp, LogCapture, testConfig, type TestContext } from "../support/app.js";
 import { createTestDatabase, realPostgresUrl } from "../support/databases.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";

@@ -2,9 +2,9 @@ import { asc, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jobs } from "../../drizzle/schema.js";
 import { jobRoutes, type JobRoutesOptions } from "../../handlers/jobs.js";
-import type { AppDeps } from "../../lib/context.js";
-import { handleError } from "../../lib/errors.js";
-import { runJobBatch, startJobLoop, type JobRunners } from "../../lib/jobs/loop.js";
+import type { AppDeps } from "../../lib/http/context.js";
+import { handleError } from "../../lib/core/errors.js";
+import { runJobBatch, startJobLoop, type JobRunners } from "../../lib/ops/jobs/loop.js";
 import {
   claimDueJobs,
   completeJob,
@@ -14,8 +14,8 @@ import {
   nextAttemptDelay,
   releaseJob,
   retryJob,
-} from "../../lib/jobs/queue.js";
-import { createRouter } from "../../lib/openapi.js";
+} from "../../lib/domain/job-queue.js";
+import { createRouter } from "../../lib/http/openapi.js";
 import { bearer, createTestApp, type TestContext } from "../support/app.js";
 
 let t: TestContext;

@@ -3,9 +3,9 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openPostgres, queryRows, type DatabaseHandle } from "../../lib/db/client.js";
-import { sealAuditLog } from "../../lib/audit.js";
-import { appliedMigrationCount, drizzleDir, expectedMigrationCount, migrateDatabase } from "../../lib/db/migrate.js";
+import { openPostgres, queryRows, type DatabaseHandle } from "../../lib/adapters/db/client.js";
+import { sealAuditLog } from "../../lib/domain/audit.js";
+import { appliedMigrationCount, drizzleDir, expectedMigrationCount, migrateDatabase } from "../../lib/adapters/db/migrate.js";
 import { createTestDatabase, realPostgresUrl, type TestDatabase } from "../support/databases.js";
 import { applyRoles, asRole } from "../support/roles.js";
 

@@ -1,7 +1,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { nodeFormPost } from "../../lib/http/node-form-post.js";
+import { nodeFormPost } from "../../lib/adapters/fiuu/node-form-post.js";
 
 // The Node server's transport to Fiuu, against a real HTTP server on this machine.
 let server: http.Server;

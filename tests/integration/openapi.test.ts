@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Role } from "../../lib/auth/tokens.js";
-import { eventTypes } from "../../lib/events.js";
-import { ProblemSchema } from "../../lib/openapi.js";
+import type { Role } from "../../lib/http/auth/tokens.js";
+import { eventTypes } from "../../lib/domain/webhooks/events.js";
+import { ProblemSchema } from "../../lib/http/openapi.js";
 import { bearer, createTestApp, jsonRequest, newKey, type TestContext } from "../support/app.js";
 import { createPayment, payThroughSandbox } from "../support/flow.js";
 
@@ -295,7 +295,7 @@ describe("the OpenAPI document against the service's answers", () => {
   });
 
   it("explains authentication and lists every error code in its introduction", async () => {
-    const { errorCatalog } = await import("../../lib/errors.js");
+    const { errorCatalog } = await import("../../lib/core/errors.js");
     for (const code of Object.keys(errorCatalog)) expect(doc.info.description).toContain(`\`${code}\``);
     for (const role of roles) expect(doc.info.description).toContain(`\`${role}\``);
     expect(doc.info.description).toContain("client_secret");

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { queryRows } from "../../lib/db/client.js";
+import { queryRows } from "../../lib/adapters/db/client.js";
 import { bearer, createTestApp, jsonRequest, newKey, type TestContext } from "../support/app.js";
 
 let t: TestContext;

@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import type { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createApp } from "../../lib/app.js";
-import type { AppEnv } from "../../lib/context.js";
-import { openRedis } from "../../lib/redis/index.js";
-import { rateLimit } from "../../lib/rate-limit.js";
+import { createApp } from "../../lib/app/app.js";
+import type { AppEnv } from "../../lib/http/context.js";
+import { openRedis } from "../../lib/adapters/redis/index.js";
+import { rateLimit } from "../../lib/http/rate-limit.js";
 import { createTestApp, type TestContext } from "../support/app.js";
 
 // A clock the tests move: windows are fixed and numbered from the epoch, so a test can stand at a

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, describe, expect, it } from "vitest";
-import { openRedis, type RedisHandle } from "../../lib/redis/index.js";
+import { openRedis, type RedisHandle } from "../../lib/adapters/redis/index.js";
 
 // The same behaviours through each transport this machine can offer: the in-process stand-in
 // always, and the TCP transport over ioredis when TEST_REDIS_HOST names a real server.

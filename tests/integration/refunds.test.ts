@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { queryRows } from "../../lib/db/client.js";
+import { queryRows } from "../../lib/adapters/db/client.js";
 import { bearer, createTestApp, jsonRequest, newKey, type TestContext } from "../support/app.js";
 import { createPayment, payThroughSandbox } from "../support/flow.js";
 import { formPost } from "../support/fiuu.js";

@@ -2,8 +2,8 @@ import { createHash } from "node:crypto";
 import { desc, eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { jobs } from "../../drizzle/schema.js";
-import { queryRows } from "../../lib/db/client.js";
-import { querySlotKey, requerySchedule, resultPageRequeryKey } from "../../lib/payments/reconcile.js";
+import { queryRows } from "../../lib/adapters/db/client.js";
+import { querySlotKey, requerySchedule, resultPageRequeryKey } from "../../lib/domain/payments/reconcile.js";
 import { bearer, createTestApp, type TestContext } from "../support/app.js";
 import { createPayment } from "../support/flow.js";
 

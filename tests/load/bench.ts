@@ -11,9 +11,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import net from "node:net";
 import postgres from "postgres";
-import { signToken } from "../../lib/auth/tokens.js";
-import { createFieldCipher } from "../../lib/crypto.js";
-import { openRedis } from "../../lib/redis/index.js";
+import { signToken } from "../../lib/http/auth/tokens.js";
+import { createFieldCipher } from "../../lib/core/crypto.js";
+import { openRedis } from "../../lib/adapters/redis/index.js";
 import { freePort } from "../support/process.js";
 import { backgroundStatements, benchMerchantId, createPaymentStatements, notifyStatements, reportFields } from "./statements.js";
 

@@ -7,7 +7,7 @@
  */
 import http from "node:http";
 import postgres from "postgres";
-import { openRedis } from "../../lib/redis/index.js";
+import { openRedis } from "../../lib/adapters/redis/index.js";
 import { backgroundStatements, createPaymentStatements, notifyStatements } from "./statements.js";
 
 const sql = postgres(process.env.DATABASE_URL!, { max: Number(process.env.DB_MAX_CONNECTIONS), onnotice: () => {} });

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
-import type { Redis } from "../../lib/redis/index.js";
+import type { Redis } from "../../lib/adapters/redis/index.js";
 import type { Sql } from "postgres";
 
 // The database and Redis statements one request of each scenario issues, sent directly through the
@@ -19,7 +19,7 @@ export async function createPaymentStatements(sql: Sql, redis: Redis, n: number)
   const id = `pay_base${n}${randomUUID().replace(/-/g, "").slice(0, 12)}`;
   const orderId = `BASE-${id}`;
   const now = new Date().toISOString();
-  // lib/payments/create.ts: the holder check, the payment and its audit row in one statement.
+  // lib/domain/payments/create.ts: the holder check, the payment and its audit row in one statement.
   const [outcome] = await sql`with holder as (
       select id, status from payments
       where order_id = ${orderId} and status in ('created', 'pending', 'succeeded', 'conflicted')

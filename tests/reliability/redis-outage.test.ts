@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { queryRows } from "../../lib/db/client.js";
+import { queryRows } from "../../lib/adapters/db/client.js";
 import { createTestRedis, jsonRequest } from "../support/app.js";
 import { realPostgresUrl } from "../support/databases.js";
 import { formPost, newTranId, signedReport } from "../support/fiuu.js";

@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hashSecret } from "../../lib/crypto.js";
-import type { RedisHandle } from "../../lib/redis/index.js";
+import { hashSecret } from "../../lib/core/crypto.js";
+import type { RedisHandle } from "../../lib/adapters/redis/index.js";
 import { createTestRedis } from "../support/app.js";
 import { createTestDatabase, realPostgresUrl, type TestDatabase } from "../support/databases.js";
 import { formPost, newTranId, signedReport } from "../support/fiuu.js";

@@ -5,7 +5,7 @@ import postgres from "postgres";
 import type { Client } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jobs } from "../../drizzle/schema.js";
-import { claimDueJobs, enqueueJob } from "../../lib/jobs/queue.js";
+import { claimDueJobs, enqueueJob } from "../../lib/domain/job-queue.js";
 import { keepAliveClient, rawConnection, send, type Outcome } from "../support/connections.js";
 import { createTestDatabase, realPostgresUrl, type TestDatabase } from "../support/databases.js";
 import { bearerFor, deploymentEnv, holdOrder, killAll, lockWaiters, startReplica, type Replica } from "../support/replicas.js";

@@ -72,7 +72,7 @@ async function gone(timeoutMs = 15_000): Promise<number[]> {
   return processesInCopy();
 }
 
-const compiled = () => statSync(path.join(dir, "dist/lib/server.js")).mtimeMs;
+const compiled = () => statSync(path.join(dir, "dist/lib/app/server.js")).mtimeMs;
 
 describe("npm start", () => {
   it("builds once; the second start in a row recompiles nothing and is ready within seconds; SIGTERM to npm leaves no process", async () => {

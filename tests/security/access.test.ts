@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { sign } from "hono/jwt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { signToken, type Role } from "../../lib/auth/tokens.js";
+import { signToken, type Role } from "../../lib/http/auth/tokens.js";
 import { createTestApp, jsonRequest, newKey, type TestContext } from "../support/app.js";
 import { createPayment, payThroughSandbox } from "../support/flow.js";
 

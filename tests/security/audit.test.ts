@@ -3,15 +3,15 @@ import { fileURLToPath } from "node:url";
 import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sealAuditLog } from "../../lib/audit.js";
-import { describeAuditChain, verifyAuditChain } from "../../lib/audit-verify.js";
-import { queryRows, type Database } from "../../lib/db/client.js";
+import { sealAuditLog } from "../../lib/domain/audit.js";
+import { describeAuditChain, verifyAuditChain } from "../../lib/domain/audit-verify.js";
+import { queryRows, type Database } from "../../lib/adapters/db/client.js";
 import { bearer, createTestApp, newKey, type TestContext } from "../support/app.js";
 import { createTestDatabase, realPostgresUrl, type TestDatabase } from "../support/databases.js";
 import { createPayment } from "../support/flow.js";
 import { applyRoles, asRole as roleUrl, rolePasswords } from "../support/roles.js";
 
-// The audit log's hash chain, checked by `npm run audit:verify` (lib/audit-verify.ts), and the
+// The audit log's hash chain, checked by `npm run audit:verify` (lib/domain/audit-verify.ts), and the
 // database roles that keep it append-only. Breaking the chain needs a superuser who switches the
 // append-only triggers off: the tests do exactly that and expect the verifier to name the row.
 

@@ -3,18 +3,18 @@ import type { AddressInfo } from "node:net";
 import { serve, type ServerType } from "@hono/node-server";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createApp } from "../../lib/app.js";
-import { ConfigError, loadConfig, parseTrustedProxies, type Config, type TrustedProxies } from "../../lib/config.js";
-import { queryRows } from "../../lib/db/client.js";
-import { localFiuuSandbox } from "../../lib/fiuu/sandbox/mount.js";
+import { createApp } from "../../lib/app/app.js";
+import { ConfigError, loadConfig, parseTrustedProxies, type Config, type TrustedProxies } from "../../lib/core/config.js";
+import { queryRows } from "../../lib/adapters/db/client.js";
+import { localFiuuSandbox } from "../../lib/adapters/fiuu/sandbox/mount.js";
 import { normalizeAddress, resolveClientAddress } from "../../lib/http/client-address.js";
-import { rejectedReportBudget } from "../../lib/report-limit.js";
+import { rejectedReportBudget } from "../../lib/http/report-limit.js";
 import { createTestApp, type TestContext } from "../support/app.js";
 import { signedReport } from "../support/fiuu.js";
 import { createPayment } from "../support/flow.js";
 
 // The client address every per-client limit uses (lib/http/client-address.ts), over real sockets:
-// the app is served by @hono/node-server on 127.0.0.1, as lib/server.ts serves it, so the peer is
+// the app is served by @hono/node-server on 127.0.0.1, as lib/app/server.ts serves it, so the peer is
 // the socket's. Each test stands in a minute of its own, far from the real clock, so counters in a
 // real Redis shared with other test files (and other runs) never meet.
 

@@ -1,8 +1,8 @@
 import { sql } from "drizzle-orm";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { queryRows } from "../../lib/db/client.js";
-import { skeyFieldNames } from "../../lib/fiuu/signatures.js";
+import { queryRows } from "../../lib/adapters/db/client.js";
+import { skeyFieldNames } from "../../lib/adapters/fiuu/signatures.js";
 import { bearer, createTestApp, jsonRequest, newKey, type TestContext } from "../support/app.js";
 import { formPost, newTranId, signedReport } from "../support/fiuu.js";
 import { createPayment, payThroughSandbox } from "../support/flow.js";

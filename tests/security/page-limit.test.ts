@@ -6,12 +6,12 @@ import path from "node:path";
 import { serve, type ServerType } from "@hono/node-server";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createApp } from "../../lib/app.js";
-import type { AppDeps } from "../../lib/context.js";
-import { queryRows } from "../../lib/db/client.js";
-import { localFiuuSandbox } from "../../lib/fiuu/sandbox/mount.js";
-import { openRedis } from "../../lib/redis/index.js";
-import { startNodeServer } from "../../lib/server.js";
+import { createApp } from "../../lib/app/app.js";
+import type { AppDeps } from "../../lib/http/context.js";
+import { queryRows } from "../../lib/adapters/db/client.js";
+import { localFiuuSandbox } from "../../lib/adapters/fiuu/sandbox/mount.js";
+import { openRedis } from "../../lib/adapters/redis/index.js";
+import { startNodeServer } from "../../lib/app/server.js";
 import { createTestApp, testConfig, type TestContext } from "../support/app.js";
 import { createTestDatabase } from "../support/databases.js";
 import { signedReport } from "../support/fiuu.js";
@@ -175,7 +175,7 @@ describe("the public pages' limit", () => {
   });
 });
 
-describe("the page limit in the Node server (lib/server.ts)", () => {
+describe("the page limit in the Node server (lib/app/server.ts)", () => {
   it("takes RATE_LIMIT_PAGES_PER_MINUTE and TRUSTED_PROXIES from the environment", async () => {
     const database = await createTestDatabase();
     const dataDir = mkdtempSync(path.join(tmpdir(), "page-limit-"));

@@ -4,13 +4,13 @@ import { serve, type ServerType } from "@hono/node-server";
 import { Redis, type Requester, type UpstashRequest } from "@upstash/redis";
 import { Redis as IORedis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createApp } from "../../lib/app.js";
-import { signToken } from "../../lib/auth/tokens.js";
-import { buildDeps, type OwnedDeps } from "../../lib/deps.js";
-import { localFiuuSandbox } from "../../lib/fiuu/sandbox/mount.js";
-import { createLogger } from "../../lib/logger.js";
-import { ioredisRequester } from "../../lib/redis/ioredis.js";
-import { memoryRequester } from "../../lib/redis/memory.js";
+import { createApp } from "../../lib/app/app.js";
+import { signToken } from "../../lib/http/auth/tokens.js";
+import { buildDeps, type OwnedDeps } from "../../lib/app/deps.js";
+import { localFiuuSandbox } from "../../lib/adapters/fiuu/sandbox/mount.js";
+import { createLogger } from "../../lib/core/logger.js";
+import { ioredisRequester } from "../../lib/adapters/redis/ioredis.js";
+import { memoryRequester } from "../../lib/adapters/redis/memory.js";
 import { LogCapture, newKey, testConfig } from "../support/app.js";
 import { formAction, hiddenInputs, submit } from "../support/browser.js";
 import { createTestDatabase, type TestDatabase } from "../support/databases.js";
@@ -28,7 +28,7 @@ import { startWebhookReceiver, type WebhookReceiver } from "../support/webhook-r
 const redisDb = 13;
 const customer = { name: `Nur Aisyah Kamal ${randomBytes(3).toString("hex")}`, email: `aisyah.${randomBytes(4).toString("hex")}@example.my`, mobile: "+60174823916" };
 
-/** @upstash/redis over a Requester, replies unparsed, as lib/redis/index.ts builds it. */
+/** @upstash/redis over a Requester, replies unparsed, as lib/adapters/redis/index.ts builds it. */
 class RawRepliesRedis extends Redis {
   constructor(requester: Requester) {
     super(requester);

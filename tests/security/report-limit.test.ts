@@ -1,10 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createApp } from "../../lib/app.js";
-import { queryRows } from "../../lib/db/client.js";
-import { openRedis } from "../../lib/redis/index.js";
-import { rejectedReportBudget } from "../../lib/report-limit.js";
+import { createApp } from "../../lib/app/app.js";
+import { queryRows } from "../../lib/adapters/db/client.js";
+import { openRedis } from "../../lib/adapters/redis/index.js";
+import { rejectedReportBudget } from "../../lib/http/report-limit.js";
 import { createTestApp, type TestContext } from "../support/app.js";
 import { signedReport } from "../support/fiuu.js";
 import { createPayment } from "../support/flow.js";

@@ -1,13 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
-import { createApp } from "../../lib/app.js";
-import { localFiuuSandbox } from "../../lib/fiuu/sandbox/mount.js";
-import { signToken, type Role } from "../../lib/auth/tokens.js";
-import { loadConfig, type Config } from "../../lib/config.js";
-import type { AppDeps } from "../../lib/context.js";
-import { buildDeps, type OwnedDeps } from "../../lib/deps.js";
-import { createLogger } from "../../lib/logger.js";
-import { openRedis, type RedisHandle } from "../../lib/redis/index.js";
+import { createApp } from "../../lib/app/app.js";
+import { localFiuuSandbox } from "../../lib/adapters/fiuu/sandbox/mount.js";
+import { signToken, type Role } from "../../lib/http/auth/tokens.js";
+import { loadConfig, type Config } from "../../lib/core/config.js";
+import type { AppDeps } from "../../lib/http/context.js";
+import { buildDeps, type OwnedDeps } from "../../lib/app/deps.js";
+import { createLogger } from "../../lib/core/logger.js";
+import { openRedis, type RedisHandle } from "../../lib/adapters/redis/index.js";
 import { createTestDatabase, type TestDatabase } from "./databases.js";
 
 /** Redis for tests: the real server when TEST_REDIS_HOST is set, else the in-process stand-in. */

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import postgres from "postgres";
-import { openEmbedded, openPostgres, type DatabaseHandle } from "../../lib/db/client.js";
-import { migrateDatabase } from "../../lib/db/migrate.js";
+import { openEmbedded, openPostgres, type DatabaseHandle } from "../../lib/adapters/db/client.js";
+import { migrateDatabase } from "../../lib/adapters/db/migrate.js";
 
 /** Tests run on the real Postgres when TEST_DATABASE_URL names one (an admin URL), else on PGlite. */
 export const realPostgresUrl = process.env.TEST_DATABASE_URL;

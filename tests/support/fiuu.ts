@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { Config } from "../../lib/config.js";
+import type { Config } from "../../lib/core/config.js";
 
 const md5 = (s: string) => createHash("md5").update(s).digest("hex");
 

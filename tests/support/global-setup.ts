@@ -1,6 +1,6 @@
 import postgres from "postgres";
-import { openPostgres } from "../../lib/db/client.js";
-import { migrateDatabase } from "../../lib/db/migrate.js";
+import { openPostgres } from "../../lib/adapters/db/client.js";
+import { migrateDatabase } from "../../lib/adapters/db/migrate.js";
 import { templateDatabaseName, withDatabase } from "./databases.js";
 
 /**

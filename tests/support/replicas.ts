@@ -5,8 +5,8 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import postgres from "postgres";
-import { signToken, type Role } from "../../lib/auth/tokens.js";
-import { loadConfig, type Config } from "../../lib/config.js";
+import { signToken, type Role } from "../../lib/http/auth/tokens.js";
+import { loadConfig, type Config } from "../../lib/core/config.js";
 
 // Replicas of the service as Kubernetes runs them: separate Node processes (`node --import tsx
 // lib/entry/node.ts`) on one database and one Redis, each on free ports, each with the local Fiuu

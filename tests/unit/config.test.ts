@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, parseDuration } from "../../lib/config.js";
+import { ConfigError, loadConfig, parseDuration } from "../../lib/core/config.js";
 
 function problemsOf(env: Record<string, string>): string[] {
   try {

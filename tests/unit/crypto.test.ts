@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { createFieldCipher, hashSecret, keyIdOf, randomToken, safeEqual, secureRandomBytes } from "../../lib/crypto.js";
+import { createFieldCipher, hashSecret, keyIdOf, randomToken, safeEqual, secureRandomBytes } from "../../lib/core/crypto.js";
 
 const key = () => randomBytes(32);
 const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -2,12 +2,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
-import { ConfigError, loadConfig, loadDatabaseConfig, resolveFileVariables } from "../../lib/config.js";
-import { connectionName, describeDatabaseError, withoutCredentials } from "../../lib/db/errors.js";
-import { postgresTls, type PostgresTls, type TlsSettings } from "../../lib/db/tls.js";
+import { ConfigError, loadConfig, loadDatabaseConfig, resolveFileVariables } from "../../lib/core/config.js";
+import { connectionName, describeDatabaseError, withoutCredentials } from "../../lib/adapters/db/errors.js";
+import { postgresTls, type PostgresTls, type TlsSettings } from "../../lib/adapters/db/tls.js";
 import workerEntry, { workerTlsProblems } from "../../lib/entry/worker.js";
 
-// The one TLS rule every PostgreSQL connection takes (lib/db/tls.ts), as a table: which sslmode
+// The one TLS rule every PostgreSQL connection takes (lib/adapters/db/tls.ts), as a table: which sslmode
 // wins, what each mode asks of postgres.js and of the certificate, and what is refused.
 
 const PEM = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUY2E=\n-----END CERTIFICATE-----\n";

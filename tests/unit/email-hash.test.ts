@@ -1,7 +1,7 @@
 import { createHash, createHmac, randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { keyIdOf } from "../../lib/crypto.js";
-import { createEmailHasher, normaliseEmail } from "../../lib/retention/email-hash.js";
+import { keyIdOf } from "../../lib/core/crypto.js";
+import { createEmailHasher, normaliseEmail } from "../../lib/domain/retention/email-hash.js";
 
 describe("customer email hash", () => {
   const key = randomBytes(32);

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { FiuuProtocolError } from "../../lib/fiuu/client-errors.js";
-import { parseJsonFields, parseJsonKeepingNumbers } from "../../lib/fiuu/json.js";
-import { classifyRefundRefusal, readRefundAnswer, readRefundStatus } from "../../lib/fiuu/refund-answers.js";
-import { refundStatusCode, verifyRefundNotice } from "../../lib/fiuu/signatures.js";
+import { FiuuProtocolError } from "../../lib/adapters/fiuu/client-errors.js";
+import { parseJsonFields, parseJsonKeepingNumbers } from "../../lib/adapters/fiuu/json.js";
+import { classifyRefundRefusal, readRefundAnswer, readRefundStatus } from "../../lib/adapters/fiuu/refund-answers.js";
+import { refundStatusCode, verifyRefundNotice } from "../../lib/adapters/fiuu/signatures.js";
 
 // Expected signatures are FIUU.md §6's public vectors, not values the code under test produced.
 

@@ -11,7 +11,7 @@ import {
   verifySkey,
   vcode,
   vrfKey,
-} from "../../lib/fiuu/signatures.js";
+} from "../../lib/adapters/fiuu/signatures.js";
 
 // Expected values come from FIUU.md §6 (public vectors) or from md5 recomputed here by hand, never
 // from the functions under test.

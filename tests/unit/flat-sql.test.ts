@@ -2,12 +2,12 @@ import { sql, type SQL } from "drizzle-orm";
 import { PgDialect, pgSchema, pgTable, text } from "drizzle-orm/pg-core";
 import { describe, expect, it } from "vitest";
 import { payments } from "../../drizzle/schema.js";
-import { appendAudit } from "../../lib/audit.js";
-import { executeAll, StatementBatch } from "../../lib/db/batch.js";
-import { flattenSql } from "../../lib/db/flat.js";
-import { columnsOf, updateById } from "../../lib/db/rows.js";
-import { recordEvent } from "../../lib/events.js";
-import { enqueueJob } from "../../lib/jobs/queue.js";
+import { appendAudit } from "../../lib/domain/audit.js";
+import { executeAll, StatementBatch } from "../../lib/adapters/db/batch.js";
+import { flattenSql } from "../../lib/adapters/db/flat.js";
+import { columnsOf, updateById } from "../../lib/adapters/db/rows.js";
+import { recordEvent } from "../../lib/domain/webhooks/events.js";
+import { enqueueJob } from "../../lib/domain/job-queue.js";
 
 // flattenSql must build exactly what Drizzle's own builder builds, or decline.
 const drizzleBuilds = (query: SQL) => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isCurrency, parseFiuuAmount, supportedCurrencies, toFiuuAmount } from "../../lib/money.js";
+import { isCurrency, parseFiuuAmount, supportedCurrencies, toFiuuAmount } from "../../lib/core/money.js";
 
 describe("toFiuuAmount", () => {
   it.each([

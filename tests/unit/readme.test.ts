@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { configVariables } from "../../lib/config.js";
+import { configVariables } from "../../lib/core/config.js";
 
 // The full configuration table lives in docs/configuration.md (the README links it).
 describe("the configuration table (docs/configuration.md)", () => {

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { FiuuProtocolError } from "../../lib/fiuu/client-errors.js";
-import { classifyRequeryCode, parseAnswer, readRequeryAnswers, type RequeryBy } from "../../lib/fiuu/requery-answers.js";
+import { FiuuProtocolError } from "../../lib/adapters/fiuu/client-errors.js";
+import { classifyRequeryCode, parseAnswer, readRequeryAnswers, type RequeryBy } from "../../lib/adapters/fiuu/requery-answers.js";
 
 // Requery answers as Fiuu writes them (FIUU.md §3): type=0 plain text (`Key=Value` from gate-query,
 // `Key: Value` from q_by_tid / q_by_oid), type=2 JSON with Amount as a JSON number, and the error

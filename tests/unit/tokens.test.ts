@@ -1,7 +1,7 @@
 import { createHmac } from "node:crypto";
 import { sign } from "hono/jwt";
 import { describe, expect, it } from "vitest";
-import { signToken, verifyHs256 } from "../../lib/auth/tokens.js";
+import { signToken, verifyHs256 } from "../../lib/http/auth/tokens.js";
 
 const secret = "s".repeat(32);
 const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { paymentStatuses, type PaymentStatus } from "../../drizzle/schema.js";
-import { decideTransition, type FiuuStatus } from "../../lib/payments/transitions.js";
+import { decideTransition, type FiuuStatus } from "../../lib/domain/payments/transitions.js";
 
 type Row = [PaymentStatus, FiuuStatus, "match" | "amount" | "currency", "same" | "other", string, PaymentStatus | null, string[]];
 

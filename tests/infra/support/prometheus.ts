@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { parse, stringify } from "yaml";
-import { createMetrics } from "../../../lib/metrics.js";
+import { createMetrics } from "../../../lib/core/metrics.js";
 import { freePort } from "../../support/process.js";
 
 export interface Sample {

@@ -1,0 +1,39 @@
+import { eq } from "drizzle-orm";
+import { payments } from "../../../drizzle/schema.js";
+import { appendAudit } from "../audit.js";
+import type { AppDeps } from "../../http/context.js";
+import { ApiError } from "../../core/errors.js";
+import { recordEvent } from "../webhooks/events.js";
+import { notFound } from "./queries.js";
+import { paymentResource } from "./resource.js";
+
+/**
+ * Cancels a payment the shopper has not paid. Only `created` can be cancelled: once Fiuu reports
+ * it pending, money may be on its way, and a success that still arrives is recorded anyway.
+ */
+export async function cancelPayment(deps: AppDeps, id: string, audit: { actor: string; requestId?: string }) {
+  const now = deps.now();
+  const row = await deps.database.db.transaction(async (tx) => {
+    const [current] = await tx.select().from(payments).where(eq(payments.id, id)).for("update").limit(1);
+    if (!current) throw notFound(id);
+    if (current.status !== "created") {
+      throw new ApiError("invalid_state", `Payment ${id} is ${current.status}; only a created payment can be cancelled.`);
+    }
+    const [updated] = await tx
+      .update(payments)
+      .set({ status: "cancelled", updatedAt: now })
+      .where(eq(payments.id, id))
+      .returning();
+    await recordEvent(tx, deps.config.webhooks.urls, {
+      type: "payment.cancelled",
+      paymentId: id,
+      data: paymentResource(deps, updated!, { masked: true }),
+      now,
+    });
+    await appendAudit(tx, { actor: audit.actor, action: "payment.cancelled", entityType: "payment", entityId: id, requestId: audit.requestId });
+    return updated!;
+  });
+  deps.metrics.payments.inc({ status: "cancelled", channel: row.channel ?? "any" });
+  deps.metrics.paymentEvents.inc({ type: "payment.cancelled" });
+  return row;
+}

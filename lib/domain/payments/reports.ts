@@ -1,0 +1,242 @@
+import { createHash } from "node:crypto";
+import { eq, sql } from "drizzle-orm";
+import { payments } from "../../../drizzle/schema.js";
+import { appendAudit } from "../audit.js";
+import type { AppDeps } from "../../http/context.js";
+import { executeAll, StatementBatch } from "../../adapters/db/batch.js";
+import { queryRows, type Database } from "../../adapters/db/client.js";
+import { columnsOf, rowOf, updateById } from "../../adapters/db/rows.js";
+import { recordEvent, type EventType } from "../webhooks/events.js";
+import { enqueueJob } from "../job-queue.js";
+import { paymentResource, type PaymentRow } from "./resource.js";
+import { decideTransition, type Outcome } from "./transitions.js";
+import { channelLabel } from "../../adapters/fiuu/channels.js";
+import { readReport, type FiuuStatus, type ReportDetails, type ReportKind } from "../../adapters/fiuu/reports.js";
+import { bringRequeryForward, enqueueRequery, firstRequeryDelayMs } from "./requery-queue.js";
+
+export type { ReportKind } from "../../adapters/fiuu/reports.js";
+
+export type MessageOutcome = Outcome | "rejected" | "orphan" | "deferred";
+
+export interface ReportResult {
+  kind: ReportKind;
+  outcome: MessageOutcome;
+  payment?: PaymentRow;
+  detail: string;
+}
+
+/**
+ * Applies one message from Fiuu exactly once. Nothing unsigned is believed: a bad skey (or a
+ * malformed amount or currency) is stored as rejected and changes nothing; a requery is scheduled
+ * instead, when it names a payment. A signed `11` on the return URL is not applied either: the
+ * shopper's browser carried it, and Fiuu's own plugins ask before they fail an order, so a requery
+ * is brought forward and decides. Everything else signed goes through `applyVerified`.
+ */
+export async function applyFiuuReport(deps: AppDeps, fields: Record<string, string>, requestId?: string): Promise<ReportResult> {
+  const { merchantId, secretKey } = deps.config.fiuu;
+  const read = readReport(fields, { merchantId: merchantId!, secretKey: secretKey! });
+  if (read.problem || !read.facts) return rejectReport(deps, read.kind, read.stored, read.signed, read.problem ?? "unreadable");
+  if (read.kind === "return" && read.facts.status === "11") return deferReport(deps, read.stored, read.facts.orderId);
+  return applyVerified(deps, { kind: read.kind, ...read.facts, details: read.details, stored: read.stored, echo: read.echo, requestId });
+}
+
+/** A report whose authenticity is established: a verified skey, or a requery answer with a verified VrfKey. */
+export interface VerifiedReport {
+  kind: ReportKind;
+  /** The gateway order id the report names. */
+  orderId: string;
+  status: FiuuStatus;
+  /** Minor units. */
+  amount: number;
+  currency: string;
+  tranId: string;
+  /** What else the report says, each detail only where its source is trusted (lib/adapters/fiuu/reports.ts). */
+  details: ReportDetails;
+  /** The message as stored in gateway_messages. */
+  stored: Record<string, string>;
+  /** Fields the IPN echo posts back to Fiuu (notification and return); none for other kinds. */
+  echo?: Record<string, string>;
+  requestId?: string;
+}
+
+/** Applies a verified report under the payment's row lock, its writes in one statement. */
+export async function applyVerified(deps: AppDeps, input: VerifiedReport): Promise<ReportResult> {
+  const { kind, details } = input;
+  const report = { status: input.status, amount: input.amount, currency: input.currency, tranId: input.tranId };
+  const fields = input.stored;
+  const now = deps.now();
+  let emitted: EventType[] = [];
+  let moved = false;
+  const result = await deps.database.db.transaction(async (tx): Promise<ReportResult> => {
+    const [locked] = await queryRows<Record<string, unknown>>(
+      tx,
+      sql`select ${columnsOf(payments)} from payments where gateway_order_id = ${input.orderId} limit 1 for update`,
+    );
+    const payment = locked && rowOf(payments, locked);
+    if (!payment) {
+      await storeGatewayMessage(tx, { kind, fields, signatureValid: true, outcome: "orphan", detail: "no payment has this orderid", now });
+      return { kind, outcome: "orphan", detail: "no payment has this orderid" };
+    }
+    const decision = decideTransition(payment, report);
+    emitted = decision.events;
+    moved = decision.next !== undefined;
+    const settled = decision.next === "succeeded";
+    const changes: Partial<PaymentRow> | undefined = decision.next
+      ? {
+          status: decision.next,
+          tranId: settled || payment.tranId === null ? report.tranId : payment.tranId,
+          ...(settled ? { appcode: details.appcode ?? null, paidChannel: details.channel ?? null, paydate: details.paydate ?? null } : {}),
+          ...(decision.next === "failed" ? { failureCode: details.errorCode ?? null, failureMessage: details.errorDesc ?? null } : {}),
+          ...(decision.next === "conflicted"
+            ? { failureCode: "amount_mismatch", failureMessage: `Fiuu reported ${input.currency} ${fields.amount ?? ""} (${report.status})` }
+            : {}),
+          updatedAt: now,
+        }
+      : // A success first seen on the return URL has no channel; a later server-to-server report fills it in.
+        decision.outcome === "duplicate" && payment.status === "succeeded" && !payment.paidChannel && details.channel
+        ? { paidChannel: details.channel, updatedAt: now }
+        : undefined;
+    // The row as the update leaves it (no trigger or default touches it), for the events' data.
+    const row: PaymentRow = changes ? { ...payment, ...changes } : payment;
+
+    // The decision is made; its writes go to the database together, as one statement.
+    const batch = new StatementBatch();
+    if (changes) await batch.execute(updateById(payments, payment.id, changes));
+    for (const type of decision.events) {
+      await recordEvent(batch, deps.config.webhooks.urls, {
+        type,
+        paymentId: payment.id,
+        data: { ...paymentResource(deps, row, { masked: true }), ...(type === "payment.duplicate_charge" ? { duplicate_tran_id: report.tranId } : {}) },
+        now,
+      });
+    }
+    await storeGatewayMessage(batch, { kind, fields, signatureValid: true, outcome: decision.outcome, detail: decision.reason, paymentId: payment.id, now });
+    if (input.echo) {
+      // Fiuu wants every notification echoed back; without it, it sends the notification again.
+      await enqueueJob(batch, {
+        kind: "ipn_echo",
+        payload: { fields: input.echo },
+        dedupeKey: `ipn_echo:${report.tranId}:${report.status}:${kind}`,
+        runAt: now,
+        maxAttempts: 100,
+      });
+    }
+    if ((decision.next ?? row.status) === "pending") {
+      await enqueueRequery(batch, payment.id, new Date(now.getTime() + firstRequeryDelayMs));
+    }
+    if (decision.next || decision.events.length > 0) {
+      await appendAudit(batch, {
+        actor: `fiuu:${kind}`,
+        action: decision.next ? `payment.${decision.next}` : decision.events[0]!,
+        entityType: "payment",
+        entityId: payment.id,
+        requestId: input.requestId,
+        data: { from: payment.status, to: decision.next ?? payment.status, tran_id: report.tranId, fiuu_status: report.status },
+      });
+    }
+    await executeAll(tx, batch.statements);
+    return { kind, outcome: decision.outcome, payment: row, detail: decision.reason };
+  });
+  recordMetrics(deps, result, now, { moved, reportedChannel: details.channel });
+  for (const type of emitted) deps.metrics.paymentEvents.inc({ type });
+  return result;
+}
+
+/**
+ * A signed 11 on the return URL: stored as deferred, and the payment's requery brought forward to
+ * now, so that Fiuu's own answer decides (the shopper may still have paid).
+ */
+async function deferReport(deps: AppDeps, fields: Record<string, string>, orderId: string): Promise<ReportResult> {
+  const now = deps.now();
+  const detail = "a return URL's 11 is confirmed by a requery before it fails the payment";
+  const payment = await deps.database.db.transaction(async (tx) => {
+    const [known] = await tx.select().from(payments).where(eq(payments.gatewayOrderId, orderId)).limit(1);
+    await storeGatewayMessage(tx, { kind: "return", fields, signatureValid: true, outcome: known ? "deferred" : "orphan", detail, paymentId: known?.id, now });
+    return known;
+  });
+  // The same genuine return can be posted again by the browser: once per 5 minutes per payment.
+  if (payment && (payment.status === "created" || payment.status === "pending")) await bringRequeryForward(deps, payment.id);
+  deps.metrics.fiuuMessages.inc({ kind: "return", outcome: payment ? "deferred" : "orphan" });
+  return payment ? { kind: "return", outcome: "deferred", payment, detail } : { kind: "return", outcome: "orphan", detail: "no payment has this orderid" };
+}
+
+async function rejectReport(
+  deps: AppDeps,
+  kind: ReportKind,
+  fields: Record<string, string>,
+  signed: boolean,
+  detail: string,
+): Promise<ReportResult> {
+  const now = deps.now();
+  const payment = await deps.database.db.transaction(async (tx) => {
+    const [known] = await tx.select().from(payments).where(eq(payments.gatewayOrderId, fields.orderid ?? "")).limit(1);
+    await storeGatewayMessage(tx, { kind, fields, signatureValid: signed, outcome: "rejected", detail, paymentId: known?.id, now });
+    // A forged or garbled report may still mean something happened: ask Fiuu instead of believing it.
+    // The dedupe key keeps one pending requery per payment, however many bad reports arrive.
+    if (known && (known.status === "created" || known.status === "pending")) {
+      await enqueueRequery(tx, known.id, now);
+    }
+    return known;
+  });
+  deps.metrics.fiuuMessages.inc({ kind, outcome: "rejected" });
+  deps.logger.warn({ kind, payment_id: payment?.id, detail }, "Fiuu message rejected");
+  return { kind, outcome: "rejected", payment, detail };
+}
+
+/**
+ * Stores one message from Fiuu (a report, a requery answer, a refund notice). The same message
+ * again (same kind, fields and signature validity) is counted on the row that holds it rather than
+ * stored anew, so repeats cost no storage.
+ */
+export async function storeGatewayMessage(
+  tx: Pick<Database, "execute">,
+  message: {
+    kind: ReportKind | "refund_notice";
+    fields: Record<string, string>;
+    signatureValid: boolean;
+    outcome: MessageOutcome;
+    detail?: string;
+    paymentId?: string;
+    refundId?: string;
+    /** What the row is indexed by; default the report's own fields (tranID, orderid, status). */
+    keys?: { tranId?: string; orderId?: string; status?: string };
+    now: Date;
+  },
+) {
+  const { fields } = message;
+  const keys = message.keys ?? { tranId: fields.tranID, orderId: fields.orderid, status: fields.status };
+  const fingerprint = messageFingerprint(message.kind, fields, message.signatureValid);
+  const at = message.now.toISOString();
+  await tx.execute(sql`insert into gateway_messages (kind, payment_id, refund_id, tran_id, order_id, status, fields, signature_valid, outcome, detail, received_at, fingerprint)
+    values (${message.kind}, ${message.paymentId ?? null}, ${message.refundId ?? null}, ${keys.tranId ?? null}, ${keys.orderId ?? null}, ${keys.status ?? null},
+      ${JSON.stringify(fields)}::jsonb, ${message.signatureValid}, ${message.outcome}, ${message.detail ?? null}, ${at}::timestamptz, ${fingerprint})
+    on conflict (fingerprint) do update set times_received = gateway_messages.times_received + 1, last_received_at = ${at}::timestamptz`);
+}
+
+/** What makes two messages the same: kind, signature validity and every stored field. */
+function messageFingerprint(kind: string, fields: Record<string, string>, signatureValid: boolean): string {
+  const sorted = Object.keys(fields).sort().map((name) => [name, fields[name]]);
+  return createHash("sha256").update(JSON.stringify([kind, signatureValid, sorted])).digest("hex");
+}
+
+/**
+ * Counts a report once its transaction committed. payments_total counts a payment each time it
+ * reaches a status, so only a report that moved it counts (a conflict included; a second charge,
+ * which moves nothing, does not). Its channel is the one Fiuu reports, for failures too, so that
+ * succeeded and failed payments of a channel are counted under the same label.
+ */
+function recordMetrics(deps: AppDeps, result: ReportResult, now: Date, report: { moved: boolean; reportedChannel?: string }) {
+  deps.metrics.fiuuMessages.inc({ kind: result.kind, outcome: result.outcome });
+  const payment = result.payment;
+  if (result.outcome === "orphan") {
+    deps.logger.error({ kind: result.kind }, "Fiuu report for an unknown order (orphan): acknowledged and stored for review");
+  }
+  if (!payment || !report.moved) return;
+  deps.metrics.payments.inc({ status: payment.status, channel: channelLabel(payment.paidChannel ?? report.reportedChannel ?? payment.channel) });
+  if (payment.status === "succeeded") {
+    deps.metrics.paymentAmount.observe({ currency: payment.currency }, payment.amount / 100);
+  }
+  if (["succeeded", "failed", "conflicted"].includes(payment.status)) {
+    deps.metrics.paymentProcessingDuration.observe({ status: payment.status }, (now.getTime() - payment.createdAt.getTime()) / 1000);
+  }
+}
