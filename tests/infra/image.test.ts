@@ -93,7 +93,7 @@ describe("the production image", () => {
       // migrateDatabase on an embedded handle.
       "lib/adapters/db/migrate.ts": ["drizzle-orm/pglite/migrator"],
       // startNodeServer, when usesLocalSandbox (never in production).
-      "lib/app/server.ts": ["./fiuu/sandbox/mount.js"],
+      "lib/app/server.ts": ["../adapters/fiuu/sandbox/mount.js"],
     });
   });
 });
