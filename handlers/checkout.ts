@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { html } from "hono/html";
-import { auditContext } from "../lib/domain/audit.js";
+import { auditContext } from "../lib/http/context.js";
 import type { AppEnv } from "../lib/http/context.js";
 import { ApiError } from "../lib/core/errors.js";
 import { toFiuuAmount } from "../lib/core/money.js";

@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { auditContext } from "../lib/domain/audit.js";
+import { auditContext } from "../lib/http/context.js";
 import { authenticate } from "../lib/http/auth/middleware.js";
 import { idempotency } from "../lib/http/idempotency.js";
 import { bearerAuth, createRouter, idempotencyHeader, problems } from "../lib/http/openapi.js";

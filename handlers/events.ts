@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, desc, eq, lt, type SQL } from "drizzle-orm";
 import { deliveryStatuses, events } from "../drizzle/schema.js";
-import { auditContext } from "../lib/domain/audit.js";
+import { auditContext } from "../lib/http/context.js";
 import { authenticate } from "../lib/http/auth/middleware.js";
 import { eventTypes } from "../lib/domain/webhooks/events.js";
 import { bearerAuth, createRouter, problems } from "../lib/http/openapi.js";

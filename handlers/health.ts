@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import type { AppDeps } from "../lib/http/context.js";
+import type { AppDeps } from "../lib/domain/deps.js";
 import { expectedMigrationCount } from "../lib/adapters/db/migrate.js";
 import { checkReadiness } from "../lib/ops/health.js";
 

@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { authenticate } from "../lib/http/auth/middleware.js";
-import type { AppDeps } from "../lib/http/context.js";
+import type { AppDeps } from "../lib/domain/deps.js";
 import { runJobBatch, type JobRunners } from "../lib/ops/jobs/loop.js";
 import { jobRunners } from "../lib/ops/jobs/runners.js";
 import { bearerAuth, createRouter, problems } from "../lib/http/openapi.js";

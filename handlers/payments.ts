@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { paymentStatuses } from "../drizzle/schema.js";
-import { auditContext } from "../lib/domain/audit.js";
+import { auditContext } from "../lib/http/context.js";
 import { authenticate, requireTokenSub } from "../lib/http/auth/middleware.js";
 import { idempotency } from "../lib/http/idempotency.js";
 import { supportedCurrencies } from "../lib/core/money.js";

@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { asc, eq } from "drizzle-orm";
 import { refunds, refundStatuses } from "../drizzle/schema.js";
-import { auditContext } from "../lib/domain/audit.js";
+import { auditContext } from "../lib/http/context.js";
 import { authenticate, requireTokenSub } from "../lib/http/auth/middleware.js";
 import { idempotency } from "../lib/http/idempotency.js";
 import { bearerAuth, createRouter, idempotencyHeader, problems } from "../lib/http/openapi.js";

@@ -13,13 +13,15 @@ import { paymentMethodRoutes } from "../../handlers/payment-methods.js";
 import { paymentRoutes } from "../../handlers/payments.js";
 import { refundRoutes } from "../../handlers/refunds.js";
 import type { Context } from "hono";
-import type { AppDeps, AppEnv } from "../http/context.js";
-import { ApiError, handleError, problemResponse } from "../core/errors.js";
+import type { AppEnv } from "../http/context.js";
+import type { AppDeps } from "../domain/deps.js";
+import { ApiError } from "../core/errors.js";
+import { handleError, problemResponse } from "../http/problem.js";
 import { sealAuditLog } from "../domain/audit.js";
 import { sweepExpiredPayments } from "../domain/payments/reconcile.js";
 import type { SandboxFactory } from "../adapters/fiuu/sandbox/mount.js";
 import { apiDescription, apiTags, createRouter, registerSecuritySchemes } from "../http/openapi.js";
-import { refuseUndecodableInput } from "../core/text.js";
+import { refuseUndecodableInput } from "../http/input.js";
 
 const maxBodyBytes = 1024 * 1024;
 const payloadTooLarge = (c: Context<AppEnv>) =>

@@ -1,6 +1,6 @@
 import type { Redis } from "@upstash/redis";
 import type { Config } from "../core/config.js";
-import type { AppDeps } from "../http/context.js";
+import type { AppDeps } from "../domain/deps.js";
 import { createFieldCipher } from "../core/crypto.js";
 import type { DatabaseHandle } from "../adapters/db/client.js";
 import { createFiuuClient } from "../adapters/fiuu/client.js";

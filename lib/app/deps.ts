@@ -1,5 +1,5 @@
 import { ConfigError, type Config } from "../core/config.js";
-import type { AppDeps } from "../http/context.js";
+import type { AppDeps } from "../domain/deps.js";
 import { openDatabase, type DatabaseHandle } from "../adapters/db/client.js";
 import { migrateDatabase } from "../adapters/db/migrate.js";
 import { logDatabaseAtStart } from "../adapters/db/startup.js";

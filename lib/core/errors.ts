@@ -1,7 +1,8 @@
-import type { Context } from "hono";
-import { HTTPException } from "hono/http-exception";
-import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { requestLog, type AppEnv } from "../http/context.js";
+// The service's error vocabulary, shared by every layer; lib/http/problem.ts renders it as
+// problem+json.
+
+/** An HTTP status an error answers with (a body always follows). */
+type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 422 | 429 | 500 | 503;
 
 /** Every machine-readable error code the API answers, with its HTTP status and title. */
 export const errorCatalog = {
@@ -23,7 +24,7 @@ export const errorCatalog = {
   rate_limited: [429, "Too many requests"],
   internal_error: [500, "Internal server error"],
   unavailable: [503, "Service temporarily unavailable"],
-} as const satisfies Record<string, readonly [ContentfulStatusCode, string]>;
+} as const satisfies Record<string, readonly [ErrorStatus, string]>;
 
 export type ErrorCode = keyof typeof errorCatalog;
 
@@ -34,7 +35,7 @@ export interface FieldError {
 
 /** The one error class of the API: a code from the catalogue, a human detail, optional extras. */
 export class ApiError extends Error {
-  readonly status: ContentfulStatusCode;
+  readonly status: ErrorStatus;
   constructor(
     readonly code: ErrorCode,
     readonly detail: string,
@@ -76,39 +77,19 @@ export function isUnavailableError(error: unknown): boolean {
   return false;
 }
 
-/** Renders an error as an RFC 9457 problem document with the request id. */
-export function problemResponse(c: Context<AppEnv>, error: ApiError): Response {
-  const [, title] = errorCatalog[error.code];
-  const body = {
-    type: `/problems/${error.code}`,
-    title,
-    status: error.status,
-    detail: error.detail,
-    code: error.code,
-    request_id: c.get("requestId") ?? null,
-    ...(error.extra.errors ? { errors: error.extra.errors } : {}),
-    ...error.extra.fields,
-  };
-  const headers: Record<string, string> = { "content-type": "application/problem+json" };
-  if (error.extra.retryAfterSeconds !== undefined) headers["retry-after"] = String(error.extra.retryAfterSeconds);
-  return c.body(JSON.stringify(body), error.status, headers);
+/** An error's name and driver code, for logs and job rows: never its message, which may carry values. */
+export function errorName(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return typeof code === "string" ? `${error.name} (${code})` : error.name;
+  }
+  return typeof error;
 }
 
-/** The app's one onError: known errors keep their code, dependency failures become 503, the rest 500. */
-export function handleError(error: Error, c: Context<AppEnv>): Response {
-  if (error instanceof ApiError) return problemResponse(c, error);
-  if (error instanceof HTTPException) {
-    const code = (Object.keys(errorCatalog) as ErrorCode[]).find((k) => errorCatalog[k][0] === error.status);
-    if (code && error.status < 500) return problemResponse(c, new ApiError(code, error.message || errorCatalog[code][1]));
-  }
-  const log = requestLog(c);
-  if (isUnavailableError(error)) {
-    log?.warn({ err: error }, "dependency unavailable");
-    return problemResponse(
-      c,
-      new ApiError("unavailable", "A dependency of the service is unavailable; try again shortly.", { retryAfterSeconds: 5 }),
-    );
-  }
-  log?.error({ err: error }, "unhandled error");
-  return problemResponse(c, new ApiError("internal_error", "An unexpected error occurred."));
+/** The driver's own message (e.g. "connect ECONNREFUSED"), never Drizzle's query wrapper, which lists parameters. */
+export function rootCauseMessage(error: unknown): string | undefined {
+  let e = error as { cause?: unknown; message?: unknown } | undefined;
+  for (let depth = 0; e?.cause && depth < 5; depth++) e = e.cause as typeof e;
+  const message = typeof e?.message === "string" ? e.message : undefined;
+  return message?.startsWith("Failed query") ? undefined : message;
 }

@@ -1,7 +1,6 @@
-import type { AppEnv, Principal } from "../http/context.js";
+import type { Principal } from "./deps.js";
 import { sql } from "drizzle-orm";
 import { queryRows, type Database } from "../adapters/db/client.js";
-import type { Context } from "hono";
 
 export interface AuditEntry {
   actor: string;
@@ -27,11 +26,6 @@ export async function appendAudit(tx: Tx, entry: AuditEntry): Promise<void> {
 /** How a principal is named in the audit log: `service:<sub>`, `admin:<sub>`, or `checkout:<payment>`. */
 export function actorOf(principal: Principal, paymentId?: string): string {
   return principal.kind === "token" ? `${principal.role}:${principal.sub}` : `checkout:${paymentId ?? "unknown"}`;
-}
-
-/** The actor and request id of the current request, for audit entries. */
-export function auditContext(c: Context<AppEnv>, paymentId?: string) {
-  return { actor: actorOf(c.get("principal"), paymentId), requestId: c.get("requestId") };
 }
 
 /**

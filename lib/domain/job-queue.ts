@@ -1,6 +1,25 @@
 import { and, asc, eq, inArray, isNull, lte, or, sql } from "drizzle-orm";
 import { jobs } from "../../drizzle/schema.js";
 import { queryRows, type Database } from "../adapters/db/client.js";
+import type { AppDeps } from "./deps.js";
+
+
+/**
+ * What a runner reports: finished; try again at a time of its choosing (the attempt counts, and
+ * the job goes back in line at that time); wait; or give up for good.
+ *
+ * `waitUntil`: the job could not run now for a reason that is not its own (the merchant's query
+ * slot is taken, Fiuu asked for a pause) and is handed back as if never claimed — its run_at (its
+ * place in line, oldest due first) and its attempt count unchanged — to be claimed again once
+ * `waitUntil` has passed.
+ */
+export type JobResult = { done: true } | { retryAt: Date; error: string } | { waitUntil: Date } | { failed: string };
+
+/**
+ * Does one attempt of one job. Runners must be idempotent: a job runs at least once, and again
+ * when a worker dies after doing the work but before recording it.
+ */
+export type JobRunner = (deps: AppDeps, job: Job) => Promise<JobResult>;
 
 /** A job kind: ipn_echo, requery, expire, refund_poll, deliver, … — whatever a runner is registered for. */
 export type JobKind = string;

@@ -2,7 +2,7 @@ import type { AsyncLocalStorage } from "node:async_hooks";
 import type { JobGroup } from "../../handlers/jobs.js";
 import type { App } from "../app/app.js";
 import type { Config } from "../core/config.js";
-import type { AppDeps } from "../http/context.js";
+import type { AppDeps } from "../domain/deps.js";
 import type { DatabaseHandle } from "../adapters/db/client.js";
 import type { Logger } from "../core/logger.js";
 import type { Metrics } from "../core/metrics.js";

@@ -1,30 +1,7 @@
-import type { Redis } from "@upstash/redis";
 import type { Context } from "hono";
-import type { Config } from "../core/config.js";
-import type { FiuuClient } from "../adapters/fiuu/client.js";
-import type { DatabaseHandle } from "../adapters/db/client.js";
+import type { AppDeps, Principal } from "../domain/deps.js";
 import type { Logger } from "../core/logger.js";
-import type { Metrics } from "../core/metrics.js";
-
-/** Everything a handler may use, built once per process (or per test) and handed to createApp. */
-export interface AppDeps {
-  config: Config;
-  database: DatabaseHandle;
-  redis: Redis;
-  logger: Logger;
-  metrics: Metrics;
-  /** Encrypts customer details at rest (AES-256-GCM with a key id, so keys can rotate). */
-  cipher: { encrypt(plain: string): string; decrypt(stored: string): string };
-  /** Fiuu's server APIs: requery, IPN echo, refunds (with timeout, retries and a circuit breaker). */
-  fiuu: FiuuClient;
-  /** The current time; tests pass a controllable clock. */
-  now: () => Date;
-}
-
-/** Who is calling: a bearer of a JWT (shop backend, operator, scheduler) or a checkout page holding a payment's client secret. */
-export type Principal =
-  | { kind: "token"; sub: string; role: "service" | "admin" | "system" }
-  | { kind: "client"; secret: string };
+import { actorOf } from "../domain/audit.js";
 
 /** Hono's environment type: what middleware puts on the context for handlers to read with c.get() (not c.var, which copies every variable on each read). */
 export interface AppEnv {
@@ -51,4 +28,9 @@ export function requestLog(c: Context<AppEnv>): Logger | undefined {
     c.set("log", log);
   }
   return log;
+}
+
+/** The actor and request id of the current request, for audit entries. */
+export function auditContext(c: Context<AppEnv>, paymentId?: string) {
+  return { actor: actorOf(c.get("principal"), paymentId), requestId: c.get("requestId") };
 }

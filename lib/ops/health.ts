@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import type { AppDeps } from "../http/context.js";
+import type { AppDeps } from "../domain/deps.js";
 import { describeDatabaseError } from "../adapters/db/errors.js";
 import { appliedMigrationCount } from "../adapters/db/migrate.js";
 

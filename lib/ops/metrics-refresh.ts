@@ -1,4 +1,4 @@
-import type { AppDeps } from "../http/context.js";
+import type { AppDeps } from "../domain/deps.js";
 import { clearDatabaseStats, databasePoolSize, readDatabaseStats, recordDatabaseStats } from "../adapters/db/metrics.js";
 import { checkReadiness } from "./health.js";
 

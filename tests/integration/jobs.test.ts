@@ -2,8 +2,8 @@ import { asc, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jobs } from "../../drizzle/schema.js";
 import { jobRoutes, type JobRoutesOptions } from "../../handlers/jobs.js";
-import type { AppDeps } from "../../lib/http/context.js";
-import { handleError } from "../../lib/core/errors.js";
+import type { AppDeps } from "../../lib/domain/deps.js";
+import { handleError } from "../../lib/http/problem.js";
 import { runJobBatch, startJobLoop, type JobRunners } from "../../lib/ops/jobs/loop.js";
 import {
   claimDueJobs,

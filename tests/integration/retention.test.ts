@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditLog, events, gatewayMessages, payments, refunds } from "../../drizzle/schema.js";
 import { sealAuditLog } from "../../lib/domain/audit.js";
 import { verifyAuditChain } from "../../lib/domain/audit-verify.js";
-import type { AppDeps } from "../../lib/http/context.js";
+import type { AppDeps } from "../../lib/domain/deps.js";
 import { openPostgres, queryRows, type DatabaseHandle } from "../../lib/adapters/db/client.js";
 import { readDatabaseStats } from "../../lib/adapters/db/metrics.js";
 import { createEmailHasher, normaliseEmail } from "../../lib/domain/retention/email-hash.js";

@@ -7,7 +7,7 @@ import { serve, type ServerType } from "@hono/node-server";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../lib/app/app.js";
-import type { AppDeps } from "../../lib/http/context.js";
+import type { AppDeps } from "../../lib/domain/deps.js";
 import { queryRows } from "../../lib/adapters/db/client.js";
 import { localFiuuSandbox } from "../../lib/adapters/fiuu/sandbox/mount.js";
 import { openRedis } from "../../lib/adapters/redis/index.js";

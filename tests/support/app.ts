@@ -4,7 +4,7 @@ import { createApp } from "../../lib/app/app.js";
 import { localFiuuSandbox } from "../../lib/adapters/fiuu/sandbox/mount.js";
 import { signToken, type Role } from "../../lib/http/auth/tokens.js";
 import { loadConfig, type Config } from "../../lib/core/config.js";
-import type { AppDeps } from "../../lib/http/context.js";
+import type { AppDeps } from "../../lib/domain/deps.js";
 import { buildDeps, type OwnedDeps } from "../../lib/app/deps.js";
 import { createLogger } from "../../lib/core/logger.js";
 import { openRedis, type RedisHandle } from "../../lib/adapters/redis/index.js";

@@ -1,7 +1,7 @@
 import { eq } from "drizzle-orm";
 import { payments } from "../../../drizzle/schema.js";
 import { appendAudit } from "../audit.js";
-import type { AppDeps } from "../../http/context.js";
+import type { AppDeps } from "../deps.js";
 import { ApiError } from "../../core/errors.js";
 import { recordEvent } from "../webhooks/events.js";
 import { notFound } from "./queries.js";

@@ -1,7 +1,7 @@
 import { eq, sql } from "drizzle-orm";
 import { payments } from "../../../drizzle/schema.js";
 import { appendAudit } from "../audit.js";
-import type { AppDeps, Principal } from "../../http/context.js";
+import type { AppDeps, Principal } from "../deps.js";
 import { hashSecret, safeEqual } from "../../core/crypto.js";
 import { ApiError } from "../../core/errors.js";
 import { enqueueRequery, firstRequeryDelayMs } from "./requery-queue.js";

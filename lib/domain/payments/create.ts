@@ -1,6 +1,6 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
 import { payments } from "../../../drizzle/schema.js";
-import type { AppDeps } from "../../http/context.js";
+import type { AppDeps } from "../deps.js";
 import { isUniqueViolation, queryRows } from "../../adapters/db/client.js";
 import { hashSecret, randomToken } from "../../core/crypto.js";
 import { ApiError } from "../../core/errors.js";

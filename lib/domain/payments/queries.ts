@@ -1,6 +1,6 @@
 import { and, desc, eq, lt, type SQL } from "drizzle-orm";
 import { payments, paymentStatuses, type PaymentStatus } from "../../../drizzle/schema.js";
-import type { Principal } from "../../http/context.js";
+import type { Principal } from "../deps.js";
 import { hashSecret, safeEqual } from "../../core/crypto.js";
 import type { Database } from "../../adapters/db/client.js";
 import { ApiError } from "../../core/errors.js";

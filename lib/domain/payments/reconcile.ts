@@ -1,11 +1,11 @@
 import { and, eq, lte } from "drizzle-orm";
 import { payments } from "../../../drizzle/schema.js";
 import { appendAudit } from "../audit.js";
-import type { AppDeps } from "../../http/context.js";
+import type { AppDeps } from "../deps.js";
 import { recordEvent } from "../webhooks/events.js";
-import { errorName } from "../../ops/jobs/background.js";
+import { errorName } from "../../core/errors.js";
 import { enqueueJob, type Job } from "../job-queue.js";
-import type { JobResult } from "../../ops/jobs/loop.js";
+import type { JobResult } from "../job-queue.js";
 import { truncateText } from "../../core/text.js";
 import { parseFiuuAmount, toFiuuAmount } from "../../core/money.js";
 import { paymentResource, type PaymentRow } from "./resource.js";

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { eq, sql } from "drizzle-orm";
 import { payments } from "../../../drizzle/schema.js";
 import { appendAudit } from "../audit.js";
-import type { AppDeps } from "../../http/context.js";
+import type { AppDeps } from "../deps.js";
 import { executeAll, StatementBatch } from "../../adapters/db/batch.js";
 import { queryRows, type Database } from "../../adapters/db/client.js";
 import { columnsOf, rowOf, updateById } from "../../adapters/db/rows.js";

@@ -1,6 +1,6 @@
-import type { AppDeps } from "../../http/context.js";
+import type { AppDeps } from "../deps.js";
 import type { Database } from "../../adapters/db/client.js";
-import { errorName } from "../../ops/jobs/background.js";
+import { errorName } from "../../core/errors.js";
 import { enqueueJob } from "../job-queue.js";
 
 // Asking for a payment's requery: the one pending requery job per payment, and bringing it forward

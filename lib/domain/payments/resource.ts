@@ -1,5 +1,5 @@
 import type { payments } from "../../../drizzle/schema.js";
-import type { AppDeps } from "../../http/context.js";
+import type { AppDeps } from "../deps.js";
 import { ApiError } from "../../core/errors.js";
 
 export type PaymentRow = typeof payments.$inferSelect;

@@ -1,10 +1,10 @@
 import { eq } from "drizzle-orm";
 import { refunds } from "../../../drizzle/schema.js";
-import type { AppDeps } from "../../http/context.js";
+import type { AppDeps } from "../deps.js";
 import { FiuuProtocolError, FiuuUnavailableError } from "../../adapters/fiuu/client.js";
 import { normaliseRefundStatus } from "../../adapters/fiuu/refund-answers.js";
 import { verifyRefundNotice } from "../../adapters/fiuu/signatures.js";
-import type { JobResult } from "../../ops/jobs/loop.js";
+import type { JobResult } from "../job-queue.js";
 import type { Job } from "../job-queue.js";
 import { storeGatewayMessage } from "../payments/reports.js";
 import { truncateText } from "../../core/text.js";

@@ -1,7 +1,7 @@
 import { eq, sql } from "drizzle-orm";
 import { payments, refunds } from "../../../drizzle/schema.js";
 import { appendAudit } from "../audit.js";
-import type { AppDeps } from "../../http/context.js";
+import type { AppDeps } from "../deps.js";
 import { recordEvent } from "../webhooks/events.js";
 import { refundResource, type RefundRow } from "./resource.js";
 

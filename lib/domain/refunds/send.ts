@@ -1,6 +1,6 @@
 import { and, eq, sql } from "drizzle-orm";
 import { gatewayMessages, payments } from "../../../drizzle/schema.js";
-import type { AppDeps } from "../../http/context.js";
+import type { AppDeps } from "../deps.js";
 import { FiuuProtocolError, FiuuUnavailableError, type RefundBeneficiary } from "../../adapters/fiuu/client.js";
 import { toFiuuAmount } from "../../core/money.js";
 import { applyRefundOutcome } from "./outcome.js";

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import type { AppDeps } from "../../http/context.js";
+import type { AppDeps } from "../deps.js";
 import { queryRows } from "../../adapters/db/client.js";
 import { ApiError } from "../../core/errors.js";
 import { emailHasherFor } from "./email-hash.js";

@@ -1,8 +1,8 @@
 import { inArray } from "drizzle-orm";
 import { events } from "../../../drizzle/schema.js";
 import type { Config } from "../../core/config.js";
-import type { AppDeps } from "../../http/context.js";
-import { runPool } from "../../ops/jobs/background.js";
+import type { AppDeps } from "../deps.js";
+import { runPool } from "../../core/pool.js";
 import { claimDueDeliveries, recordDelivery, releaseDelivery, type ClaimedDelivery, type DeliveryUpdate } from "./queue.js";
 import type { AddressLookup } from "./receivers.js";
 import { sendWebhook, type AttemptResult } from "./send.js";

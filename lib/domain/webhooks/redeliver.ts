@@ -1,7 +1,7 @@
 import { asc, eq, inArray } from "drizzle-orm";
 import { eventDeliveries, events } from "../../../drizzle/schema.js";
 import { appendAudit } from "../audit.js";
-import type { AppDeps } from "../../http/context.js";
+import type { AppDeps } from "../deps.js";
 import type { Database } from "../../adapters/db/client.js";
 import { ApiError } from "../../core/errors.js";
 

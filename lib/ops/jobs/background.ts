@@ -1,4 +1,5 @@
-import type { AppDeps } from "../../http/context.js";
+import { errorName, rootCauseMessage } from "../../core/errors.js";
+import type { AppDeps } from "../../domain/deps.js";
 import { isUnavailableError } from "../../core/errors.js";
 
 export interface BackgroundLoopOptions {
@@ -66,37 +67,3 @@ export function startBackgroundLoop(
 }
 
 /** An error's name and code, for logs (never its message, which may quote data). */
-/**
- * Runs `work` on the items, at most `concurrency` at a time, in order. When `signal` aborts, items
- * not yet started are left out and returned, for the caller to hand back.
- */
-export async function runPool<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<void>, signal?: AbortSignal): Promise<T[]> {
-  const queue = [...items];
-  const worker = async () => {
-    for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
-      if (signal?.aborted) {
-        queue.unshift(item);
-        return;
-      }
-      await work(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, queue.length)) }, worker));
-  return queue;
-}
-
-export function errorName(error: unknown): string {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    return typeof code === "string" ? `${error.name} (${code})` : error.name;
-  }
-  return typeof error;
-}
-
-/** The driver's own message (e.g. "connect ECONNREFUSED"), never Drizzle's query wrapper, which lists parameters. */
-export function rootCauseMessage(error: unknown): string | undefined {
-  let e = error as { cause?: unknown; message?: unknown } | undefined;
-  for (let depth = 0; e?.cause && depth < 5; depth++) e = e.cause as typeof e;
-  const message = typeof e?.message === "string" ? e.message : undefined;
-  return message?.startsWith("Failed query") ? undefined : message;
-}

@@ -1,4 +1,4 @@
-import type { AppDeps } from "../../http/context.js";
+import type { AppDeps } from "../../domain/deps.js";
 import { startBackgroundLoop } from "./background.js";
 import { runDeliveryBatch, type DeliveryBatchOptions } from "../../domain/webhooks/deliver.js";
 

@@ -1,5 +1,7 @@
-import type { AppDeps } from "../../http/context.js";
-import { errorName, runPool, startBackgroundLoop } from "./background.js";
+import type { AppDeps } from "../../domain/deps.js";
+import { startBackgroundLoop } from "./background.js";
+import { runPool } from "../../core/pool.js";
+import { errorName } from "../../core/errors.js";
 import {
   claimDueJobs,
   completeJobs,
@@ -11,24 +13,9 @@ import {
   retryJob,
   type Job,
   type JobKind,
+  type JobResult,
+  type JobRunner,
 } from "../../domain/job-queue.js";
-
-/**
- * What a runner reports: finished; try again at a time of its choosing (the attempt counts, and
- * the job goes back in line at that time); wait; or give up for good.
- *
- * `waitUntil`: the job could not run now for a reason that is not its own (the merchant's query
- * slot is taken, Fiuu asked for a pause) and is handed back as if never claimed — its run_at (its
- * place in line, oldest due first) and its attempt count unchanged — to be claimed again once
- * `waitUntil` has passed.
- */
-export type JobResult = { done: true } | { retryAt: Date; error: string } | { waitUntil: Date } | { failed: string };
-
-/**
- * Does one attempt of one job. Runners must be idempotent: a job runs at least once, and again
- * when a worker dies after doing the work but before recording it.
- */
-export type JobRunner = (deps: AppDeps, job: Job) => Promise<JobResult>;
 
 /** A runner with how its kind is claimed and run. */
 export interface JobRunnerSpec {
