@@ -17,8 +17,6 @@ import type { AppEnv } from "../http/context.js";
 import type { AppDeps } from "../domain/deps.js";
 import { ApiError } from "../core/errors.js";
 import { handleError, problemResponse } from "../http/problem.js";
-import { sealAuditLog } from "../domain/audit.js";
-import { sweepExpiredPayments } from "../domain/payments/reconcile.js";
 import type { SandboxFactory } from "../adapters/fiuu/sandbox/mount.js";
 import { apiDescription, apiTags, createRouter, registerSecuritySchemes } from "../http/openapi.js";
 import { refuseUndecodableInput } from "../http/input.js";
@@ -119,16 +117,7 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
   app.route("/", fiuuRoutes());
   app.route("/", eventRoutes());
   app.route("/", customerRoutes());
-  app.route(
-    "/",
-    jobRoutes({
-      beforeBatch: {
-        expire: async (d) => void (await sweepExpiredPayments(d)),
-        // Schedulers that run the jobs outside the pods seal the audit chain with the reconcile batch.
-        reconcile: async (d) => void (await sealAuditLog(d.database.db)),
-      },
-    }),
-  );
+  app.route("/", jobRoutes());
   options.extraRoutes?.(app);
   if (config.environment === "development" || config.environment === "test") {
     app.route("/", demoRoutes({ api: () => app }));

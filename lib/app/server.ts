@@ -2,17 +2,11 @@ import { readdirSync, readFileSync } from "node:fs";
 import { createHealthApp } from "../../handlers/health.js";
 import { createMetricsApp } from "../../handlers/metrics.js";
 import { createApp, usesLocalSandbox } from "./app.js";
-import { sealAuditLog } from "../domain/audit.js";
-import { sweepExpiredPayments } from "../domain/payments/reconcile.js";
 import { signToken } from "../http/auth/tokens.js";
 import type { Config } from "../core/config.js";
 import { buildDeps, type OwnedDeps } from "./deps.js";
 import { withDevSecrets } from "../core/dev-secrets.js";
-import { startBackgroundLoop } from "../ops/jobs/background.js";
-import { startJobLoop } from "../ops/jobs/loop.js";
-import { jobRunners } from "../ops/jobs/runners.js";
-import { retentionBacklog, runRetentionBatch } from "../domain/retention/job.js";
-import { startDeliveryLoop } from "../ops/jobs/delivery-loop.js";
+import { startBackgroundWork } from "../ops/jobs/table.js";
 import { nodeFormPost } from "../adapters/fiuu/node-form-post.js";
 import { connectionCaps, parseOpenFileLimit, startListener, type Listener } from "./listener.js";
 
@@ -89,18 +83,9 @@ export async function startNodeServer(rawConfig: Config): Promise<RunningServer>
   const main = await listener("api", app.fetch, config.port, caps.api, "PORT");
   const health = await listener("health", createHealthApp(deps, { shuttingDown: () => shuttingDown }).fetch, config.health.port, caps.health, "HEALTH_CHECK_PORT");
   const metrics = config.metrics.enabled ? await listener("metrics", createMetricsApp(deps).fetch, config.metrics.port, caps.metrics, "METRICS_PORT") : undefined;
-  // Background work, shared with the other replicas through the database: durable job rows and
-  // webhook deliveries (SKIP LOCKED), the expiry sweep (it only enqueues deduplicated jobs), and
-  // the audit sealer, which links committed rows into the hash chain about a second after commit
-  // so that writers never wait on each other (one sealer at a time across replicas).
-  const loops = [
-    startJobLoop(deps, jobRunners()),
-    startDeliveryLoop(deps),
-    startBackgroundLoop(deps, async () => ({ backlog: (await sweepExpiredPayments(deps)) >= 200 }), { name: "expiry sweep", intervalMs: 30_000 }),
-    startBackgroundLoop(deps, async () => ({ backlog: (await sealAuditLog(deps.database.db)) >= 1000 }), { name: "audit sealing" }),
-    // Data retention (lib/domain/retention): each replica erases rows it locks with SKIP LOCKED; once a minute, sooner under a backlog.
-    startBackgroundLoop(deps, async () => ({ backlog: retentionBacklog(await runRetentionBatch(deps)) }), { name: "data retention", intervalMs: 60_000 }),
-  ];
+  // Background work (lib/ops/jobs/table.ts): job rows, webhook deliveries, the expiry sweep, audit
+  // sealing and data retention, each in a loop of its own, shared with the other replicas through the database.
+  const background = startBackgroundWork(deps);
 
   let stopping: Promise<void> | undefined;
   const stop = ({ drainMs = 0 }: { drainMs?: number } = {}) =>
@@ -110,7 +95,7 @@ export async function startNodeServer(rawConfig: Config): Promise<RunningServer>
       main.closeAfterEachResponse();
       // The loops finish their batch in flight and hand back work not started; another replica
       // claims it. Their pools stay open until the end.
-      const loopsStopped = Promise.all(loops.map((loop) => loop.stop()));
+      const loopsStopped = background.stop();
       const drain = Math.max(0, Math.min(drainMs, deadline - Date.now()));
       deps.logger.info({ drain_ms: drain }, "shutting down: /ready answers 503, the API serves the drain period");
       if (drain > 0) await sleep(drain);

@@ -1,8 +1,8 @@
 import { handle, type LambdaContext, type LambdaEvent } from "hono/aws-lambda";
-import { jobGroups } from "../../handlers/jobs.js";
+import { isJobGroup, jobGroupNames, runJobGroup } from "../ops/jobs/table.js";
 import { createApp, type App } from "../app/app.js";
-import { signToken } from "../http/auth/tokens.js";
-import { ConfigError, loadConfig, type Config } from "../core/config.js";
+import { ConfigError, loadConfig } from "../core/config.js";
+import type { AppDeps } from "../domain/deps.js";
 import { buildDeps } from "../app/deps.js";
 
 // The AWS Lambda entry (runtime nodejs24.x, whose handlers must be async, as these are): the same
@@ -11,7 +11,7 @@ import { buildDeps } from "../app/deps.js";
 //   handler: dist/lib/entry/lambda.handler   HTTP events
 //   jobs:    dist/lib/entry/lambda.jobs      EventBridge Scheduler, input {"group":"reconcile"}
 
-let ready: Promise<{ app: App; config: Config }> | undefined;
+let ready: Promise<{ app: App; deps: AppDeps }> | undefined;
 
 /** Composes the app once per execution environment (Lambda reuses it between invocations). */
 function compose() {
@@ -21,7 +21,7 @@ function compose() {
     // An environment serves one request at a time: a small pool each, however many environments.
     const config = { ...parsed, database: { ...parsed.database, max: Math.min(parsed.database.max, 5) } };
     const deps = await buildDeps(config, { migrate: false });
-    return { app: createApp(deps), config };
+    return { app: createApp(deps), deps };
   })().catch((error: unknown) => {
     ready = undefined; // a failed start-up is retried on the next invocation, not cached
     throw error;
@@ -36,16 +36,12 @@ export async function handler(event: LambdaEvent, context?: LambdaContext) {
 }
 
 /**
- * One batch of a job group (`{ "group": "reconcile" | "expire" | "deliver" }`), run through the
- * app's own `POST /jobs/<group>` with a short-lived system token: the same work a scheduler
- * calling that route gets.
+ * One batch of a job group (`{ "group": "reconcile" | "expire" | "deliver" | "retention" }`): the
+ * same work, and the same answer, as a scheduler calling `POST /jobs/<group>` gets.
  */
 export async function jobs(event: { group?: string }) {
   const group = String(event?.group);
-  if (!Object.hasOwn(jobGroups, group)) throw new Error(`unknown job group ${JSON.stringify(event?.group)}; expected one of ${Object.keys(jobGroups).join(", ")}`);
-  const { app, config } = await compose();
-  const token = await signToken(config.jwtSecret!, { sub: "scheduler:eventbridge", role: "system", ttlSeconds: 300 });
-  const answer = await app.fetch(new Request(`${config.publicUrl}/jobs/${group}`, { method: "POST", headers: { authorization: `Bearer ${token}` } }));
-  if (!answer.ok) throw new Error(`POST /jobs/${group} answered ${answer.status}: ${await answer.text()}`);
-  return answer.json();
+  if (!isJobGroup(group)) throw new Error(`unknown job group ${JSON.stringify(event?.group)}; expected one of ${jobGroupNames.join(", ")}`);
+  const { deps } = await compose();
+  return runJobGroup(deps, group);
 }

@@ -1,5 +1,5 @@
 import type { AsyncLocalStorage } from "node:async_hooks";
-import type { JobGroup } from "../../handlers/jobs.js";
+import type { JobGroup } from "../ops/jobs/table.js";
 import type { App } from "../app/app.js";
 import type { Config } from "../core/config.js";
 import type { AppDeps } from "../domain/deps.js";
@@ -17,14 +17,13 @@ import type { Metrics } from "../core/metrics.js";
 
 /** The service's modules, loaded on an isolate's first event. */
 const loadModules = async () => {
-  const [app, config, dbClient, dbTls, depsCore, tokens, jobs, logger, asyncHooks, upstash] = await Promise.all([
+  const [app, config, dbClient, dbTls, depsCore, jobs, logger, asyncHooks, upstash] = await Promise.all([
     import("../app/app.js"),
     import("../core/config.js"),
     import("../adapters/db/client.js"),
     import("../adapters/db/tls.js"),
     import("../app/deps-core.js"),
-    import("../http/auth/tokens.js"),
-    import("../../handlers/jobs.js"),
+    import("../ops/jobs/table.js"),
     import("../core/logger.js"),
     import("node:async_hooks"),
     import("@upstash/redis/cloudflare"),
@@ -36,8 +35,9 @@ const loadModules = async () => {
     openPostgres: dbClient.openPostgres,
     postgresTls: dbTls.postgresTls,
     assembleDeps: depsCore.assembleDeps,
-    signToken: tokens.signToken,
-    jobGroups: jobs.jobGroups,
+    jobGroupNames: jobs.jobGroupNames,
+    cronGroups: jobs.cronGroups,
+    runJobGroup: jobs.runJobGroup,
     sensitiveKeys: logger.sensitiveKeys,
     AsyncLocalStorage: asyncHooks.AsyncLocalStorage,
     Redis: upstash.Redis,
@@ -56,17 +56,6 @@ interface ScheduledController {
   readonly cron: string;
   readonly scheduledTime: number;
 }
-
-/**
- * Which job groups each cron trigger of wrangler.toml runs. Cloudflare tells a scheduled event
- * only by its cron text, and two triggers with the same text are one trigger, so groups that
- * share a schedule share an entry. A cron not listed here runs every group (each batch only
- * claims what is due, so an extra run costs a few queries, never a double payment).
- */
-export const cronGroups: Record<string, readonly JobGroup[]> = {
-  "* * * * *": ["reconcile", "deliver"],
-  "*/5 * * * *": ["expire", "retention"],
-};
 
 /**
  * What an isolate keeps between events: the loaded modules, configuration, the dependency set
@@ -203,17 +192,6 @@ function bindingsAsEnvironment(env: WorkerEnv): Record<string, string | undefine
   return source;
 }
 
-/**
- * Runs one batch of a job group through the app's own `POST /jobs/<group>` (in-process, with a
- * short-lived system token), so a cron trigger does exactly what a scheduler calling it does.
- */
-async function runGroup({ app, config, modules }: Isolate, group: JobGroup): Promise<Record<string, unknown>> {
-  const token = await modules.signToken(config.jwtSecret!, { sub: "scheduler:workers-cron", role: "system", ttlSeconds: 300 });
-  const answer = await app.fetch(new Request(`${config.publicUrl}/jobs/${group}`, { method: "POST", headers: { authorization: `Bearer ${token}` } }));
-  if (!answer.ok) throw new Error(`POST /jobs/${group} answered ${answer.status}: ${await answer.text()}`);
-  return (await answer.json()) as Record<string, unknown>;
-}
-
 /** A 503 problem document for a Worker whose bindings do not parse; the details go to the log. */
 function misconfigured(error: Error): Response {
   console.error(JSON.stringify({ level: "fatal", time: new Date().toISOString(), service: "payment-service", msg: error.message }));
@@ -236,15 +214,17 @@ export default {
   async scheduled(controller: ScheduledController, env: WorkerEnv, ctx: ExecutionContext): Promise<void> {
     const current = await isolateFor(env);
     const log = current.deps.logger;
-    const listed = cronGroups[controller.cron];
+    // The groups of the trigger's schedule (cronGroups, lib/ops/jobs/table.ts; wrangler.toml lists the same crons). A cron not
+    // there runs every group: each batch only claims what is due, so an extra run costs a few queries, never a double payment.
+    const listed = current.modules.cronGroups[controller.cron];
     if (!listed) log.warn({ cron: controller.cron }, "cron trigger not in cronGroups; running every job group");
-    const groups = listed ?? (Object.keys(current.modules.jobGroups) as JobGroup[]);
+    const groups: readonly JobGroup[] = listed ?? current.modules.jobGroupNames;
     const failures: unknown[] = [];
     await withDatabase(current, ctx, async () => {
       // One group failing (e.g. Fiuu down) does not keep the others from running.
       for (const group of groups) {
         try {
-          log.info({ cron: controller.cron, ...(await runGroup(current, group)) }, "scheduled job batch");
+          log.info({ cron: controller.cron, ...(await current.modules.runJobGroup(current.deps, group)) }, "scheduled job batch");
         } catch (error) {
           failures.push(error);
           log.error({ cron: controller.cron, job: group, err: error }, "scheduled job batch failed");
