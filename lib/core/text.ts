@@ -1,6 +1,7 @@
 // Postgres text and jsonb cannot hold U+0000, and a lone UTF-16 surrogate has no UTF-8 form (the
 // drivers would write U+FFFD, or jsonb refuses the escape). Input carrying either is refused as
 // invalid rather than failing in the database (a 500) or being stored altered.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding U+0000 is the point
 const unstorable = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /**

@@ -27,7 +27,7 @@ async function lowContrast(page: Page, selector: string): Promise<string[]> {
   return page.$$eval(selector, (elements) => {
     const rgb = (text: string) => (text.match(/[\d.]+/g) ?? []).map(Number);
     const luminance = ([r, g, b]: number[]) =>
-      [r!, g!, b!].map((v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4)).reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i]!, 0);
+      [r!, g!, b!].map((v) => v / 255).map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4)).reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i]!, 0);
     const background = (element: Element | null): number[] => {
       for (let at = element; at; at = at.parentElement) {
         const color = rgb(getComputedStyle(at).backgroundColor);

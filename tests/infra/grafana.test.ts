@@ -27,7 +27,10 @@ function rows(): Map<string, Panel[]> {
   const byRow = new Map<string, Panel[]>();
   let current: Panel[] | undefined;
   for (const panel of dashboard.panels) {
-    if (panel.type === "row") byRow.set(panel.title, (current = []));
+    if (panel.type === "row") {
+      current = [];
+      byRow.set(panel.title, current);
+    }
     else current?.push(panel);
   }
   return byRow;
@@ -39,6 +42,7 @@ describe("metricNamesIn (the check below relies on it)", () => {
     ['sum(rate(a_total{status=~"5.."}[$__rate_interval])) / on(job) group_left max by (job) (b_bytes)', ["a_total", "b_bytes"]],
     ["up == 0 and on(instance) c offset 5m or vector(1e3)", ["up", "c"]],
     ['max without (state) (db_pool_connections{state="idle"}) > bool 0.8', ["db_pool_connections"]],
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a Grafana variable, not a template literal
     ["rate(process_cpu_seconds_total[${__interval}]) * 100", ["process_cpu_seconds_total"]],
   ])("%s", (expr, names) => {
     expect([...metricNamesIn(expr)].sort()).toEqual([...names].sort());
@@ -83,6 +87,7 @@ describe("Grafana dashboard", () => {
   it("queries the payment-service job through the dashboard's Prometheus data source variable", () => {
     expect(dashboard.templating.list).toContainEqual(expect.objectContaining({ name: "datasource", type: "datasource", query: "prometheus" }));
     for (const panel of queryPanels) {
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a Grafana variable, not a template literal
       expect(panel.datasource, panel.title).toEqual({ type: "prometheus", uid: "${datasource}" });
       expect(panel.targets?.length, panel.title).toBeGreaterThan(0);
     }

@@ -21,7 +21,9 @@ import { createPayment } from "../support/flow.js";
 const { limit } = rejectedReportBudget;
 let clock = new Date();
 /** A minute nobody else uses: somewhere in the 2100s, 10 s into it. */
-const freshMinute = () => void (clock = new Date((4_102_444_800 + randomInt(0, 50_000_000) * 60 + 10) * 1000));
+const freshMinute = () => {
+  clock = new Date((4_102_444_800 + randomInt(0, 50_000_000) * 60 + 10) * 1000);
+};
 
 let t: TestContext;
 beforeAll(async () => {

@@ -35,7 +35,9 @@ const freshMinute = (second = 10) => {
   minuteStart = (4_102_444_800 + randomInt(0, 50_000_000) * 60) * 1000;
   clock = new Date(minuteStart + second * 1000);
 };
-const advance = (ms: number) => void (clock = new Date(clock.getTime() + ms));
+const advance = (ms: number) => {
+  clock = new Date(clock.getTime() + ms);
+};
 
 let t: TestContext;
 let server: ServerType;

@@ -46,6 +46,9 @@ const hashers = new WeakMap<Buffer, EmailHasher>();
 export function emailHasherFor(config: { encryptionKey?: Buffer; previousEncryptionKeys: Buffer[] }): EmailHasher {
   if (!config.encryptionKey) throw new Error("ENCRYPTION_KEY is not set");
   let hasher = hashers.get(config.encryptionKey);
-  if (!hasher) hashers.set(config.encryptionKey, (hasher = createEmailHasher(config.encryptionKey, config.previousEncryptionKeys)));
+  if (!hasher) {
+    hasher = createEmailHasher(config.encryptionKey, config.previousEncryptionKeys);
+    hashers.set(config.encryptionKey, hasher);
+  }
   return hasher;
 }
