@@ -1,11 +1,11 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, desc, eq, lt, type SQL } from "drizzle-orm";
-import { deliveryStatuses, events } from "../drizzle/schema.js";
 import { auditContext } from "../lib/http/context.js";
 import { authenticate } from "../lib/http/auth/middleware.js";
 import { eventTypes } from "../lib/domain/webhooks/events.js";
 import { bearerAuth, createRouter, problems } from "../lib/http/openapi.js";
-import { deliveriesByEvent, redeliverEvent, type DeliveryState } from "../lib/domain/webhooks/redeliver.js";
+import { listAnswer, listOf, pageQuery } from "../lib/http/paging.js";
+import { deliveryStatuses, listEvents } from "../lib/domain/webhooks/listing.js";
+import { redeliverEvent } from "../lib/domain/webhooks/redeliver.js";
 
 const Delivery = z
   .object({
@@ -41,14 +41,13 @@ const listEventsRoute = createRoute({
     query: z.object({
       type: z.enum(eventTypes).optional(),
       payment_id: z.string().min(1).max(64).optional(),
-      limit: z.coerce.number().int().min(1).max(100).default(20),
-      starting_after: z.string().min(1).max(64).optional(),
+      ...pageQuery,
     }),
   },
   responses: {
     200: {
       description: "A page of events",
-      content: { "application/json": { schema: z.object({ object: z.literal("list"), data: z.array(Event), has_more: z.boolean() }) } },
+      content: { "application/json": { schema: listOf(Event) } },
     },
     ...problems(400, 401, 403),
   },
@@ -71,35 +70,14 @@ const redeliverRoute = createRoute({
   },
 });
 
-function eventResource(e: typeof events.$inferSelect, deliveries: DeliveryState[]) {
-  return { id: e.id, type: e.type as (typeof eventTypes)[number], created_at: e.createdAt.toISOString(), data: e.data, deliveries };
-}
-
 /** The event log and redelivery, for operators. */
 export function eventRoutes() {
   return createRouter()
     .openapi(listEventsRoute, async (c) => {
-      const query = c.req.valid("query");
-      const db = c.get("deps").database.db;
-      const conditions: SQL[] = [];
-      if (query.type) conditions.push(eq(events.type, query.type));
-      if (query.payment_id) conditions.push(eq(events.paymentId, query.payment_id));
-      if (query.starting_after) conditions.push(lt(events.id, query.starting_after));
-      const rows = await db
-        .select()
-        .from(events)
-        .where(conditions.length ? and(...conditions) : undefined)
-        .orderBy(desc(events.id))
-        .limit(query.limit + 1);
-      const page = rows.slice(0, query.limit);
-      const deliveries = await deliveriesByEvent(db, page.map((e) => e.id));
-      return c.json(
-        { object: "list" as const, data: page.map((e) => eventResource(e, deliveries.get(e.id) ?? [])), has_more: rows.length > query.limit },
-        200,
-      );
+      const page = await listEvents(c.get("deps").database.db, c.req.valid("query"));
+      return c.json(listAnswer(page, (event) => event), 200);
     })
     .openapi(redeliverRoute, async (c) => {
-      const { event, deliveries } = await redeliverEvent(c.get("deps"), c.req.valid("param").id, auditContext(c));
-      return c.json(eventResource(event, deliveries), 202);
+      return c.json(await redeliverEvent(c.get("deps"), c.req.valid("param").id, auditContext(c)), 202);
     });
 }

@@ -3,11 +3,8 @@ import { html } from "hono/html";
 import type { AppEnv } from "../lib/http/context.js";
 import { ApiError } from "../lib/core/errors.js";
 import { parseJsonFields } from "../lib/adapters/fiuu/json.js";
-import { applyFiuuReport, type ReportResult } from "../lib/domain/payments/reports.js";
-import { bringRequeryForward } from "../lib/domain/payments/requery-queue.js";
-import { applyRefundNotice } from "../lib/domain/refunds/jobs.js";
-import { findPaymentById, listPayments } from "../lib/domain/payments/queries.js";
-import type { PaymentRow } from "../lib/domain/payments/resource.js";
+import { acceptRefundNotice, acceptReturn, acceptServerReport, callbackAcknowledgement } from "../lib/domain/fiuu-messages.js";
+import { resultPageView } from "../lib/domain/payments/result-page.js";
 import { publicPageLimit } from "../lib/http/rate-limit.js";
 import { limitUnsignedFiuuMessages, limitUnsignedReturns } from "../lib/http/report-limit.js";
 import { findUnstorableText } from "../lib/core/text.js";
@@ -65,12 +62,6 @@ async function reportFields(c: Context<AppEnv>, options: { json?: boolean } = {}
   return fields;
 }
 
-function refuseRejected(result: ReportResult) {
-  if (result.outcome === "rejected") throw new ApiError("invalid_request", `Report refused: ${result.detail}.`);
-}
-
-const finalStatuses = new Set(["succeeded", "failed", "cancelled", "expired", "conflicted"]);
-
 /**
  * Fiuu's three report URLs. Each stores and applies the report before it answers, so an answer
  * means the report is safe; a database failure answers 503 and Fiuu sends it again. None of them
@@ -86,9 +77,8 @@ export function fiuuRoutes() {
   const onServerReport = async (c: Context<AppEnv>) => {
     const fields = await reportFields(c);
     await limitUnsigned(c, "report", fields);
-    const result = await applyFiuuReport(c.get("deps"), fields, c.get("requestId"));
-    refuseRejected(result);
-    if (fields.nbcb === "1") return c.body("CBTOKEN:MPSTATOK", 200, { "content-type": "text/plain" });
+    const { callback } = await acceptServerReport(c.get("deps"), fields, c.get("requestId"));
+    if (callback) return c.body(callbackAcknowledgement, 200, { "content-type": "text/plain" });
     return c.text("OK", 200);
   };
   app.post("/webhooks/fiuu/notify", onServerReport);
@@ -99,15 +89,10 @@ export function fiuuRoutes() {
   const onReturn = async (c: Context<AppEnv>) => {
     const fields = await reportFields(c);
     await limitReturn(c, fields);
-    const result = await applyFiuuReport(c.get("deps"), fields, c.get("requestId"));
-    // The shopper is not to blame for a bad signature: they still go on to see the payment's
-    // real (unchanged) status; only a report naming no payment at all is refused.
-    const payment = result.payment;
-    if (!payment) {
-      if (result.outcome === "rejected") refuseRejected(result);
-      return c.html(page("Payment", html`<h1>We could not find this payment</h1><p>Please return to the shop.</p>`), 404);
-    }
-    return c.redirect(resultLocation(c.get("deps").config.publicUrl, payment), 303);
+    // A bad signature still sends the shopper on to the payment's real status (acceptReturn).
+    const location = await acceptReturn(c.get("deps"), fields, c.get("requestId"));
+    if (!location) return c.html(page("Payment", html`<h1>We could not find this payment</h1><p>Please return to the shop.</p>`), 404);
+    return c.redirect(location, 303);
   };
   app.post("/webhooks/fiuu/return", onReturn);
   app.get("/webhooks/fiuu/return", onReturn);
@@ -115,48 +100,18 @@ export function fiuuRoutes() {
   app.post("/webhooks/fiuu/refund", async (c) => {
     const fields = await reportFields(c, { json: true });
     await limitUnsigned(c, "refund_notice", fields);
-    const outcome = await applyRefundNotice(c.get("deps"), fields, c.get("requestId"));
-    if (outcome === "rejected") throw new ApiError("invalid_request", "Refund notice refused: its Signature does not verify.");
+    await acceptRefundNotice(c.get("deps"), fields, c.get("requestId"));
     return c.text("OK", 200);
   });
 
   app.get("/pay/:id/result", publicPageLimit(), async (c) => {
-    const payment = await findPaymentById(c.get("deps").database.db, c.req.param("id"));
-    if (!payment) {
+    const view = await resultPageView(c.get("deps"), c.req.param("id"));
+    if (!view) {
       return c.html(page("Payment not found", html`<h1>Payment not found</h1><p>We have no payment under this link. Check the link, or go back to the shop's page and start again.</p>`), 404);
     }
-    const final = finalStatuses.has(payment.status);
-    if (!final && payment.checkoutStartedAt) {
-      // A shopper is waiting on this page (it refreshes every 3 s): ask Fiuu soon rather than on
-      // the slow schedule — at most once per payment per 5 minutes, behind every requery and expiry
-      // due earlier, and not at all without Redis, so no refreshing can delay other payments.
-      await bringRequeryForward(c.get("deps"), payment.id);
-    }
     c.header("cache-control", "no-store");
-    const backUrl = payment.returnUrl ? resultLocation(c.get("deps").config.publicUrl, payment) : undefined;
-    // "Try again" sends the shopper to the shop (a browser never creates a payment or chooses an
-    // amount): only for a declined payment whose order no other payment holds (create.ts's rule).
-    let retryUrl: string | undefined;
-    if (backUrl && payment.status === "failed") {
-      const { rows } = await listPayments(c.get("deps").database.db, { order_id: payment.orderId, limit: 20 });
-      const held = rows.some((other) => other.id !== payment.id && ["created", "pending", "succeeded", "conflicted"].includes(other.status));
-      if (!held) {
-        const url = new URL(backUrl);
-        url.searchParams.set("action", "retry");
-        retryUrl = url.toString();
-      }
-    }
-    return c.html(resultPage(payment, final, { backUrl, retryUrl }));
+    return c.html(resultPage(view.payment, view.final, { backUrl: view.backUrl, retryUrl: view.retryUrl }));
   });
 
   return app;
-}
-
-/** Where the shopper goes after Fiuu: the shop's return_url with payment_id and status, or our result page. */
-function resultLocation(publicUrl: string, payment: PaymentRow): string {
-  if (!payment.returnUrl) return `${publicUrl}/pay/${payment.id}/result`;
-  const url = new URL(payment.returnUrl);
-  url.searchParams.set("payment_id", payment.id);
-  url.searchParams.set("status", payment.status);
-  return url.toString();
 }

@@ -1,7 +1,6 @@
 import { Hono } from "hono";
 import type { AppDeps } from "../lib/domain/deps.js";
-import { expectedMigrationCount } from "../lib/adapters/db/migrate.js";
-import { checkReadiness } from "../lib/ops/health.js";
+import { checkReadiness, expectedMigrations as shippedMigrations } from "../lib/ops/health.js";
 
 export interface HealthOptions {
   /** True once the process is shutting down: /ready then answers 503 so no new traffic is sent. */
@@ -10,7 +9,7 @@ export interface HealthOptions {
 
 /** The health port's app: liveness (the process answers) and readiness (its dependencies do). */
 export function createHealthApp(deps: AppDeps, options: HealthOptions = {}) {
-  const expectedMigrations = expectedMigrationCount();
+  const expectedMigrations = shippedMigrations();
   const app = new Hono();
   // Alive until the process exits, shutdown included: a failing liveness probe would kill the drain.
   app.get("/health", (c) => c.json({ status: "ok" }));

@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import type { AppDeps } from "../lib/domain/deps.js";
-import { expectedMigrationCount } from "../lib/adapters/db/migrate.js";
+import { expectedMigrations } from "../lib/ops/health.js";
 import { createScrapeRefresher, type ScrapeRefresherOptions } from "../lib/ops/metrics-refresh.js";
 
 /**
@@ -8,7 +8,7 @@ import { createScrapeRefresher, type ScrapeRefresherOptions } from "../lib/ops/m
  * and database gauges are read at scrape time, at most once per 15 s (cached between scrapes).
  */
 export function createMetricsApp(deps: AppDeps, options: Omit<ScrapeRefresherOptions, "expectedMigrations"> = {}) {
-  const refresher = createScrapeRefresher(deps, { expectedMigrations: expectedMigrationCount(), ...options });
+  const refresher = createScrapeRefresher(deps, { expectedMigrations: expectedMigrations(), ...options });
   const app = new Hono();
   app.get("/metrics", async (c) => {
     await refresher.beforeScrape();

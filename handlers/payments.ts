@@ -1,5 +1,4 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { paymentStatuses } from "../drizzle/schema.js";
 import { auditContext } from "../lib/http/context.js";
 import { authenticate, requireTokenSub } from "../lib/http/auth/middleware.js";
 import { idempotency } from "../lib/http/idempotency.js";
@@ -8,8 +7,9 @@ import { bearerAuth, clientSecretAuth, createRouter, idempotencyHeader, problems
 import { cancelPayment } from "../lib/domain/payments/cancel.js";
 import { hostedForm, seamlessFields, startCheckout } from "../lib/domain/payments/checkout.js";
 import { createPayment } from "../lib/domain/payments/create.js";
-import { findPaymentFor, listPayments } from "../lib/domain/payments/queries.js";
+import { findPaymentFor, listPayments, paymentStatuses } from "../lib/domain/payments/queries.js";
 import { checkoutUrl, paymentResource } from "../lib/domain/payments/resource.js";
+import { listAnswer, listOf, pageQuery } from "../lib/http/paging.js";
 import { rateLimit } from "../lib/http/rate-limit.js";
 
 const printable = /^[\x20-\x7e]+$/;
@@ -79,7 +79,7 @@ const CreatedPayment = Payment.extend({
   client_secret: z.string().openapi({ description: "For the checkout page only (X-Client-Secret); answered once, here", example: "cs_3q7Zr9kLw2XbV8nT5mYc1pHd" }),
   checkout_url: z.string().openapi({ description: "The link that sends the shopper to Fiuu (/pay/{id}?client_secret=…)", example: "https://payments.example.my/pay/pay_01jd3x5k2m9q8r7s6t5v4w3x2y?client_secret=cs_3q7Zr9kLw2XbV8nT5mYc1pHd" }),
 }).openapi("CreatedPayment");
-const PaymentList = z.object({ object: z.literal("list"), data: z.array(Payment), has_more: z.boolean() }).openapi("PaymentList");
+const PaymentList = listOf(Payment).openapi("PaymentList");
 const HostedFormSchema = z
   .object({ method: z.literal("POST"), url: z.string(), fields: z.record(z.string(), z.string()) })
   .openapi("HostedForm");
@@ -130,8 +130,7 @@ const listPaymentsRoute = createRoute({
     query: z.object({
       order_id: z.string().min(1).max(64).optional(),
       status: z.enum(paymentStatuses).optional(),
-      limit: z.coerce.number().int().min(1).max(100).default(20),
-      starting_after: z.string().min(1).max(64).optional().openapi({ description: "The last id of the previous page" }),
+      ...pageQuery,
     }),
   },
   responses: { 200: json(PaymentList, "A page of payments"), ...problems(400, 401, 403) },
@@ -225,8 +224,8 @@ export function paymentRoutes() {
       return c.json(paymentResource(c.get("deps"), row, { masked: principal.kind === "client" }), 200);
     })
     .openapi(listPaymentsRoute, async (c) => {
-      const { rows, hasMore } = await listPayments(c.get("deps").database.db, c.req.valid("query"));
-      return c.json({ object: "list" as const, data: rows.map((r) => paymentResource(c.get("deps"), r, { masked: false })), has_more: hasMore }, 200);
+      const page = await listPayments(c.get("deps").database.db, c.req.valid("query"));
+      return c.json(listAnswer(page, (row) => paymentResource(c.get("deps"), row, { masked: false })), 200);
     })
     .openapi(cancelPaymentRoute, async (c) => {
       const row = await cancelPayment(c.get("deps"), c.req.valid("param").id, auditContext(c));

@@ -1,14 +1,12 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { asc, eq } from "drizzle-orm";
-import { refunds, refundStatuses } from "../drizzle/schema.js";
 import { auditContext } from "../lib/http/context.js";
 import { authenticate, requireTokenSub } from "../lib/http/auth/middleware.js";
 import { idempotency } from "../lib/http/idempotency.js";
 import { bearerAuth, createRouter, idempotencyHeader, problems } from "../lib/http/openapi.js";
-import { findPaymentById, notFound } from "../lib/domain/payments/queries.js";
+import { listOf } from "../lib/http/paging.js";
 import { createRefund } from "../lib/domain/refunds/create.js";
+import { getRefund, listPaymentRefunds, refundStatuses } from "../lib/domain/refunds/queries.js";
 import { refundResource } from "../lib/domain/refunds/resource.js";
-import { ApiError } from "../lib/core/errors.js";
 
 export const Refund = z
   .object({
@@ -88,7 +86,7 @@ const listRoute = createRoute({
   security: bearerAuth,
   middleware: [authenticate({ roles: ["service", "admin"] })] as const,
   request: { params: PaymentIdParam },
-  responses: { 200: json(z.object({ object: z.literal("list"), data: z.array(Refund), has_more: z.boolean() }), "Refunds"), ...problems(401, 403, 404) },
+  responses: { 200: json(listOf(Refund), "Refunds"), ...problems(401, 403, 404) },
 });
 
 const getRoute = createRoute({
@@ -113,16 +111,12 @@ export function refundRoutes() {
       return c.json(refundResource(refund), 201);
     })
     .openapi(listRoute, async (c) => {
-      const { id } = c.req.valid("param");
-      const db = c.get("deps").database.db;
-      if (!(await findPaymentById(db, id))) throw notFound(id);
-      const rows = await db.select().from(refunds).where(eq(refunds.paymentId, id)).orderBy(asc(refunds.id));
+      const rows = await listPaymentRefunds(c.get("deps").database.db, c.req.valid("param").id);
+      // Every refund of the payment in one page: a payment has few.
       return c.json({ object: "list" as const, data: rows.map(refundResource), has_more: false }, 200);
     })
     .openapi(getRoute, async (c) => {
-      const { id } = c.req.valid("param");
-      const [row] = await c.get("deps").database.db.select().from(refunds).where(eq(refunds.id, id)).limit(1);
-      if (!row) throw new ApiError("not_found", `No refund ${id}.`);
+      const row = await getRefund(c.get("deps").database.db, c.req.valid("param").id);
       return c.json(refundResource(row), 200);
     });
 }

@@ -1,7 +1,10 @@
 import { sql } from "drizzle-orm";
 import type { AppDeps } from "../domain/deps.js";
 import { describeDatabaseError } from "../adapters/db/errors.js";
-import { appliedMigrationCount } from "../adapters/db/migrate.js";
+import { appliedMigrationCount, expectedMigrationCount } from "../adapters/db/migrate.js";
+
+/** How many migrations this build ships: what readiness expects the database to have applied. */
+export const expectedMigrations = (): number => expectedMigrationCount();
 
 export interface CheckResult {
   status: "ok" | "failing";

@@ -2,10 +2,10 @@ import { eq } from "drizzle-orm";
 import { payments } from "../../../drizzle/schema.js";
 import { appendAudit } from "../audit.js";
 import type { AppDeps } from "../deps.js";
-import { ApiError } from "../../core/errors.js";
 import { recordEvent } from "../webhooks/events.js";
-import { notFound } from "./queries.js";
+import { lockPayment, notFound } from "./queries.js";
 import { paymentResource } from "./resource.js";
+import { assertAllows } from "./transitions.js";
 
 /**
  * Cancels a payment the shopper has not paid. Only `created` can be cancelled: once Fiuu reports
@@ -14,11 +14,9 @@ import { paymentResource } from "./resource.js";
 export async function cancelPayment(deps: AppDeps, id: string, audit: { actor: string; requestId?: string }) {
   const now = deps.now();
   const row = await deps.database.db.transaction(async (tx) => {
-    const [current] = await tx.select().from(payments).where(eq(payments.id, id)).for("update").limit(1);
+    const current = await lockPayment(tx, id);
     if (!current) throw notFound(id);
-    if (current.status !== "created") {
-      throw new ApiError("invalid_state", `Payment ${id} is ${current.status}; only a created payment can be cancelled.`);
-    }
+    assertAllows("cancel", current, now);
     const [updated] = await tx
       .update(payments)
       .set({ status: "cancelled", updatedAt: now })

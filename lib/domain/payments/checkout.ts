@@ -2,14 +2,13 @@ import { eq, sql } from "drizzle-orm";
 import { payments } from "../../../drizzle/schema.js";
 import { appendAudit } from "../audit.js";
 import type { AppDeps, Principal } from "../deps.js";
-import { hashSecret, safeEqual } from "../../core/crypto.js";
-import { ApiError } from "../../core/errors.js";
 import { enqueueRequery, firstRequeryDelayMs } from "./requery-queue.js";
 import { vcode } from "../../adapters/fiuu/signatures.js";
 import { toFiuuAmount } from "../../core/money.js";
 import { assertChannelAccepts } from "./methods.js";
-import { notFound } from "./queries.js";
+import { lockPayment, visibleOr404 } from "./queries.js";
 import { customerOf, type PaymentRow } from "./resource.js";
+import { assertAllows } from "./transitions.js";
 
 const countryOf: Record<string, string> = { MYR: "MY", SGD: "SG", THB: "TH", PHP: "PH", IDR: "ID" };
 
@@ -32,12 +31,8 @@ export async function startCheckout(
 ): Promise<PaymentRow> {
   const now = deps.now();
   return deps.database.db.transaction(async (tx) => {
-    const [row] = await tx.select().from(payments).where(eq(payments.id, id)).for("update").limit(1);
-    if (!row || (principal.kind === "client" && !safeEqual(hashSecret(principal.secret), row.clientSecretHash))) {
-      throw notFound(id);
-    }
-    if (row.status !== "created") throw new ApiError("invalid_state", `Payment ${id} is ${row.status}; checkout is over.`);
-    if (row.expiresAt <= now) throw new ApiError("invalid_state", `Payment ${id} expired at ${row.expiresAt.toISOString()}.`);
+    const row = visibleOr404(await lockPayment(tx, id), id, principal);
+    assertAllows("checkout", row, now);
     const channel = options.channel ?? row.channel ?? undefined;
     // Inside the transaction: PGlite has one connection, and a query beside it would wait forever.
     if (channel) await assertChannelAccepts(tx, channel, row.currency, row.amount);

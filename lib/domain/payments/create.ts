@@ -1,5 +1,3 @@
-import { and, eq, inArray, sql } from "drizzle-orm";
-import { payments } from "../../../drizzle/schema.js";
 import type { AppDeps } from "../deps.js";
 import { isUniqueViolation, queryRows } from "../../adapters/db/client.js";
 import { hashSecret, randomToken } from "../../core/crypto.js";
@@ -8,7 +6,10 @@ import { newId } from "../../core/ids.js";
 import { emailHasherFor } from "../retention/email-hash.js";
 import type { Currency } from "../../core/money.js";
 import { assertChannelAccepts } from "./methods.js";
+import { findOrderHolder } from "./queries.js";
 import type { PaymentRow } from "./resource.js";
+import { paymentCreate } from "./statements.js";
+import { unsettledStatuses } from "./transitions.js";
 
 export interface CreatePaymentInput {
   order_id: string;
@@ -73,41 +74,14 @@ export async function createPayment(
     createdAt: now,
     updatedAt: now,
   };
-  const auditData = { order_id: row.orderId, amount: row.amount, currency: row.currency, channel: row.channel };
 
   let outcome: { created: string | null; holder_id: string | null; holder_status: string | null } | undefined;
   try {
-    [outcome] = await queryRows(
-      db,
-      sql`with holder as (
-            select id, status from payments
-            where order_id = ${row.orderId} and status in ('created', 'pending', 'succeeded', 'conflicted')
-            limit 1
-          ), inserted as (
-            insert into payments (id, order_id, amount, currency, status, channel, description, customer_name, customer_email,
-              customer_mobile, customer_email_hash, return_url, metadata, client_secret_hash, gateway_order_id, amount_refunded, amount_refund_reserved,
-              created_by, expires_at, created_at, updated_at)
-            select ${row.id}, ${row.orderId}, ${row.amount}::bigint, ${row.currency}, ${row.status}, ${row.channel}, ${row.description},
-              ${row.customerName}, ${row.customerEmail}, ${row.customerMobile}, ${row.customerEmailHash}, ${row.returnUrl}, ${JSON.stringify(row.metadata)}::jsonb,
-              ${row.clientSecretHash}, ${row.gatewayOrderId}, 0, 0, ${row.createdBy}, ${row.expiresAt.toISOString()}::timestamptz,
-              ${now.toISOString()}::timestamptz, ${now.toISOString()}::timestamptz
-            where not exists (select 1 from holder)
-            returning id
-          ), audited as (
-            insert into audit_log (actor, action, entity_type, entity_id, request_id, data)
-            select ${audit.actor}, 'payment.created', 'payment', id, ${audit.requestId ?? null}, ${JSON.stringify(auditData)}::jsonb
-            from inserted
-          )
-          select (select id from inserted) as created, holder.id as holder_id, holder.status as holder_status
-          from (select 1) as one left join holder on true`,
-    );
+    [outcome] = await queryRows(db, paymentCreate(row, audit));
   } catch (error) {
     if (!isUniqueViolation(error, "payments_one_open_per_order")) throw error;
-    const [holder] = await db
-      .select({ id: payments.id, status: payments.status })
-      .from(payments)
-      .where(and(eq(payments.orderId, row.orderId), inArray(payments.status, ["created", "pending"])))
-      .limit(1);
+    // The index covers the unsettled statuses only: the payment it made this one wait for is one of them.
+    const holder = await findOrderHolder(db, row.orderId, { statuses: unsettledStatuses });
     outcome = { created: null, holder_id: holder?.id ?? null, holder_status: holder?.status ?? null };
   }
   if (!outcome?.created) {

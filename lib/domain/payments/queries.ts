@@ -1,49 +1,92 @@
-import { and, desc, eq, lt, type SQL } from "drizzle-orm";
+import { and, desc, eq, inArray, ne } from "drizzle-orm";
 import { payments, paymentStatuses, type PaymentStatus } from "../../../drizzle/schema.js";
 import type { Principal } from "../deps.js";
 import { hashSecret, safeEqual } from "../../core/crypto.js";
 import type { Database } from "../../adapters/db/client.js";
 import { ApiError } from "../../core/errors.js";
+import { afterCursor, fetchLimit, toPage, type Page, type PageQuery } from "../paging.js";
 import type { PaymentRow } from "./resource.js";
+import { orderHoldingStatuses } from "./transitions.js";
 
 export { paymentStatuses };
+export type { PaymentStatus };
+
+export const notFound = (id: string) => new ApiError("not_found", `No payment ${id}.`);
 
 /**
- * The payment a caller may see: any, for a service or admin token; only its own, for a client
- * secret (compared as hashes in constant time). A wrong secret reads as not found, so a checkout
- * page cannot probe for other payments' ids.
+ * Whether the caller may see this payment: any, for a service or admin token; only its own, for a
+ * client secret (compared as hashes in constant time).
  */
+export function visibleTo(row: PaymentRow, principal: Principal): boolean {
+  return principal.kind !== "client" || safeEqual(hashSecret(principal.secret), row.clientSecretHash);
+}
+
+/**
+ * The payment a caller may see (visibleTo), or 404. A wrong secret reads as not found, so a
+ * checkout page cannot probe for other payments' ids.
+ */
+export function visibleOr404(row: PaymentRow | undefined, id: string, principal: Principal): PaymentRow {
+  if (!row || !visibleTo(row, principal)) throw notFound(id);
+  return row;
+}
+
+/** The payment a caller may see (visibleOr404). */
 export async function findPaymentFor(db: Database, id: string, principal: Principal): Promise<PaymentRow> {
+  return visibleOr404(await findPaymentById(db, id), id, principal);
+}
+
+/** A payment by id, or undefined. */
+export async function findPaymentById(db: Pick<Database, "select">, id: string): Promise<PaymentRow | undefined> {
   const [row] = await db.select().from(payments).where(eq(payments.id, id)).limit(1);
-  if (principal.kind === "client" && row && !safeEqual(hashSecret(principal.secret), row.clientSecretHash)) {
-    throw notFound(id);
-  }
+  return row;
+}
+
+/** A payment by id, or 404. */
+export async function getPayment(db: Pick<Database, "select">, id: string): Promise<PaymentRow> {
+  const row = await findPaymentById(db, id);
   if (!row) throw notFound(id);
   return row;
 }
 
-/** A payment by id, or undefined. */
-export async function findPaymentById(db: Database, id: string): Promise<PaymentRow | undefined> {
-  const [row] = await db.select().from(payments).where(eq(payments.id, id)).limit(1);
+/** A payment by id with its row locked for the transaction (`for update`), or undefined. */
+export async function lockPayment(tx: Pick<Database, "select">, id: string): Promise<PaymentRow | undefined> {
+  const [row] = await tx.select().from(payments).where(eq(payments.id, id)).for("update").limit(1);
   return row;
 }
 
-export const notFound = (id: string) => new ApiError("not_found", `No payment ${id}.`);
+/** A payment holding the order (orderHoldingStatuses by default) other than `except`, or undefined. */
+export async function findOrderHolder(
+  db: Pick<Database, "select">,
+  orderId: string,
+  options: { except?: string; statuses?: readonly PaymentStatus[] } = {},
+): Promise<{ id: string; status: PaymentStatus } | undefined> {
+  const [holder] = await db
+    .select({ id: payments.id, status: payments.status })
+    .from(payments)
+    .where(
+      and(
+        eq(payments.orderId, orderId),
+        inArray(payments.status, [...(options.statuses ?? orderHoldingStatuses)]),
+        options.except ? ne(payments.id, options.except) : undefined,
+      ),
+    )
+    .limit(1);
+  return holder;
+}
 
 /** Payments newest first, filtered by order and status, a page at a time (cursor = last id seen). */
-export async function listPayments(
-  db: Database,
-  query: { order_id?: string; status?: PaymentStatus; limit: number; starting_after?: string },
-) {
-  const conditions: SQL[] = [];
-  if (query.order_id) conditions.push(eq(payments.orderId, query.order_id));
-  if (query.status) conditions.push(eq(payments.status, query.status));
-  if (query.starting_after) conditions.push(lt(payments.id, query.starting_after));
+export async function listPayments(db: Database, query: { order_id?: string; status?: PaymentStatus } & PageQuery): Promise<Page<PaymentRow>> {
   const rows = await db
     .select()
     .from(payments)
-    .where(conditions.length ? and(...conditions) : undefined)
+    .where(
+      and(
+        query.order_id ? eq(payments.orderId, query.order_id) : undefined,
+        query.status ? eq(payments.status, query.status) : undefined,
+        afterCursor(payments.id, query),
+      ),
+    )
     .orderBy(desc(payments.id))
-    .limit(query.limit + 1);
-  return { rows: rows.slice(0, query.limit), hasMore: rows.length > query.limit };
+    .limit(fetchLimit(query));
+  return toPage(rows, query);
 }

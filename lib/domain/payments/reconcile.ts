@@ -12,6 +12,7 @@ import { paymentResource, type PaymentRow } from "./resource.js";
 import { FiuuProtocolError, FiuuUnavailableError, type RequeryAnswer, type RequeryTransaction } from "../../adapters/fiuu/client.js";
 import { applyVerified, type ReportResult } from "./reports.js";
 import { enqueueRequery, requeryForwardEveryMs } from "./requery-queue.js";
+import { allows, isExpiryDue, isUnsettled } from "./transitions.js";
 
 // Reconciliation: asking Fiuu (q_by_oid) about payments it has not settled by report, and expiring
 // checkouts nobody paid. Every query takes the merchant's one query slot first, shared by all
@@ -184,7 +185,7 @@ function storableAnswerFields(fields: Record<string, string>): Record<string, st
   return Object.fromEntries(Object.entries(fields).slice(0, 40).map(([name, value]) => [truncateText(name, 64), truncateText(value, 255)]));
 }
 
-const isOpen = (status: string) => status === "created" || status === "pending";
+const isOpen = isUnsettled;
 const ageOf = (payment: PaymentRow, now: Date) => now.getTime() - (payment.checkoutStartedAt ?? payment.createdAt).getTime();
 
 /** The next requery on requerySchedule; none once q_by_oid's window is over. */
@@ -206,7 +207,7 @@ export async function runRequery(deps: AppDeps, job: Job): Promise<JobResult> {
   if (!payment || !isOpen(payment.status)) return { done: true };
   const now = deps.now();
   // A created payment past its time is the expiry job's: it asks once more and decides.
-  if (payment.status === "created" && payment.expiresAt.getTime() <= now.getTime()) return { done: true };
+  if (isExpiryDue(payment, now)) return { done: true };
   if (ageOf(payment, now) >= requerySchedule.windowMs) return stopReconciling(deps, payment, "its 30-day query window is over");
   const asked = await ask(deps, payment, job);
   if ("later" in asked) return asked.later;
@@ -232,7 +233,7 @@ function stopReconciling(deps: AppDeps, payment: PaymentRow, why: string): JobRe
  */
 export async function runExpire(deps: AppDeps, job: Job): Promise<JobResult> {
   const payment = await loadPayment(deps, String(job.payload.paymentId));
-  if (!payment || payment.status !== "created") return { done: true };
+  if (!payment || !allows(payment.status, "expire")) return { done: true };
   if (payment.checkoutStartedAt) {
     const asked = await ask(deps, payment, job);
     if ("later" in asked) return asked.later;
@@ -252,7 +253,7 @@ async function expirePayment(deps: AppDeps, id: string, jobId: number) {
   const now = deps.now();
   const expired = await deps.database.db.transaction(async (tx) => {
     const [row] = await tx.select().from(payments).where(eq(payments.id, id)).for("update").limit(1);
-    if (!row || row.status !== "created") return undefined;
+    if (!row || !allows(row.status, "expire")) return undefined;
     const [updated] = await tx.update(payments).set({ status: "expired", updatedAt: now }).where(eq(payments.id, id)).returning();
     await recordEvent(tx, deps.config.webhooks.urls, { type: "payment.expired", paymentId: id, data: paymentResource(deps, updated!, { masked: true }), now });
     await appendAudit(tx, { actor: "system:expire", action: "payment.expired", entityType: "payment", entityId: id, requestId: `job-${jobId}` });

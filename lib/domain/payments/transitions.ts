@@ -1,4 +1,5 @@
 import type { PaymentStatus } from "../../../drizzle/schema.js";
+import { ApiError } from "../../core/errors.js";
 import type { EventType } from "../webhooks/events.js";
 
 /** Fiuu's status codes: 00 success, 11 failed, 22 pending. */
@@ -84,4 +85,96 @@ export function decideTransition(payment: PaymentFacts, report: ReportFacts): De
       if (payment.status === "failed" && report.status === "11") return { outcome: "duplicate", events: [], reason: "already failed" };
       return { outcome: "stale", events: [], reason: `${report.status} after ${payment.status}` };
   }
+}
+
+/**
+ * Every move a payment's status can make, whatever makes it: Fiuu's reports (decideTransition),
+ * cancel and expiry. Succeeded and conflicted are never left; a verified success leaves any other.
+ */
+export const paymentMoves: Record<PaymentStatus, readonly PaymentStatus[]> = {
+  created: ["pending", "succeeded", "failed", "conflicted", "cancelled", "expired"],
+  pending: ["succeeded", "failed", "conflicted"],
+  failed: ["succeeded", "conflicted"],
+  cancelled: ["succeeded", "conflicted"],
+  expired: ["succeeded", "conflicted"],
+  succeeded: [],
+  conflicted: [],
+};
+
+/** Whether a payment may move from one status to the other. */
+export const canMove = (from: PaymentStatus, to: PaymentStatus): boolean => paymentMoves[from].includes(to);
+
+/** What can be asked of a payment besides Fiuu's reports. */
+export type PaymentOperation = "cancel" | "expire" | "checkout" | "refund";
+
+/**
+ * The statuses each operation is allowed in. Only `created` can be cancelled, expired or sent to
+ * Fiuu: once Fiuu reports it pending, money may be on its way. Only `succeeded` can be refunded.
+ */
+export const operationStatuses: Record<PaymentOperation, readonly PaymentStatus[]> = {
+  cancel: ["created"],
+  expire: ["created"],
+  checkout: ["created"],
+  refund: ["succeeded"],
+};
+
+/** The status an operation moves a payment to, for those that move it. */
+export const operationTarget: Partial<Record<PaymentOperation, PaymentStatus>> = { cancel: "cancelled", expire: "expired" };
+
+/** Whether a payment in this status allows the operation (its status alone; see operationRefusal). */
+export const allows = (status: PaymentStatus, operation: PaymentOperation): boolean => operationStatuses[operation].includes(status);
+
+/** Statuses that hold an order: while one of its payments is in one, no other payment can be created for it. */
+export const orderHoldingStatuses = ["created", "pending", "succeeded", "conflicted"] as const satisfies readonly PaymentStatus[];
+
+/** Statuses Fiuu may still settle: a reconciliation asks about them, a report brings the next question forward. */
+export const unsettledStatuses = ["created", "pending"] as const satisfies readonly PaymentStatus[];
+
+/** Whether Fiuu may still settle a payment in this status. */
+export const isUnsettled = (status: PaymentStatus): boolean => (unsettledStatuses as readonly PaymentStatus[]).includes(status);
+
+/** Whether the result page's shopper has their answer: every status but created and pending. */
+export const isShownFinal = (status: PaymentStatus): boolean => !isUnsettled(status);
+
+/** Whether a payment is due to expire: created and past its expires_at. */
+export const isExpiryDue = (payment: { status: PaymentStatus; expiresAt: Date }, now: Date): boolean =>
+  allows(payment.status, "expire") && payment.expiresAt.getTime() <= now.getTime();
+
+/** What an operation's guard needs to know of a payment. */
+export interface OperationFacts {
+  id: string;
+  status: PaymentStatus;
+  expiresAt: Date;
+  tranId: string | null;
+}
+
+/**
+ * Why a payment refuses an operation now, as the API answers it (409 invalid_state), or undefined
+ * when it allows it. A checkout also needs the payment unexpired; a refund, Fiuu's tranID.
+ */
+export function operationRefusal(operation: PaymentOperation, payment: OperationFacts, now: Date): ApiError | undefined {
+  const { id, status } = payment;
+  switch (operation) {
+    case "cancel":
+      if (!allows(status, "cancel")) return new ApiError("invalid_state", `Payment ${id} is ${status}; only a created payment can be cancelled.`);
+      return undefined;
+    case "checkout":
+      if (!allows(status, "checkout")) return new ApiError("invalid_state", `Payment ${id} is ${status}; checkout is over.`);
+      if (payment.expiresAt <= now) return new ApiError("invalid_state", `Payment ${id} expired at ${payment.expiresAt.toISOString()}.`);
+      return undefined;
+    case "refund":
+      if (!allows(status, "refund") || !payment.tranId) {
+        return new ApiError("invalid_state", `Payment ${id} is ${status}; only a succeeded payment can be refunded.`);
+      }
+      return undefined;
+    case "expire":
+      if (!allows(status, "expire")) return new ApiError("invalid_state", `Payment ${id} is ${status}; only a created payment can expire.`);
+      return undefined;
+  }
+}
+
+/** Throws operationRefusal's error when the payment refuses the operation. */
+export function assertAllows(operation: PaymentOperation, payment: OperationFacts, now: Date): void {
+  const refusal = operationRefusal(operation, payment, now);
+  if (refusal) throw refusal;
 }

@@ -6,7 +6,8 @@ import { ApiError } from "../../core/errors.js";
 import { recordEvent } from "../webhooks/events.js";
 import { newId } from "../../core/ids.js";
 import { enqueueJob } from "../job-queue.js";
-import { notFound } from "../payments/queries.js";
+import { lockPayment, notFound } from "../payments/queries.js";
+import { assertAllows } from "../payments/transitions.js";
 import { refundResource, type RefundRow } from "./resource.js";
 import { sendRefundToFiuu, type StoredBeneficiary } from "./send.js";
 import { isCardChannel } from "../../adapters/fiuu/channels.js";
@@ -68,11 +69,9 @@ export async function createRefund(
   const now = deps.now();
   const id = newId("re", now.getTime());
   const refund = await deps.database.db.transaction(async (tx) => {
-    const [payment] = await tx.select().from(payments).where(eq(payments.id, paymentId)).for("update").limit(1);
+    const payment = await lockPayment(tx, paymentId);
     if (!payment) throw notFound(paymentId);
-    if (payment.status !== "succeeded" || !payment.tranId) {
-      throw new ApiError("invalid_state", `Payment ${paymentId} is ${payment.status}; only a succeeded payment can be refunded.`);
-    }
+    assertAllows("refund", payment, now);
     checkBeneficiary(payment.paidChannel ?? payment.channel, input.beneficiary);
     const refundable = payment.amount - payment.amountRefundReserved;
     const amount = input.amount ?? refundable;

@@ -1,52 +1,18 @@
-import { asc, eq, inArray } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 import { eventDeliveries, events } from "../../../drizzle/schema.js";
 import { appendAudit } from "../audit.js";
 import type { AppDeps } from "../deps.js";
-import type { Database } from "../../adapters/db/client.js";
 import { ApiError } from "../../core/errors.js";
-
-/** An event's delivery to one receiver, as operators see it. */
-export interface DeliveryState {
-  receiver: string;
-  status: "pending" | "delivered" | "failed";
-  attempts: number;
-  next_attempt_at: string | null;
-  last_status_code: number | null;
-  last_error: string | null;
-  delivered_at: string | null;
-}
-
-/** The deliveries of a page of events, in one query, by event id (events without deliveries map to []). */
-export async function deliveriesByEvent(db: Database, eventIds: readonly string[]): Promise<Map<string, DeliveryState[]>> {
-  const byEvent = new Map<string, DeliveryState[]>(eventIds.map((id) => [id, []]));
-  if (eventIds.length === 0) return byEvent;
-  const rows = await db
-    .select()
-    .from(eventDeliveries)
-    .where(inArray(eventDeliveries.eventId, [...eventIds]))
-    .orderBy(asc(eventDeliveries.id));
-  for (const row of rows) {
-    byEvent.get(row.eventId)?.push({
-      receiver: row.receiver,
-      status: row.status,
-      attempts: row.attempts,
-      next_attempt_at: row.status === "pending" ? row.nextAttemptAt.toISOString() : null,
-      last_status_code: row.lastStatusCode,
-      last_error: row.lastError,
-      delivered_at: row.deliveredAt?.toISOString() ?? null,
-    });
-  }
-  return byEvent;
-}
+import { deliveriesByEvent, eventResource, type EventResource } from "./listing.js";
 
 /**
  * Sends an event again to every receiver in WEBHOOK_URLS: each delivery (added if the receiver is
  * new) becomes pending, due now, with a fresh retry budget (attempts back to 0), and any claim in
  * flight is voided so its outcome cannot overwrite this. The webhook-id and body stay the event's.
  * last_status_code, last_error and delivered_at keep the previous answer until the next attempt.
- * Audited; 404 for an unknown event, 409 when no receiver is configured.
+ * Audited; 404 for an unknown event, 409 when no receiver is configured. Answers the event as operators see it.
  */
-export async function redeliverEvent(deps: AppDeps, eventId: string, audit: { actor: string; requestId?: string }) {
+export async function redeliverEvent(deps: AppDeps, eventId: string, audit: { actor: string; requestId?: string }): Promise<EventResource> {
   const receivers = deps.config.webhooks.urls;
   const now = deps.now();
   const event = await deps.database.db.transaction(async (tx) => {
@@ -74,5 +40,5 @@ export async function redeliverEvent(deps: AppDeps, eventId: string, audit: { ac
     return row;
   });
   const deliveries = (await deliveriesByEvent(deps.database.db, [eventId])).get(eventId) ?? [];
-  return { event, deliveries };
+  return eventResource(event, deliveries);
 }
