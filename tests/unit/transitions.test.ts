@@ -1,6 +1,20 @@
 import { describe, expect, it } from "vitest";
 import { paymentStatuses, type PaymentStatus } from "../../drizzle/schema.js";
-import { decideTransition, type FiuuStatus } from "../../lib/domain/payments/transitions.js";
+import {
+  allows,
+  canMove,
+  decideTransition,
+  isExpiryDue,
+  isShownFinal,
+  isUnsettled,
+  operationRefusal,
+  operationStatuses,
+  operationTarget,
+  orderHoldingStatuses,
+  paymentMoves,
+  type FiuuStatus,
+  type PaymentOperation,
+} from "../../lib/domain/payments/transitions.js";
 
 type Row = [PaymentStatus, FiuuStatus, "match" | "amount" | "currency", "same" | "other", string, PaymentStatus | null, string[]];
 
@@ -79,6 +93,98 @@ describe("payment state machine", () => {
           expect(decision.next).toBeUndefined();
         }
       }
+    }
+  });
+});
+
+describe("payment moves", () => {
+  it("every move a Fiuu report makes is in the table of moves", () => {
+    for (const status of paymentStatuses) {
+      for (const reported of ["00", "11", "22"] as const) {
+        for (const amount of [1050, 1000]) {
+          for (const tranId of ["1000001", "2000002"]) {
+            const decision = decideTransition({ status, amount: 1050, currency: "MYR", tranId: "1000001" }, { status: reported, amount, currency: "MYR", tranId });
+            if (decision.next) expect(canMove(status, decision.next), `${status} → ${decision.next}`).toBe(true);
+          }
+        }
+      }
+    }
+  });
+
+  it("every move an operation makes is in the table of moves", () => {
+    for (const [operation, target] of Object.entries(operationTarget)) {
+      for (const status of operationStatuses[operation as PaymentOperation]) expect(canMove(status, target), `${operation}: ${status} → ${target}`).toBe(true);
+    }
+  });
+
+  it("succeeded and conflicted are never left; no status moves to itself or to created", () => {
+    expect(paymentMoves.succeeded).toEqual([]);
+    expect(paymentMoves.conflicted).toEqual([]);
+    for (const status of paymentStatuses) {
+      expect(canMove(status, status)).toBe(false);
+      expect(canMove(status, "created")).toBe(false);
+    }
+  });
+});
+
+type GuardRow = [PaymentOperation, PaymentStatus, boolean];
+// Which operation each status allows: cancel, expire and checkout only created; refund only succeeded.
+const guards: GuardRow[] = paymentStatuses.flatMap((status): GuardRow[] => [
+  ["cancel", status, status === "created"],
+  ["expire", status, status === "created"],
+  ["checkout", status, status === "created"],
+  ["refund", status, status === "succeeded"],
+]);
+
+describe("operation guards", () => {
+  const now = new Date("2026-12-01T12:00:00.000Z");
+  const later = new Date("2026-12-01T12:30:00.000Z");
+  const facts = (status: PaymentStatus, overrides: { expiresAt?: Date; tranId?: string | null } = {}) => ({
+    id: "pay_1",
+    status,
+    expiresAt: overrides.expiresAt ?? later,
+    tranId: overrides.tranId === undefined ? "1000001" : overrides.tranId,
+  });
+
+  it.each(guards)("%s in %s: allowed %s", (operation, status, allowed) => {
+    expect(allows(status, operation)).toBe(allowed);
+    expect(operationRefusal(operation, facts(status), now) === undefined).toBe(allowed);
+  });
+
+  it("refuses with the API's codes and messages", () => {
+    const refusal = (operation: PaymentOperation, f: ReturnType<typeof facts>) => {
+      const error = operationRefusal(operation, f, now);
+      return error && { code: error.code, detail: error.detail };
+    };
+    expect(refusal("cancel", facts("pending"))).toEqual({ code: "invalid_state", detail: "Payment pay_1 is pending; only a created payment can be cancelled." });
+    expect(refusal("checkout", facts("failed"))).toEqual({ code: "invalid_state", detail: "Payment pay_1 is failed; checkout is over." });
+    expect(refusal("checkout", facts("created", { expiresAt: now }))).toEqual({
+      code: "invalid_state",
+      detail: "Payment pay_1 expired at 2026-12-01T12:00:00.000Z.",
+    });
+    expect(refusal("refund", facts("created"))).toEqual({ code: "invalid_state", detail: "Payment pay_1 is created; only a succeeded payment can be refunded." });
+    // A success without Fiuu's tranID cannot be refunded: Fiuu's refund names the transaction.
+    expect(refusal("refund", facts("succeeded", { tranId: null }))).toEqual({
+      code: "invalid_state",
+      detail: "Payment pay_1 is succeeded; only a succeeded payment can be refunded.",
+    });
+    expect(refusal("expire", facts("cancelled"))).toEqual({ code: "invalid_state", detail: "Payment pay_1 is cancelled; only a created payment can expire." });
+  });
+
+  it("a created payment is due to expire from its expires_at on, no other ever", () => {
+    expect(isExpiryDue({ status: "created", expiresAt: later }, now)).toBe(false);
+    expect(isExpiryDue({ status: "created", expiresAt: now }, now)).toBe(true);
+    for (const status of paymentStatuses.filter((s) => s !== "created")) expect(isExpiryDue({ status, expiresAt: now }, later)).toBe(false);
+  });
+
+  it("an order is held by created, pending, succeeded and conflicted payments", () => {
+    expect([...orderHoldingStatuses].sort()).toEqual(["conflicted", "created", "pending", "succeeded"]);
+  });
+
+  it("only created and pending are unsettled; the result page shows every other status as final", () => {
+    for (const status of paymentStatuses) {
+      expect(isUnsettled(status)).toBe(status === "created" || status === "pending");
+      expect(isShownFinal(status)).toBe(!isUnsettled(status));
     }
   });
 });
