@@ -1,10 +1,13 @@
-import { asc, eq } from "drizzle-orm";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { asc, eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jobs } from "../../drizzle/schema.js";
 import { jobRoutes, type JobRoutesOptions } from "../../handlers/jobs.js";
 import type { AppDeps } from "../../lib/domain/deps.js";
 import { handleError } from "../../lib/http/problem.js";
 import { runJobBatch, startJobLoop, type JobRunners } from "../../lib/ops/jobs/loop.js";
+import { cronGroups, jobGroupNames, jobGroups } from "../../lib/ops/jobs/table.js";
 import {
   claimDueJobs,
   completeJob,
@@ -17,6 +20,7 @@ import {
 } from "../../lib/domain/job-queue.js";
 import { createRouter } from "../../lib/http/openapi.js";
 import { bearer, createTestApp, type TestContext } from "../support/app.js";
+import { createPayment } from "../support/flow.js";
 
 let t: TestContext;
 let db: TestContext["database"]["handle"]["db"];
@@ -539,18 +543,15 @@ describe("POST /jobs/*", () => {
     expect((await rowsOf("requery"))[0]).toMatchObject({ status: "done" });
   });
 
-  it("runs the group's beforeBatch hook first (the expiry sweep enqueues, then the batch runs)", async () => {
+  it("runs the group's before-step first (the expiry sweep enqueues, then the batch runs)", async () => {
+    const payment = await createPayment(t);
+    await db.execute(sql`update payments set expires_at = ${ago(1000).toISOString()}::timestamptz where id = ${payment.id}`);
     const ran: unknown[] = [];
-    const app = jobsApp({
-      runners: { expire: async (_deps, job) => (ran.push(job.payload.payment_id), { done: true }) },
-      beforeBatch: {
-        expire: async (deps) => enqueueJob(deps.database.db, { kind: "expire", payload: { payment_id: "pay_x" }, runAt: ago(1000), dedupeKey: "expire:pay_x" }),
-      },
-    });
+    const app = jobsApp({ runners: { expire: async (_deps, job) => (ran.push(job.payload.paymentId), { done: true }) } });
     const res = await app.request("/jobs/expire", { method: "POST", headers: await bearer(t, "system") });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ job: "expire", claimed: 1, done: 1, retried: 0, failed: 0 });
-    expect(ran).toEqual(["pay_x"]);
+    expect(ran).toEqual([payment.id]);
   });
 
   it("answers 200 with zeros when no runner is registered for the group", async () => {
@@ -589,5 +590,24 @@ describe("POST /jobs/*", () => {
       expect(operation?.security).toEqual([{ bearerAuth: [] }]);
       expect(Object.keys(operation?.responses ?? {})).toEqual(expect.arrayContaining(["200", "401", "403"]));
     }
+  });
+});
+
+describe("the job table's schedules", () => {
+  const root = path.resolve(import.meta.dirname, "../..");
+
+  it("are the cron triggers wrangler.toml deploys, each running the groups of its schedule", async () => {
+    const toml = await readFile(path.join(root, "infra/functions/wrangler.toml"), "utf8");
+    const crons = /^crons\s*=\s*\[([^\]]*)\]/m.exec(toml)?.[1];
+    expect(crons).toBeDefined();
+    expect([...crons!.matchAll(/"([^"]+)"/g)].map((m) => m[1]).sort()).toEqual(Object.keys(cronGroups).sort());
+    expect(Object.values(cronGroups).flat().sort()).toEqual([...jobGroupNames].sort());
+  });
+
+  it("are the Vercel crons, one GET /jobs/<group> per group", async () => {
+    const vercel = JSON.parse(await readFile(path.join(root, "infra/functions/vercel.json"), "utf8")) as { crons: { path: string; schedule: string }[] };
+    expect(Object.fromEntries(vercel.crons.map((c) => [c.path, c.schedule]))).toEqual(
+      Object.fromEntries(jobGroupNames.map((group) => [`/jobs/${group}`, jobGroups[group].cron])),
+    );
   });
 });

@@ -16,7 +16,7 @@ import type { Config } from "../../lib/core/config.js";
 import { queryRows } from "../../lib/adapters/db/client.js";
 import { recordEvent } from "../../lib/domain/webhooks/events.js";
 import { nextDeliveryStep, runDeliveryBatch, webhookRetryDelay } from "../../lib/domain/webhooks/deliver.js";
-import { startDeliveryLoop } from "../../lib/ops/jobs/delivery-loop.js";
+import { startBackgroundWork } from "../../lib/ops/jobs/table.js";
 import { claimDueDeliveries, recordDelivery } from "../../lib/domain/webhooks/queue.js";
 import { checkReceiver, isNonPublicAddress, type AddressLookup } from "../../lib/domain/webhooks/receivers.js";
 import { parseRetryAfter, sendWebhook, type WebhookAttempt } from "../../lib/domain/webhooks/send.js";
@@ -374,7 +374,7 @@ describe("webhook delivery to a shop", () => {
 
   it("is sent by the Node server's delivery loop, which stops cleanly", async () => {
     const { eventId } = await cancelledPaymentEvent(t);
-    const loop = startDeliveryLoop(t.deps, { intervalMs: 20 });
+    const loop = startBackgroundWork(t.deps, { only: ["webhook batch"], intervalMs: 20 });
     try {
       const deadline = Date.now() + 5_000;
       while ((await deliveryOf(t, eventId)).status !== "delivered") {

@@ -4,7 +4,7 @@ import { jobs, payments } from "../../drizzle/schema.js";
 import { createMetricsApp } from "../../handlers/metrics.js";
 import { queryRows } from "../../lib/adapters/db/client.js";
 import { runJobBatch } from "../../lib/ops/jobs/loop.js";
-import { jobRunners } from "../../lib/ops/jobs/runners.js";
+import { jobRunners } from "../../lib/ops/jobs/table.js";
 import { createTestApp, jsonRequest, type TestContext } from "../support/app.js";
 import { createPayment, payThroughSandbox } from "../support/flow.js";
 import { figure, sleep } from "../support/timing.js";
