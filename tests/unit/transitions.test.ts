@@ -103,7 +103,8 @@ describe("payment moves", () => {
       for (const reported of ["00", "11", "22"] as const) {
         for (const amount of [1050, 1000]) {
           for (const tranId of ["1000001", "2000002"]) {
-            const decision = decideTransition({ status, amount: 1050, currency: "MYR", tranId: "1000001" }, { status: reported, amount, currency: "MYR", tranId });
+            const payment = { status, amount: 1050, currency: "MYR", tranId: "1000001" };
+            const decision = decideTransition(payment, { status: reported, amount, currency: "MYR", tranId });
             if (decision.next) expect(canMove(status, decision.next), `${status} → ${decision.next}`).toBe(true);
           }
         }
@@ -113,7 +114,9 @@ describe("payment moves", () => {
 
   it("every move an operation makes is in the table of moves", () => {
     for (const [operation, target] of Object.entries(operationTarget)) {
-      for (const status of operationStatuses[operation as PaymentOperation]) expect(canMove(status, target), `${operation}: ${status} → ${target}`).toBe(true);
+      for (const status of operationStatuses[operation as PaymentOperation]) {
+        expect(canMove(status, target), `${operation}: ${status} → ${target}`).toBe(true);
+      }
     }
   });
 
@@ -156,25 +159,24 @@ describe("operation guards", () => {
       const error = operationRefusal(operation, f, now);
       return error && { code: error.code, detail: error.detail };
     };
-    expect(refusal("cancel", facts("pending"))).toEqual({ code: "invalid_state", detail: "Payment pay_1 is pending; only a created payment can be cancelled." });
-    expect(refusal("checkout", facts("failed"))).toEqual({ code: "invalid_state", detail: "Payment pay_1 is failed; checkout is over." });
-    expect(refusal("checkout", facts("created", { expiresAt: now }))).toEqual({
-      code: "invalid_state",
-      detail: "Payment pay_1 expired at 2026-12-01T12:00:00.000Z.",
-    });
-    expect(refusal("refund", facts("created"))).toEqual({ code: "invalid_state", detail: "Payment pay_1 is created; only a succeeded payment can be refunded." });
+    const invalidState = (detail: string) => ({ code: "invalid_state", detail });
+    expect(refusal("cancel", facts("pending"))).toEqual(invalidState("Payment pay_1 is pending; only a created payment can be cancelled."));
+    expect(refusal("checkout", facts("failed"))).toEqual(invalidState("Payment pay_1 is failed; checkout is over."));
+    expect(refusal("checkout", facts("created", { expiresAt: now }))).toEqual(invalidState("Payment pay_1 expired at 2026-12-01T12:00:00.000Z."));
+    expect(refusal("refund", facts("created"))).toEqual(invalidState("Payment pay_1 is created; only a succeeded payment can be refunded."));
     // A success without Fiuu's tranID cannot be refunded: Fiuu's refund names the transaction.
-    expect(refusal("refund", facts("succeeded", { tranId: null }))).toEqual({
-      code: "invalid_state",
-      detail: "Payment pay_1 is succeeded; only a succeeded payment can be refunded.",
-    });
-    expect(refusal("expire", facts("cancelled"))).toEqual({ code: "invalid_state", detail: "Payment pay_1 is cancelled; only a created payment can expire." });
+    expect(refusal("refund", facts("succeeded", { tranId: null }))).toEqual(
+      invalidState("Payment pay_1 is succeeded; only a succeeded payment can be refunded."),
+    );
+    expect(refusal("expire", facts("cancelled"))).toEqual(invalidState("Payment pay_1 is cancelled; only a created payment can expire."));
   });
 
   it("a created payment is due to expire from its expires_at on, no other ever", () => {
     expect(isExpiryDue({ status: "created", expiresAt: later }, now)).toBe(false);
     expect(isExpiryDue({ status: "created", expiresAt: now }, now)).toBe(true);
-    for (const status of paymentStatuses.filter((s) => s !== "created")) expect(isExpiryDue({ status, expiresAt: now }, later)).toBe(false);
+    for (const status of paymentStatuses.filter((s) => s !== "created")) {
+      expect(isExpiryDue({ status, expiresAt: now }, later)).toBe(false);
+    }
   });
 
   it("an order is held by created, pending, succeeded and conflicted payments", () => {
