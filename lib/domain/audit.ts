@@ -1,6 +1,6 @@
 import type { Principal } from "./deps.js";
-import { sql } from "drizzle-orm";
-import { queryRows, type Database } from "../adapters/db/client.js";
+import { sql, type SQL } from "drizzle-orm";
+import { executeSql, queryRows, type Database } from "../adapters/db/client.js";
 
 export interface AuditEntry {
   actor: string;
@@ -13,14 +13,31 @@ export interface AuditEntry {
 
 type Tx = Pick<Database, "execute">;
 
+const auditColumns = sql.raw("actor, action, entity_type, entity_id, request_id, data");
+
+/** The insert of one audit row, for executeAll with a caller's other writes (appendAudit runs it alone). */
+export function auditInsert(entry: AuditEntry): SQL {
+  return sql`insert into audit_log (${auditColumns})
+    values (${entry.actor}, ${entry.action}, ${entry.entityType}, ${entry.entityId}, ${entry.requestId ?? null},
+      ${JSON.stringify(entry.data ?? {})}::jsonb)`;
+}
+
+/**
+ * The insert of an audit row for each row of `source` (a CTE of the same statement, with its `id`
+ * as the entity id): for a statement that inserts the entity and its audit row together.
+ */
+export function auditInsertFrom(source: string, entry: Omit<AuditEntry, "entityId">): SQL {
+  return sql`insert into audit_log (${auditColumns})
+    select ${entry.actor}, ${entry.action}, ${entry.entityType}, id, ${entry.requestId ?? null}, ${JSON.stringify(entry.data ?? {})}::jsonb
+    from ${sql.raw(source)}`;
+}
+
 /**
  * Appends one audit row inside the caller's transaction. It is inserted unsealed; sealAuditLog
  * links it into the hash chain shortly after it commits.
  */
 export async function appendAudit(tx: Tx, entry: AuditEntry): Promise<void> {
-  await tx.execute(sql`insert into audit_log (actor, action, entity_type, entity_id, request_id, data)
-    values (${entry.actor}, ${entry.action}, ${entry.entityType}, ${entry.entityId}, ${entry.requestId ?? null},
-      ${JSON.stringify(entry.data ?? {})}::jsonb)`);
+  await executeSql(tx, auditInsert(entry));
 }
 
 /** How a principal is named in the audit log: `service:<sub>`, `admin:<sub>`, or `checkout:<payment>`. */

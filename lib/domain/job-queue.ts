@@ -1,6 +1,6 @@
-import { and, asc, eq, inArray, isNull, lte, or, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, isNull, lte, or, sql, type SQL } from "drizzle-orm";
 import { jobs } from "../../drizzle/schema.js";
-import { queryRows, type Database } from "../adapters/db/client.js";
+import { executeSql, queryRows, type Database } from "../adapters/db/client.js";
 import type { AppDeps } from "./deps.js";
 
 
@@ -50,35 +50,39 @@ export interface JobUpdateOptions {
 /** Longest last_error kept: enough to diagnose, never a whole response body. */
 const maxErrorLength = 1000;
 
+/** A job to add: its kind and payload, and when, how often and under which key it may run. */
+export interface NewJob {
+  kind: JobKind;
+  payload: Record<string, unknown>;
+  runAt?: Date;
+  dedupeKey?: string;
+  maxAttempts?: number;
+  /** With a dedupeKey: a pending job holding the key is brought forward to this runAt if later. */
+  sooner?: boolean;
+}
+
 /**
- * Adds a job inside the caller's transaction, so the job exists exactly when the change that asked
- * for it does. With a dedupeKey, a pending job holding the same key means this one is dropped
- * (the partial unique index `jobs_pending_dedupe_key` decides, so two transactions racing still
- * end with one job); once that job is done or failed the key is free again.
+ * The insert that adds a job, for executeAll with a caller's other writes (enqueueJob runs it
+ * alone). With a dedupeKey, a pending job holding the same key means this one is dropped (the
+ * partial unique index `jobs_pending_dedupe_key` decides, so two transactions racing still end
+ * with one job); once that job is done or failed the key is free again.
  */
-export async function enqueueJob(
-  tx: Pick<Database, "execute">,
-  job: {
-    kind: JobKind;
-    payload: Record<string, unknown>;
-    runAt?: Date;
-    dedupeKey?: string;
-    maxAttempts?: number;
-    /** With a dedupeKey: a pending job holding the key is brought forward to this runAt if later. */
-    sooner?: boolean;
-  },
-): Promise<void> {
+export function jobInsert(job: NewJob): SQL {
   const insert = sql`insert into jobs (kind, payload, dedupe_key, run_at, max_attempts)
     values (${job.kind}, ${JSON.stringify(job.payload)}::jsonb, ${job.dedupeKey ?? null},
       ${job.runAt ? sql`${job.runAt.toISOString()}::timestamptz` : sql`default`}, ${job.maxAttempts === undefined ? sql`default` : job.maxAttempts})`;
   // The conflict target must repeat the partial index's predicate for Postgres to infer that index.
-  if (job.dedupeKey === undefined) {
-    await tx.execute(insert);
-  } else if (job.sooner) {
-    await tx.execute(sql`${insert} on conflict (dedupe_key) where status = 'pending' do update set run_at = least(jobs.run_at, excluded.run_at)`);
-  } else {
-    await tx.execute(sql`${insert} on conflict (dedupe_key) where status = 'pending' do nothing`);
-  }
+  if (job.dedupeKey === undefined) return insert;
+  if (job.sooner) return sql`${insert} on conflict (dedupe_key) where status = 'pending' do update set run_at = least(jobs.run_at, excluded.run_at)`;
+  return sql`${insert} on conflict (dedupe_key) where status = 'pending' do nothing`;
+}
+
+/**
+ * Adds a job inside the caller's transaction, so the job exists exactly when the change that asked
+ * for it does (deduplicated by its dedupeKey as jobInsert says).
+ */
+export async function enqueueJob(tx: Pick<Database, "execute">, job: NewJob): Promise<void> {
+  await executeSql(tx, jobInsert(job));
 }
 
 /**

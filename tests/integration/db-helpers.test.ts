@@ -2,9 +2,9 @@ import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { payments } from "../../drizzle/schema.js";
 import { isUniqueViolation, queryRows } from "../../lib/adapters/db/client.js";
-import { executeAll, StatementBatch } from "../../lib/adapters/db/batch.js";
+import { executeAll } from "../../lib/adapters/db/batch.js";
 import { columnsOf, rowOf, updateById } from "../../lib/adapters/db/rows.js";
-import { recordEvent } from "../../lib/domain/webhooks/events.js";
+import { eventInserts } from "../../lib/domain/webhooks/events.js";
 import { createTestDatabase, type TestDatabase } from "../support/databases.js";
 
 // The helpers behind the hot statements written as sql templates, on whichever database the suite
@@ -97,11 +97,13 @@ describe("executeAll", () => {
 
   it("runs a batch's writes as one statement: an update and inserts that reference each other's rows", async () => {
     await insertPayment("pay_batch1", "paybatch1");
-    const batch = new StatementBatch();
-    await batch.execute(updateById(payments, "pay_batch1", { status: "succeeded", tranId: "T-batch-1" }));
-    await recordEvent(batch, ["https://shop.example/a", "https://shop.example/b"], { type: "payment.succeeded", paymentId: "pay_batch1", data: {}, now: new Date() });
-    expect(batch.statements).toHaveLength(3);
-    await database.handle.db.transaction((tx) => executeAll(tx, batch.statements));
+    const statements = [
+      updateById(payments, "pay_batch1", { status: "succeeded", tranId: "T-batch-1" }),
+      ...eventInserts(["https://shop.example/a", "https://shop.example/b"], { type: "payment.succeeded", paymentId: "pay_batch1", data: {}, now: new Date() })
+        .statements,
+    ];
+    expect(statements).toHaveLength(3);
+    await database.handle.db.transaction((tx) => executeAll(tx, statements));
 
     const [payment] = await database.handle.db.select().from(payments).where(eq(payments.id, "pay_batch1"));
     expect(payment).toMatchObject({ status: "succeeded", tranId: "T-batch-1" });
@@ -112,11 +114,12 @@ describe("executeAll", () => {
 
   it("applies none of the writes when one fails", async () => {
     await insertPayment("pay_batch2", "paybatch2");
-    const batch = new StatementBatch();
-    await batch.execute(updateById(payments, "pay_batch2", { status: "succeeded" }));
-    await recordEvent(batch, [], { type: "payment.succeeded", paymentId: "pay_batch2", data: {}, now: new Date() });
-    await batch.execute(sql`insert into event_deliveries (event_id, receiver, next_attempt_at) values ('evt_none', 'https://shop.example/a', now())`);
-    await expect(database.handle.db.transaction((tx) => executeAll(tx, batch.statements))).rejects.toThrow();
+    const statements = [
+      updateById(payments, "pay_batch2", { status: "succeeded" }),
+      ...eventInserts([], { type: "payment.succeeded", paymentId: "pay_batch2", data: {}, now: new Date() }).statements,
+      sql`insert into event_deliveries (event_id, receiver, next_attempt_at) values ('evt_none', 'https://shop.example/a', now())`,
+    ];
+    await expect(database.handle.db.transaction((tx) => executeAll(tx, statements))).rejects.toThrow();
 
     const [payment] = await database.handle.db.select().from(payments).where(eq(payments.id, "pay_batch2"));
     expect(payment!.status).toBe("created");

@@ -2,12 +2,13 @@ import { sql, type SQL } from "drizzle-orm";
 import { PgDialect, pgSchema, pgTable, text } from "drizzle-orm/pg-core";
 import { describe, expect, it } from "vitest";
 import { payments } from "../../drizzle/schema.js";
-import { appendAudit } from "../../lib/domain/audit.js";
-import { executeAll, StatementBatch } from "../../lib/adapters/db/batch.js";
+import { auditInsert } from "../../lib/domain/audit.js";
+import { combinedWrites } from "../../lib/adapters/db/batch.js";
 import { flattenSql } from "../../lib/adapters/db/flat.js";
-import { columnsOf, updateById } from "../../lib/adapters/db/rows.js";
-import { recordEvent } from "../../lib/domain/webhooks/events.js";
-import { enqueueJob } from "../../lib/domain/job-queue.js";
+import { columnsOf } from "../../lib/adapters/db/rows.js";
+import { eventInserts } from "../../lib/domain/webhooks/events.js";
+import { jobInsert } from "../../lib/domain/job-queue.js";
+import { paymentUpdate } from "../../lib/domain/payments/statements.js";
 
 // flattenSql must build exactly what Drizzle's own builder builds, or decline.
 const drizzleBuilds = (query: SQL) => {
@@ -15,28 +16,26 @@ const drizzleBuilds = (query: SQL) => {
   return { sql: text, params };
 };
 
-/** The writes of a report that settles a payment, as applyVerified batches them. */
-async function reportWrites(): Promise<SQL> {
+/** The writes of a report that settles a payment, as applyVerified combines them. */
+function reportWrites(): SQL {
   const now = new Date("2026-11-26T12:00:00.000Z");
-  const batch = new StatementBatch();
-  await batch.execute(updateById(payments, "pay_1", { status: "succeeded", tranId: "30012345", appcode: null, paidChannel: "fpx_mb2u", updatedAt: now }));
-  await recordEvent(batch, ["https://shop.example/hooks", "https://erp.example/hooks"], {
-    type: "payment.succeeded",
-    paymentId: "pay_1",
-    data: { amount: 1050, note: `it's "quoted" $1` },
-    now,
-  });
-  await enqueueJob(batch, { kind: "ipn_echo", payload: { fields: { a: "1" } }, dedupeKey: "ipn_echo:1", runAt: now, maxAttempts: 100 });
-  await enqueueJob(batch, { kind: "requery", payload: { paymentId: "pay_1" }, dedupeKey: "requery:pay_1", runAt: now, sooner: true });
-  await appendAudit(batch, { actor: "fiuu:notification", action: "payment.succeeded", entityType: "payment", entityId: "pay_1", data: { from: "created" } });
-  let combined: SQL | undefined;
-  await executeAll({ execute: (async (query: SQL) => void (combined = query)) as never }, batch.statements);
-  return combined!;
+  return combinedWrites([
+    paymentUpdate("pay_1", { status: "succeeded", tranId: "30012345", appcode: null, paidChannel: "fpx_mb2u", updatedAt: now }),
+    ...eventInserts(["https://shop.example/hooks", "https://erp.example/hooks"], {
+      type: "payment.succeeded",
+      paymentId: "pay_1",
+      data: { amount: 1050, note: `it's "quoted" $1` },
+      now,
+    }).statements,
+    jobInsert({ kind: "ipn_echo", payload: { fields: { a: "1" } }, dedupeKey: "ipn_echo:1", runAt: now, maxAttempts: 100 }),
+    jobInsert({ kind: "requery", payload: { paymentId: "pay_1" }, dedupeKey: "requery:pay_1", runAt: now, sooner: true }),
+    auditInsert({ actor: "fiuu:notification", action: "payment.succeeded", entityType: "payment", entityId: "pay_1", data: { from: "created" } }),
+  ]);
 }
 
 describe("flattenSql", () => {
-  it("builds a report's combined writes exactly as Drizzle does", async () => {
-    const query = await reportWrites();
+  it("builds a report's combined writes exactly as Drizzle does", () => {
+    const query = reportWrites();
     const flat = flattenSql(query);
     expect(flat).toEqual(drizzleBuilds(query));
     expect(flat!.params.length).toBeGreaterThan(20);

@@ -1,18 +1,19 @@
 import { createHash } from "node:crypto";
-import { eq, sql } from "drizzle-orm";
+import { eq, sql, type SQL } from "drizzle-orm";
 import { payments } from "../../../drizzle/schema.js";
-import { appendAudit } from "../audit.js";
+import { auditInsert } from "../audit.js";
 import type { AppDeps } from "../deps.js";
-import { executeAll, StatementBatch } from "../../adapters/db/batch.js";
-import { queryRows, type Database } from "../../adapters/db/client.js";
-import { columnsOf, rowOf, updateById } from "../../adapters/db/rows.js";
-import { recordEvent, type EventType } from "../webhooks/events.js";
-import { enqueueJob } from "../job-queue.js";
+import { executeAll } from "../../adapters/db/batch.js";
+import { executeSql, queryRows, type Database } from "../../adapters/db/client.js";
+import { rowOf } from "../../adapters/db/rows.js";
+import { eventInserts, type EventType } from "../webhooks/events.js";
+import { jobInsert } from "../job-queue.js";
 import { paymentResource, type PaymentRow } from "./resource.js";
 import { decideTransition, type Outcome } from "./transitions.js";
 import { channelLabel } from "../../adapters/fiuu/channels.js";
 import { readReport, type FiuuStatus, type ReportDetails, type ReportKind } from "../../adapters/fiuu/reports.js";
-import { bringRequeryForward, enqueueRequery, firstRequeryDelayMs } from "./requery-queue.js";
+import { bringRequeryForward, enqueueRequery, firstRequeryDelayMs, requeryJob } from "./requery-queue.js";
+import { paymentLockByGatewayOrder, paymentUpdate } from "./statements.js";
 
 export type { ReportKind } from "../../adapters/fiuu/reports.js";
 
@@ -68,10 +69,7 @@ export async function applyVerified(deps: AppDeps, input: VerifiedReport): Promi
   let emitted: EventType[] = [];
   let moved = false;
   const result = await deps.database.db.transaction(async (tx): Promise<ReportResult> => {
-    const [locked] = await queryRows<Record<string, unknown>>(
-      tx,
-      sql`select ${columnsOf(payments)} from payments where gateway_order_id = ${input.orderId} limit 1 for update`,
-    );
+    const [locked] = await queryRows<Record<string, unknown>>(tx, paymentLockByGatewayOrder(input.orderId));
     const payment = locked && rowOf(payments, locked);
     if (!payment) {
       await storeGatewayMessage(tx, { kind, fields, signatureValid: true, outcome: "orphan", detail: "no payment has this orderid", now });
@@ -100,41 +98,42 @@ export async function applyVerified(deps: AppDeps, input: VerifiedReport): Promi
     const row: PaymentRow = changes ? { ...payment, ...changes } : payment;
 
     // The decision is made; its writes go to the database together, as one statement.
-    const batch = new StatementBatch();
-    if (changes) await batch.execute(updateById(payments, payment.id, changes));
+    const writes: SQL[] = [];
+    if (changes) writes.push(paymentUpdate(payment.id, changes));
     for (const type of decision.events) {
-      await recordEvent(batch, deps.config.webhooks.urls, {
+      const event = eventInserts(deps.config.webhooks.urls, {
         type,
         paymentId: payment.id,
         data: { ...paymentResource(deps, row, { masked: true }), ...(type === "payment.duplicate_charge" ? { duplicate_tran_id: report.tranId } : {}) },
         now,
       });
+      writes.push(...event.statements);
     }
-    await storeGatewayMessage(batch, { kind, fields, signatureValid: true, outcome: decision.outcome, detail: decision.reason, paymentId: payment.id, now });
+    writes.push(gatewayMessageUpsert({ kind, fields, signatureValid: true, outcome: decision.outcome, detail: decision.reason, paymentId: payment.id, now }));
     if (input.echo) {
       // Fiuu wants every notification echoed back; without it, it sends the notification again.
-      await enqueueJob(batch, {
+      writes.push(jobInsert({
         kind: "ipn_echo",
         payload: { fields: input.echo },
         dedupeKey: `ipn_echo:${report.tranId}:${report.status}:${kind}`,
         runAt: now,
         maxAttempts: 100,
-      });
+      }));
     }
     if ((decision.next ?? row.status) === "pending") {
-      await enqueueRequery(batch, payment.id, new Date(now.getTime() + firstRequeryDelayMs));
+      writes.push(jobInsert(requeryJob(payment.id, new Date(now.getTime() + firstRequeryDelayMs))));
     }
     if (decision.next || decision.events.length > 0) {
-      await appendAudit(batch, {
+      writes.push(auditInsert({
         actor: `fiuu:${kind}`,
         action: decision.next ? `payment.${decision.next}` : decision.events[0]!,
         entityType: "payment",
         entityId: payment.id,
         requestId: input.requestId,
         data: { from: payment.status, to: decision.next ?? payment.status, tran_id: report.tranId, fiuu_status: report.status },
-      });
+      }));
     }
-    await executeAll(tx, batch.statements);
+    await executeAll(tx, writes);
     return { kind, outcome: decision.outcome, payment: row, detail: decision.reason };
   });
   recordMetrics(deps, result, now, { moved, reportedChannel: details.channel });
@@ -183,34 +182,42 @@ async function rejectReport(
   return { kind, outcome: "rejected", payment, detail };
 }
 
+/** A message from Fiuu to store: what it is, its fields, and what was made of it. */
+export interface GatewayMessage {
+  kind: ReportKind | "refund_notice";
+  fields: Record<string, string>;
+  signatureValid: boolean;
+  outcome: MessageOutcome;
+  detail?: string;
+  paymentId?: string;
+  refundId?: string;
+  /** What the row is indexed by; default the report's own fields (tranID, orderid, status). */
+  keys?: { tranId?: string; orderId?: string; status?: string };
+  now: Date;
+}
+
 /**
- * Stores one message from Fiuu (a report, a requery answer, a refund notice). The same message
- * again (same kind, fields and signature validity) is counted on the row that holds it rather than
- * stored anew, so repeats cost no storage.
+ * Stores one message from Fiuu (a report, a requery answer, a refund notice): every row of
+ * gateway_messages is written by gatewayMessageUpsert.
  */
-export async function storeGatewayMessage(
-  tx: Pick<Database, "execute">,
-  message: {
-    kind: ReportKind | "refund_notice";
-    fields: Record<string, string>;
-    signatureValid: boolean;
-    outcome: MessageOutcome;
-    detail?: string;
-    paymentId?: string;
-    refundId?: string;
-    /** What the row is indexed by; default the report's own fields (tranID, orderid, status). */
-    keys?: { tranId?: string; orderId?: string; status?: string };
-    now: Date;
-  },
-) {
+export async function storeGatewayMessage(tx: Pick<Database, "execute">, message: GatewayMessage) {
+  await executeSql(tx, gatewayMessageUpsert(message));
+}
+
+/**
+ * The upsert that stores a message from Fiuu, for executeAll with a caller's other writes. The
+ * same message again (same kind, fields and signature validity) is counted on the row that holds
+ * it rather than stored anew, so repeats cost no storage.
+ */
+export function gatewayMessageUpsert(message: GatewayMessage): SQL {
   const { fields } = message;
   const keys = message.keys ?? { tranId: fields.tranID, orderId: fields.orderid, status: fields.status };
   const fingerprint = messageFingerprint(message.kind, fields, message.signatureValid);
   const at = message.now.toISOString();
-  await tx.execute(sql`insert into gateway_messages (kind, payment_id, refund_id, tran_id, order_id, status, fields, signature_valid, outcome, detail, received_at, fingerprint)
+  return sql`insert into gateway_messages (kind, payment_id, refund_id, tran_id, order_id, status, fields, signature_valid, outcome, detail, received_at, fingerprint)
     values (${message.kind}, ${message.paymentId ?? null}, ${message.refundId ?? null}, ${keys.tranId ?? null}, ${keys.orderId ?? null}, ${keys.status ?? null},
       ${JSON.stringify(fields)}::jsonb, ${message.signatureValid}, ${message.outcome}, ${message.detail ?? null}, ${at}::timestamptz, ${fingerprint})
-    on conflict (fingerprint) do update set times_received = gateway_messages.times_received + 1, last_received_at = ${at}::timestamptz`);
+    on conflict (fingerprint) do update set times_received = gateway_messages.times_received + 1, last_received_at = ${at}::timestamptz`;
 }
 
 /** What makes two messages the same: kind, signature validity and every stored field. */

@@ -1,7 +1,7 @@
 import type { AppDeps } from "../deps.js";
 import type { Database } from "../../adapters/db/client.js";
 import { errorName } from "../../core/errors.js";
-import { enqueueJob } from "../job-queue.js";
+import { enqueueJob, type NewJob } from "../job-queue.js";
 
 // Asking for a payment's requery: the one pending requery job per payment, and bringing it forward
 // when a shopper waits, at most once per payment per 5 minutes.
@@ -18,7 +18,12 @@ export const requeryForwardEveryMs = 5 * 60_000;
  * (lib/domain/payments/reconcile.ts), not by count: waiting for Fiuu's query slot is not a failure.
  */
 export async function enqueueRequery(tx: Pick<Database, "execute">, paymentId: string, runAt: Date, options: { sooner?: boolean } = {}) {
-  await enqueueJob(tx, { kind: "requery", payload: { paymentId }, dedupeKey: `requery:${paymentId}`, runAt, maxAttempts: 1000, sooner: options.sooner });
+  await enqueueJob(tx, requeryJob(paymentId, runAt, options));
+}
+
+/** The requery job enqueueRequery adds, for jobInsert with a caller's other writes. */
+export function requeryJob(paymentId: string, runAt: Date, options: { sooner?: boolean } = {}): NewJob {
+  return { kind: "requery", payload: { paymentId }, dedupeKey: `requery:${paymentId}`, runAt, maxAttempts: 1000, sooner: options.sooner };
 }
 
 /** Redis key: set for 5 min when a payment's requery was brought forward. */

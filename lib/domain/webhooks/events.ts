@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
 import { executeAll } from "../../adapters/db/batch.js";
 import type { Database } from "../../adapters/db/client.js";
 import { newId } from "../../core/ids.js";
@@ -20,26 +20,41 @@ export type EventType = (typeof eventTypes)[number];
 
 type Tx = Pick<Database, "execute">;
 
+/** An event for the outbox: what happened, to which payment or refund, and the body receivers get. */
+export interface OutboxEvent {
+  type: EventType;
+  paymentId?: string;
+  refundId?: string;
+  data: Record<string, unknown>;
+  now: Date;
+}
+
 /**
- * Writes an event to the outbox with one pending delivery per webhook receiver, inside the
- * caller's transaction: the event exists exactly when the state change it reports does.
+ * The statements that write an event to the outbox with one pending delivery per webhook receiver
+ * (the events insert, and the event_deliveries insert when there are receivers), and the event's
+ * id: for executeAll, on their own or with a caller's other writes.
  */
-export async function recordEvent(
-  tx: Tx,
-  receivers: readonly string[],
-  event: { type: EventType; paymentId?: string; refundId?: string; data: Record<string, unknown>; now: Date },
-): Promise<string> {
+export function eventInserts(receivers: readonly string[], event: OutboxEvent): { id: string; statements: SQL[] } {
   const id = newId("evt", event.now.getTime());
   const at = event.now.toISOString();
-  const deliveries = receivers.map((receiver) => sql`(${id}, ${receiver}, ${at}::timestamptz)`);
   const statements = [
     sql`insert into events (id, type, payment_id, refund_id, data, created_at)
       values (${id}, ${event.type}, ${event.paymentId ?? null}, ${event.refundId ?? null}, ${JSON.stringify(event.data)}::jsonb, ${at}::timestamptz)`,
   ];
-  if (deliveries.length > 0) {
+  if (receivers.length > 0) {
+    const deliveries = receivers.map((receiver) => sql`(${id}, ${receiver}, ${at}::timestamptz)`);
     statements.push(sql`insert into event_deliveries (event_id, receiver, next_attempt_at) values ${sql.join(deliveries, sql`, `)}`);
   }
-  // One statement (the deliveries' foreign key is checked at its end), or part of the caller's batch.
+  return { id, statements };
+}
+
+/**
+ * Writes an event to the outbox with one pending delivery per webhook receiver, inside the
+ * caller's transaction: the event exists exactly when the state change it reports does.
+ */
+export async function recordEvent(tx: Tx, receivers: readonly string[], event: OutboxEvent): Promise<string> {
+  const { id, statements } = eventInserts(receivers, event);
+  // One statement: the deliveries' foreign key is checked at its end.
   await executeAll(tx, statements);
   return id;
 }

@@ -1,0 +1,51 @@
+import { sql, type SQL } from "drizzle-orm";
+import { payments } from "../../../drizzle/schema.js";
+import { columnsOf, updateById } from "../../adapters/db/rows.js";
+import { auditInsertFrom } from "../audit.js";
+import type { PaymentRow } from "./resource.js";
+import { orderHoldingStatuses } from "./transitions.js";
+
+// The payments table's statements on the hot path, as `sql` templates (see lib/adapters/db/rows.ts
+// for why not the query builder), built here for every caller: the service, and the bench's
+// baseline and ceiling (tests/load), which send exactly these.
+
+// Constants of the state machine, written into the statement as literals (its text stays the same).
+const holdingList = sql.raw(orderHoldingStatuses.map((status) => `'${status}'`).join(", "));
+
+/**
+ * Creates a payment unless another holds its order, with its audit row, as one statement (for
+ * queryRows): answers one row, `created` (the new id, or null when refused), `holder_id` and
+ * `holder_status` (the payment holding the order, if any). Every column is given from `row`.
+ */
+export function paymentCreate(row: PaymentRow, audit: { actor: string; requestId?: string }): SQL {
+  const auditData = { order_id: row.orderId, amount: row.amount, currency: row.currency, channel: row.channel };
+  return sql`with holder as (
+      select id, status from payments
+      where order_id = ${row.orderId} and status in (${holdingList})
+      limit 1
+    ), inserted as (
+      insert into payments (id, order_id, amount, currency, status, channel, description, customer_name, customer_email,
+        customer_mobile, customer_email_hash, return_url, metadata, client_secret_hash, gateway_order_id, amount_refunded, amount_refund_reserved,
+        created_by, expires_at, created_at, updated_at)
+      select ${row.id}, ${row.orderId}, ${row.amount}::bigint, ${row.currency}, ${row.status}, ${row.channel}, ${row.description},
+        ${row.customerName}, ${row.customerEmail}, ${row.customerMobile}, ${row.customerEmailHash}, ${row.returnUrl}, ${JSON.stringify(row.metadata)}::jsonb,
+        ${row.clientSecretHash}, ${row.gatewayOrderId}, 0, 0, ${row.createdBy}, ${row.expiresAt.toISOString()}::timestamptz,
+        ${row.createdAt.toISOString()}::timestamptz, ${row.updatedAt.toISOString()}::timestamptz
+      where not exists (select 1 from holder)
+      returning id
+    ), audited as (
+      ${auditInsertFrom("inserted", { actor: audit.actor, action: "payment.created", entityType: "payment", requestId: audit.requestId, data: auditData })}
+    )
+    select (select id from inserted) as created, holder.id as holder_id, holder.status as holder_status
+    from (select 1) as one left join holder on true`;
+}
+
+/** Every column of the payment Fiuu knows by `gatewayOrderId`, its row locked for the transaction (for queryRows and rowOf). */
+export function paymentLockByGatewayOrder(gatewayOrderId: string): SQL {
+  return sql`select ${columnsOf(payments)} from payments where gateway_order_id = ${gatewayOrderId} limit 1 for update`;
+}
+
+/** The update of a payment's changed columns, for executeAll with a caller's other writes. */
+export function paymentUpdate(id: string, changes: Partial<PaymentRow>): SQL {
+  return updateById(payments, id, changes);
+}
