@@ -56,7 +56,7 @@ export function demoRoutes(options: {
   /** A call to the service's API as the shop backend, with a short-lived service token. */
   async function shopApi(c: Context<AppEnv>, path: string, init: RequestInit = {}) {
     const { config } = c.get("deps");
-    const token = await signToken(config.jwtSecret!, { sub: "demo-shop", role: "service", ttlSeconds: 60, now: c.get("deps").now() });
+    const token = await signToken(config.jwtSecret, { sub: "demo-shop", role: "service", ttlSeconds: 60, now: c.get("deps").now() });
     return options.api().request(path, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string> | undefined) } });
   }
 
@@ -67,7 +67,7 @@ export function demoRoutes(options: {
 <label class="field">Mobile<input name="mobile" value="${customer.mobile ?? "+60174823915"}" maxlength="32" autocomplete="tel"></label>
 </fieldset>`;
 
-  const usesSandbox = (c: Context<AppEnv>) => Boolean(c.get("deps").config.fiuu.paymentUrl?.includes("/sandbox/fiuu"));
+  const usesSandbox = (c: Context<AppEnv>) => Boolean(c.get("deps").config.fiuu.paymentUrl.includes("/sandbox/fiuu"));
 
   app.get("/demo", (c) => {
     return c.html(
@@ -194,7 +194,7 @@ ${waiting && usesSandbox(c) ? html`<p class="muted">Testing? Settle a payment le
   app.post("/demo/webhooks", async (c) => {
     const raw = await c.req.text();
     const { config } = c.get("deps");
-    const verified = verifyWebhook(webhookSigningKey(config.webhooks.secret!), c.req.raw.headers, raw, c.get("deps").now());
+    const verified = verifyWebhook(webhookSigningKey(config.webhooks.secret), c.req.raw.headers, raw, c.get("deps").now());
     let event: { type?: string; data?: { id?: string; payment_id?: string; status?: string } };
     try {
       event = JSON.parse(raw) as typeof event;

@@ -1,54 +1,67 @@
-import { ConfigError, type Config } from "../core/config.js";
+import type { Config } from "../core/config.js";
 import type { AppDeps } from "../domain/deps.js";
-import { openDatabase, type DatabaseHandle } from "../adapters/db/client.js";
-import { migrateDatabase } from "../adapters/db/migrate.js";
-import { logDatabaseAtStart } from "../adapters/db/startup.js";
-import { assembleDeps } from "./deps-core.js";
+import { createFieldCipher } from "../core/crypto.js";
+import type { DatabaseHandle } from "../adapters/db/client.js";
+import { createFiuuClient } from "../adapters/fiuu/client.js";
 import type { FormPost } from "../adapters/fiuu/form-post.js";
-import { createLogger, type Logger } from "../core/logger.js";
-import { createMetrics } from "../core/metrics.js";
-import { openRedis, type RedisHandle } from "../adapters/redis/index.js";
+import type { RedisHandle } from "../adapters/redis/index.js";
+import type { Logger } from "../core/logger.js";
+import type { Metrics } from "../core/metrics.js";
+import { createTokenVerifier } from "../http/auth/tokens.js";
+import { createWebhookConnections } from "../domain/webhooks/send.js";
+
+/**
+ * How one runtime opens the parts of the dependency set: the Node server's (lib/app/node-openers.ts:
+ * PGlite or postgres.js, ioredis, pino, prom-client) or the Worker's (lib/app/worker.ts: a database
+ * per event, Redis over REST, console logs, no metrics). Opened in this order; each may use the logger.
+ */
+export interface Openers {
+  logger(config: Config): Logger | Promise<Logger>;
+  metrics(config: Config): Metrics;
+  database(config: Config, logger: Logger): Promise<DatabaseHandle>;
+  redis(config: Config): Promise<Pick<RedisHandle, "redis" | "close">>;
+  /** How the Fiuu client reaches Fiuu: the network (fetch, or the Node server's pool), or the local sandbox's app in-process. */
+  fiuuTransport(config: Config): FormPost;
+}
 
 export interface OwnedDeps extends AppDeps {
-  /** Closes what buildDeps opened: the database pool and the Redis connection. */
+  /** Closes what the assembly opened: the database pool, the Redis connection, kept-alive connections. */
   close(): Promise<void>;
 }
 
 /**
- * Builds the dependency set from configuration. The embedded database is migrated here (it is
- * this process's own); a real Postgres is migrated by `migrate up` before the pods start.
+ * Assembles the dependency set from the parts a runtime's openers open. It imports nothing tied to
+ * a runtime (no PGlite, ioredis, pino, prom-client), so the Node server and the functions entries
+ * (workerd, Vercel, Lambda) compose the same AppDeps. What the set remembers (verified tokens,
+ * connections to Fiuu and to webhook receivers) is created here, so two apps in a process share none.
  */
-export async function buildDeps(
-  config: Config,
-  options: {
-    logger?: Logger;
-    database?: DatabaseHandle;
-    redis?: RedisHandle;
-    migrate?: boolean;
-    /** How the Fiuu client reaches Fiuu; default the network. Tests route it to a sandbox app. */
-    fiuuFetch?: (request: Request) => Promise<Response>;
-    /** The network transport when no fiuuFetch is given; default fetch. The Node server passes node:http's. */
-    fiuuPost?: FormPost;
-  } = {},
-): Promise<OwnedDeps> {
-  const logger = options.logger ?? (await createLogger(config.log));
-  let database: DatabaseHandle;
-  try {
-    database = options.database ?? (await openDatabase(config.database));
-  } catch (error) {
-    // A TLS setting that cannot mean what it says (lib/adapters/db/tls.ts): said in the log before exiting.
-    if (error instanceof ConfigError) logger.fatal({ problems: error.problems }, error.message);
-    throw error;
-  }
-  // Said in the first lines of the log: connected as whom, over what TLS, or why not.
-  if (!options.database && database.kind === "postgres") await logDatabaseAtStart(database, logger, config.health.timeoutMs);
-  if (options.migrate ?? database.kind === "embedded") await migrateDatabase(database);
-  const redis = options.redis ?? (await openRedis(config.redis));
-  const metrics = createMetrics();
+export async function assembleDeps(config: Config, openers: Openers): Promise<OwnedDeps> {
+  const logger = await openers.logger(config);
+  const database = await openers.database(config, logger);
+  const redis = await openers.redis(config);
+  const metrics = openers.metrics(config);
+  const fiuuTransport = openers.fiuuTransport(config);
+  const webhookConnections = createWebhookConnections();
   return {
-    ...assembleDeps(config, { database, redis: redis.redis, logger, metrics, fiuuFetch: options.fiuuFetch, fiuuPost: options.fiuuPost }),
+    config,
+    database,
+    redis: redis.redis,
+    logger,
+    metrics,
+    fiuu: createFiuuClient({
+      fiuu: config.fiuu,
+      metrics,
+      logger,
+      transport: fiuuTransport,
+      breaker: { consecutiveFailures: config.fiuu.breaker.threshold, halfOpenAfterMs: config.fiuu.breaker.resetMs },
+    }),
+    cipher: createFieldCipher(config.encryptionKey, config.previousEncryptionKeys),
+    verifyToken: createTokenVerifier(),
+    webhookConnections,
+    now: () => new Date(),
     close: async () => {
-      await Promise.allSettled([database.close(), redis.close()]);
+      webhookConnections.close();
+      await Promise.allSettled([database.close(), redis.close(), fiuuTransport.close?.()]);
     },
   };
 }

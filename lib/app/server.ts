@@ -3,11 +3,13 @@ import { createHealthApp } from "../../handlers/health.js";
 import { createMetricsApp } from "../../handlers/metrics.js";
 import { createApp, usesLocalSandbox } from "./app.js";
 import { signToken } from "../http/auth/tokens.js";
-import type { Config } from "../core/config.js";
-import { buildDeps, type OwnedDeps } from "./deps.js";
+import type { RawConfig } from "../core/config.js";
+import { assembleDeps, type OwnedDeps } from "./deps.js";
+import { nodeOpeners } from "./node-openers.js";
 import { withDevSecrets } from "../core/dev-secrets.js";
 import { startBackgroundWork } from "../ops/jobs/table.js";
-import { nodeFormPost } from "../adapters/fiuu/node-form-post.js";
+import { formPostOver } from "../adapters/fiuu/form-post.js";
+import { createNodeFormPost } from "../adapters/fiuu/node-form-post.js";
 import { connectionCaps, parseOpenFileLimit, startListener, type Listener } from "./listener.js";
 
 export interface RunningServer {
@@ -46,12 +48,13 @@ function countOpenDescriptors(): number {
 }
 
 /** Starts the three listeners of the Node deployment: API, health, metrics. */
-export async function startNodeServer(rawConfig: Config): Promise<RunningServer> {
+export async function startNodeServer(rawConfig: RawConfig): Promise<RunningServer> {
   const config = withDevSecrets(rawConfig);
   // With the local sandbox playing Fiuu, its server APIs are reached in-process, as the sandbox
   // reaches the service's webhooks: nothing depends on PUBLIC_URL resolving to this process.
   let app: ReturnType<typeof createApp> | undefined;
-  const deps = await buildDeps(config, usesLocalSandbox(config) ? { fiuuFetch: async (request) => app!.fetch(request) } : { fiuuPost: nodeFormPost });
+  const fiuuTransport = usesLocalSandbox(config) ? formPostOver(async (request) => app!.fetch(request)) : createNodeFormPost();
+  const deps = await assembleDeps(config, nodeOpeners({ fiuuTransport }));
   // Loaded only when it plays Fiuu (development and test), so the production image leaves it out.
   const fiuuSandbox = usesLocalSandbox(config) ? (await import("../adapters/fiuu/sandbox/mount.js")).localFiuuSandbox(config) : undefined;
   app = createApp(deps, { fiuuSandbox });
@@ -136,7 +139,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 /** The start-up banner of the embedded default: where everything is, and a token to try the API with. */
 export async function startupBanner(server: RunningServer): Promise<string> {
   const { config } = server.deps;
-  const token = await signToken(config.jwtSecret!, { sub: "demo-shop", role: "service", ttlSeconds: 30 * 86_400 });
+  const token = await signToken(config.jwtSecret, { sub: "demo-shop", role: "service", ttlSeconds: 30 * 86_400 });
   const bound = server.host;
   const everywhere = bound === "0.0.0.0" || bound === "::";
   const local = everywhere ? "localhost" : bound.includes(":") ? `[${bound}]` : bound;

@@ -172,6 +172,10 @@ const requiredInProduction = [
   "PUBLIC_URL",
 ] as const;
 
+/**
+ * The configuration every layer receives: every secret present (given, or a development secret
+ * outside production), so no code past resolveSecrets asks whether one is set.
+ */
 export interface Config {
   environment: Env["ENVIRONMENT"];
   isProduction: boolean;
@@ -199,14 +203,14 @@ export interface Config {
     | { kind: "rest"; url: string; token: string }
     | { kind: "memory" };
   fiuu: {
-    merchantId?: string;
-    verifyKey?: string;
-    secretKey?: string;
+    merchantId: string;
+    verifyKey: string;
+    secretKey: string;
     sandbox: boolean;
     /** The local sandbox (lib/adapters/fiuu/sandbox) plays Fiuu on this service's port; never in production. */
     localSandbox: boolean;
-    paymentUrl?: string;
-    apiUrl?: string;
+    paymentUrl: string;
+    apiUrl: string;
     extendedVcode: boolean;
     timeoutMs: number;
     retryAttempts: number;
@@ -215,12 +219,12 @@ export interface Config {
     /** Consecutive failures that open the circuit breaker, and how long it stays open before a trial. */
     breaker: { threshold: number; resetMs: number };
   };
-  encryptionKey?: Buffer;
+  encryptionKey: Buffer;
   previousEncryptionKeys: Buffer[];
-  jwtSecret?: string;
+  jwtSecret: string;
   metrics: { enabled: boolean; port: number };
   health: { port: number; intervalMs: number; timeoutMs: number };
-  webhooks: { secret?: string; urls: string[]; timeoutMs: number; retryAttempts: number; retryDelayMs: number };
+  webhooks: { secret: string; urls: string[]; timeoutMs: number; retryAttempts: number; retryDelayMs: number };
   dataDir: string;
   paymentTtlMs: number;
   /** Data retention (lib/domain/retention): how long each kind of data is kept past its clock, in ms. */
@@ -244,6 +248,14 @@ export interface Config {
     maxConnections: { api: number; health: number; metrics: number };
   };
 }
+
+/** Config as the environment gives it: the secrets may be missing until resolveSecrets. */
+export type RawConfig = Omit<Config, "jwtSecret" | "encryptionKey" | "fiuu" | "webhooks"> & {
+  jwtSecret?: string;
+  encryptionKey?: Buffer;
+  fiuu: Omit<Config["fiuu"], "merchantId" | "verifyKey" | "secretKey"> & Partial<Pick<Config["fiuu"], "merchantId" | "verifyKey" | "secretKey">>;
+  webhooks: Omit<Config["webhooks"], "secret"> & { secret?: string };
+};
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -366,8 +378,11 @@ function productionSecretProblems(present: Record<string, string>, encryptionKey
   return problems;
 }
 
-/** Parses the environment into a typed Config, or throws ConfigError naming every bad variable. */
-export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+/**
+ * Parses the environment into a typed RawConfig, or throws ConfigError naming every bad variable.
+ * Its secrets may still be missing outside production: resolveSecrets makes it the app's Config.
+ */
+export function loadConfig(source: Record<string, string | undefined> = process.env): RawConfig {
   const present: Record<string, string> = {};
   for (const key of Object.keys(envSchema.shape)) {
     const value = source[key];
@@ -489,6 +504,65 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   };
 }
 
+/** The secrets development generates for itself (lib/core/dev-secrets.ts), as text. */
+export interface DevSecrets {
+  jwtSecret: string;
+  /** 64 hex characters. */
+  encryptionKey: string;
+  webhookSecret: string;
+  fiuuMerchantId: string;
+  fiuuVerifyKey: string;
+  fiuuSecretKey: string;
+}
+
+/** Where the secrets a RawConfig lacks come from: development's own, or nowhere (then they are required). */
+export type SecretSource = { devSecrets: (dataDir: string) => DevSecrets } | { requiredBy: string };
+
+/**
+ * Makes a RawConfig the Config every layer uses, in one step. Outside production a missing secret
+ * is taken from `devSecrets` (generated once per DATA_DIR); in production, or where there is no
+ * such source (the functions builds), every missing secret is named in one ConfigError.
+ */
+export function resolveSecrets(raw: RawConfig, source: SecretSource): Config {
+  const { jwtSecret, encryptionKey } = raw;
+  const { merchantId, verifyKey, secretKey } = raw.fiuu;
+  const webhookSecret = raw.webhooks.secret;
+  if (jwtSecret && encryptionKey && webhookSecret && merchantId && verifyKey && secretKey) {
+    return { ...raw, jwtSecret, encryptionKey, fiuu: { ...raw.fiuu, merchantId, verifyKey, secretKey }, webhooks: { ...raw.webhooks, secret: webhookSecret } };
+  }
+  const fill = "devSecrets" in source && !raw.isProduction ? source.devSecrets : undefined;
+  if (!fill) {
+    const requiredBy = "requiredBy" in source && !raw.isProduction ? `by ${source.requiredBy}` : "when ENVIRONMENT=production";
+    const missing = Object.entries({
+      JWT_SECRET: jwtSecret,
+      ENCRYPTION_KEY: encryptionKey,
+      FIUU_MERCHANT_ID: merchantId,
+      FIUU_VERIFY_KEY: verifyKey,
+      FIUU_SECRET_KEY: secretKey,
+      WEBHOOK_SECRET: webhookSecret,
+    }).filter(([, value]) => !value);
+    throw new ConfigError(missing.map(([name]) => `${name}: required ${requiredBy}`));
+  }
+  const dev = fill(raw.dataDir);
+  return {
+    ...raw,
+    jwtSecret: jwtSecret ?? dev.jwtSecret,
+    encryptionKey: encryptionKey ?? Buffer.from(dev.encryptionKey, "hex"),
+    webhooks: {
+      ...raw.webhooks,
+      secret: webhookSecret ?? dev.webhookSecret,
+      // The demo shop receives the webhooks when no receiver is configured (development only).
+      urls: raw.webhooks.urls.length > 0 || raw.environment !== "development" ? raw.webhooks.urls : [`${raw.publicUrl}/demo/webhooks`],
+    },
+    fiuu: {
+      ...raw.fiuu,
+      merchantId: merchantId ?? dev.fiuuMerchantId,
+      verifyKey: verifyKey ?? dev.fiuuVerifyKey,
+      secretKey: secretKey ?? dev.fiuuSecretKey,
+    },
+  };
+}
+
 /**
  * TRUSTED_PROXIES, parsed: `none` (or empty, or 0) trusts no proxy; a number N trusts the N proxies
  * nearest the service (the socket's peer is the first); a list of addresses and CIDR networks trusts
@@ -539,8 +613,8 @@ function listenerProblems(env: Env): string[] {
   return problems;
 }
 
-function trimSlash(url: string | undefined): string | undefined {
-  return url?.replace(/\/+$/, "");
+function trimSlash(url: string): string {
+  return url.replace(/\/+$/, "");
 }
 
 /** The app's database: DATABASE_URL, else one composed of DB_*, else the embedded one in DATA_DIR. */

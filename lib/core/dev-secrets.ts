@@ -1,16 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import type { Config } from "./config.js";
-
-interface DevSecrets {
-  jwtSecret: string;
-  encryptionKey: string;
-  webhookSecret: string;
-  fiuuMerchantId: string;
-  fiuuVerifyKey: string;
-  fiuuSecretKey: string;
-}
+import { resolveSecrets, type Config, type DevSecrets, type RawConfig } from "./config.js";
 
 /**
  * Secrets for the embedded default, generated once and kept in DATA_DIR so that a printed token
@@ -33,28 +24,7 @@ export function loadDevSecrets(dataDir: string): DevSecrets {
   return secrets;
 }
 
-/** Fills every secret the configuration left empty from the development secrets (not in production). */
-export function withDevSecrets(config: Config): Config {
-  if (config.isProduction) return config;
-  const missing =
-    !config.jwtSecret || !config.encryptionKey || !config.webhooks.secret || !config.fiuu.merchantId || !config.fiuu.verifyKey || !config.fiuu.secretKey;
-  if (!missing) return config;
-  const dev = loadDevSecrets(config.dataDir);
-  return {
-    ...config,
-    jwtSecret: config.jwtSecret ?? dev.jwtSecret,
-    encryptionKey: config.encryptionKey ?? Buffer.from(dev.encryptionKey, "hex"),
-    webhooks: {
-      ...config.webhooks,
-      secret: config.webhooks.secret ?? dev.webhookSecret,
-      // The demo shop receives the webhooks when no receiver is configured (development only).
-      urls: config.webhooks.urls.length > 0 || config.environment !== "development" ? config.webhooks.urls : [`${config.publicUrl}/demo/webhooks`],
-    },
-    fiuu: {
-      ...config.fiuu,
-      merchantId: config.fiuu.merchantId ?? dev.fiuuMerchantId,
-      verifyKey: config.fiuu.verifyKey ?? dev.fiuuVerifyKey,
-      secretKey: config.fiuu.secretKey ?? dev.fiuuSecretKey,
-    },
-  };
+/** The Node server's resolveSecrets: every secret the configuration left empty comes from the development secrets (not in production). */
+export function withDevSecrets(config: RawConfig): Config {
+  return resolveSecrets(config, { devSecrets: loadDevSecrets });
 }

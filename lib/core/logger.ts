@@ -1,48 +1,16 @@
 import pino, { type Logger } from "pino";
 import type { Config } from "./config.js";
+import { sensitiveHeaders, sensitiveKeys } from "./sensitive-keys.js";
 
 export type { Logger };
+export { sensitiveKeys };
 
-/**
- * Paths pino blanks before a line is written. Secrets and customer details never reach a log:
- * code logs ids, not payloads, and this list is the second guard for anything logged by mistake.
- */
-export const sensitiveKeys = [
-  "authorization",
-  "cookie",
-  "password",
-  "secret",
-  "token",
-  "client_secret",
-  "clientSecret",
-  "skey",
-  "vcode",
-  "Signature",
-  "encryptionKey",
-  "jwtSecret",
-  "verifyKey",
-  "secretKey",
-  "customer",
-  "beneficiary",
-  "account_number",
-  "BeneficiaryName",
-  "BeneficiaryAccNo",
-  "name",
-  "email",
-  "mobile",
-  "bill_name",
-  "bill_email",
-  "bill_mobile",
-  "customerName",
-  "customerEmail",
-  "customerMobile",
-];
+/** The paths pino blanks before a line is written: the sensitive keys at the top and two levels down, and two headers. */
 export const redactPaths = [
   ...sensitiveKeys,
   ...sensitiveKeys.map((k) => `*.${k}`),
   ...sensitiveKeys.map((k) => `*.*.${k}`),
-  'req.headers["x-client-secret"]',
-  'req.headers["idempotency-key"]',
+  ...sensitiveHeaders.map((h) => `req.headers["${h}"]`),
 ];
 
 /** The service's pino logger: JSON lines by default, readable text with LOG_FORMAT=text. */

@@ -4,6 +4,7 @@ import type { FiuuClient } from "../adapters/fiuu/client.js";
 import type { Config } from "../core/config.js";
 import type { Logger } from "../core/logger.js";
 import type { Metrics } from "../core/metrics.js";
+import type { WebhookConnections } from "./webhooks/send.js";
 
 // Types only: what the domain, operations and HTTP layers are handed. Assembled by lib/app/deps.ts.
 
@@ -18,6 +19,13 @@ export interface AppDeps {
   cipher: { encrypt(plain: string): string; decrypt(stored: string): string };
   /** Fiuu's server APIs: requery, IPN echo, refunds (with timeout, retries and a circuit breaker). */
   fiuu: FiuuClient;
+  /**
+   * Verifies a bearer token's HS256 signature (lib/http/auth/tokens.ts), remembering tokens that
+   * verified: this app's memory, shared with no other app in the process.
+   */
+  verifyToken(token: string, secret: string): Readonly<Record<string, unknown>>;
+  /** This app's kept-alive connections to webhook receivers (Node). */
+  webhookConnections: WebhookConnections;
   /** The current time; tests pass a controllable clock. */
   now: () => Date;
 }

@@ -26,7 +26,7 @@ server.deps.logger.info({ host: server.host, ports: server.ports, environment: c
 if (config.environment === "development") {
   process.stderr.write(`${await startupBanner(server)}\n`);
   // A service token a shell can pick up without copying from the banner: TOKEN=$(cat .data/service-token)
-  const token = await signToken(server.deps.config.jwtSecret!, { sub: "demo-shop", role: "service", ttlSeconds: 30 * 86_400 });
+  const token = await signToken(server.deps.config.jwtSecret, { sub: "demo-shop", role: "service", ttlSeconds: 30 * 86_400 });
   mkdirSync(server.deps.config.dataDir, { recursive: true });
   writeFileSync(path.join(server.deps.config.dataDir, "service-token"), `${token}\n`, { mode: 0o600 });
 }

@@ -16,8 +16,8 @@ export type FiuuMessageKind = "report" | "refund_notice";
  * I/O). Only the signature is judged here; a signed message may still be refused for its content.
  */
 export function fiuuSignatureHolds(kind: FiuuMessageKind, fields: Record<string, string>, fiuu: Config["fiuu"]): boolean {
-  if (kind === "report") return verifySkey(fields, fiuu.secretKey!);
-  return verifyRefundNotice(fields, fiuu.merchantId!, fiuu.secretKey!);
+  if (kind === "report") return verifySkey(fields, fiuu.secretKey);
+  return verifyRefundNotice(fields, fiuu.merchantId, fiuu.secretKey);
 }
 
 /**

@@ -6,7 +6,8 @@ import { createHealthApp } from "../../handlers/health.js";
 import { ConfigError, loadConfig, resolveFileVariables } from "../../lib/core/config.js";
 import { openDatabase, openPostgres, queryRows, type DatabaseHandle } from "../../lib/adapters/db/client.js";
 import { describeDatabaseError } from "../../lib/adapters/db/errors.js";
-import { buildDeps } from "../../lib/app/deps.js";
+import { assembleDeps } from "../../lib/app/deps.js";
+import { nodeOpeners } from "../../lib/app/node-openers.js";
 import { createLogger } from "../../lib/core/logger.js";
 import { openRedis } from "../../lib/adapters/redis/index.js";
 import type { SslMode } from "../../lib/adapters/db/tls.js";
@@ -132,7 +133,7 @@ describe.skipIf(skipTlsCluster)("PostgreSQL over TLS (a TLS cluster of the test'
     const capture = new LogCapture();
     const logger = await createLogger({ level: "info", format: "json" }, capture);
     const config = testConfig({ DATABASE_URL: at("127.0.0.1", "postgres", "wrong-password-0815"), DB_SSL_MODE: "verify-full", DB_SSL_CA: cluster.ca, HEALTH_CHECK_TIMEOUT: "5s" });
-    const deps = await buildDeps(config, { logger, redis: await openRedis({ kind: "memory" }), migrate: false });
+    const deps = await assembleDeps(config, nodeOpeners({ logger, redis: await openRedis({ kind: "memory" }), migrate: false }));
     try {
       const res = await createHealthApp(deps).request("/ready");
       expect(res.status).toBe(503);
@@ -150,7 +151,7 @@ describe.skipIf(skipTlsCluster)("PostgreSQL over TLS (a TLS cluster of the test'
     const capture = new LogCapture();
     const logger = await createLogger({ level: "info", format: "json" }, capture);
     const config = testConfig({ DATABASE_URL: at("localhost"), DB_SSL_MODE: "verify-full", DB_SSL_CA: cluster.ca });
-    const deps = await buildDeps(config, { logger, redis: await openRedis({ kind: "memory" }), migrate: false });
+    const deps = await assembleDeps(config, nodeOpeners({ logger, redis: await openRedis({ kind: "memory" }), migrate: false }));
     try {
       const line = capture.lines.find((l) => l.msg === "database connected");
       expect(line).toMatchObject({ role: "postgres", tls: true, sslmode: "verify-full", certificate_checked: "chain and host name" });

@@ -4,6 +4,7 @@ import pino from "pino";
 import { describe, expect, it } from "vitest";
 import type { Config } from "../../lib/core/config.js";
 import { createFiuuClient, FiuuProtocolError, FiuuUnavailableError } from "../../lib/adapters/fiuu/client.js";
+import { formPostOver } from "../../lib/adapters/fiuu/form-post.js";
 import { createFiuuSandbox, type FiuuSandboxOptions } from "../../lib/adapters/fiuu/sandbox/index.js";
 import { createMetrics, type Metrics } from "../../lib/core/metrics.js";
 
@@ -79,7 +80,7 @@ function setup(options: SetupOptions = {}) {
     breaker: { threshold: 5, resetMs: 30_000 },
     ...options.fiuu,
   };
-  const client = createFiuuClient({ fiuu, metrics, logger, fetch, ...(options.breaker ? { breaker: options.breaker } : {}) });
+  const client = createFiuuClient({ fiuu, metrics, logger, transport: formPostOver(fetch), ...(options.breaker ? { breaker: options.breaker } : {}) });
   return { client, app, sent, hooks, notifications, metrics, logLines };
 }
 

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHealthApp } from "../../handlers/health.js";
 import { createMetricsApp } from "../../handlers/metrics.js";
 import { openPostgres } from "../../lib/adapters/db/client.js";
-import { buildDeps } from "../../lib/app/deps.js";
+import { assembleDeps } from "../../lib/app/deps.js";
+import { nodeOpeners } from "../../lib/app/node-openers.js";
 import { createLogger } from "../../lib/core/logger.js";
 import { openRedis } from "../../lib/adapters/redis/index.js";
 import { createTestApp, LogCapture, testConfig, type TestContext } from "../support/app.js";
@@ -55,7 +56,8 @@ describe("readiness names what fails", () => {
   it("answers 503 naming migrations on a database that was never migrated", async () => {
     const database = await createTestDatabase({ migrated: false });
     const redis = await openRedis({ kind: "memory" });
-    const deps = await buildDeps(testConfig(), { logger: await createLogger({ level: "silent", format: "json" }, new LogCapture()), database: database.handle, redis, migrate: false });
+    const logger = await createLogger({ level: "silent", format: "json" }, new LogCapture());
+    const deps = await assembleDeps(testConfig(), nodeOpeners({ logger, database: database.handle, redis, migrate: false }));
     try {
       const { status, body } = await readiness(createHealthApp(deps));
       expect(status).toBe(503);

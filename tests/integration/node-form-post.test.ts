@@ -1,7 +1,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { nodeFormPost } from "../../lib/adapters/fiuu/node-form-post.js";
+import { createNodeFormPost } from "../../lib/adapters/fiuu/node-form-post.js";
 
 // The Node server's transport to Fiuu, against a real HTTP server on this machine.
 let server: http.Server;
@@ -27,11 +27,15 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
-afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+const nodeFormPost = createNodeFormPost();
+afterAll(async () => {
+  await nodeFormPost.close();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+});
 
 const never = () => new AbortController().signal;
 
-describe("nodeFormPost", () => {
+describe("createNodeFormPost", () => {
   it("posts the form url-encoded and answers the status and whole body", async () => {
     expect(await nodeFormPost(`${base}/echo`, "a=1&b=two", never())).toEqual({ status: 200, body: "got a=1&b=two" });
     expect(seen.at(-1)).toMatchObject({ method: "POST", type: "application/x-www-form-urlencoded", body: "a=1&b=two" });
@@ -43,6 +47,17 @@ describe("nodeFormPost", () => {
     // The pool may open a second connection while the first is still being freed, not one a post.
     const sockets = new Set(seen.slice(-8).map((request) => request.socket));
     expect(sockets.size).toBeLessThanOrEqual(2);
+  });
+
+  it("shares no connection with another transport (each app's pools are its own)", async () => {
+    await nodeFormPost(`${base}/echo`, "mine=1", never());
+    const other = createNodeFormPost();
+    try {
+      await other(`${base}/echo`, "other=1", never());
+      expect(seen.at(-1)!.socket).not.toBe(seen.at(-2)!.socket);
+    } finally {
+      await other.close();
+    }
   });
 
   it("stops at the signal", async () => {

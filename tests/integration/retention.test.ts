@@ -10,7 +10,8 @@ import { readDatabaseStats } from "../../lib/adapters/db/metrics.js";
 import { createEmailHasher, normaliseEmail } from "../../lib/domain/retention/email-hash.js";
 import { runRetentionBatch } from "../../lib/domain/retention/job.js";
 import { createApp } from "../../lib/app/app.js";
-import { buildDeps } from "../../lib/app/deps.js";
+import { assembleDeps } from "../../lib/app/deps.js";
+import { nodeOpeners } from "../../lib/app/node-openers.js";
 import { bearer, createTestApp, createTestRedis, jsonRequest, newKey, type TestContext } from "../support/app.js";
 import { realPostgresUrl } from "../support/databases.js";
 import { payThroughSandbox } from "../support/flow.js";
@@ -157,7 +158,7 @@ describe("retention: personal data", () => {
     let second: DatabaseHandle | undefined;
     if (t.database.url) second = await openPostgres(t.database.url, { max: 4, ssl: "disable" });
     const otherRedis = await createTestRedis();
-    const other = await buildDeps(t.deps.config, { logger: t.deps.logger, database: second ?? t.deps.database, redis: otherRedis, migrate: false });
+    const other = await assembleDeps(t.deps.config, nodeOpeners({ logger: t.deps.logger, database: second ?? t.deps.database, redis: otherRedis, migrate: false }));
     const otherApp = createApp(other);
     try {
       const run = async (deps: AppDeps) => {

@@ -6,7 +6,9 @@ import { Redis as IORedis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../lib/app/app.js";
 import { signToken } from "../../lib/http/auth/tokens.js";
-import { buildDeps, type OwnedDeps } from "../../lib/app/deps.js";
+import { assembleDeps, type OwnedDeps } from "../../lib/app/deps.js";
+import { nodeOpeners } from "../../lib/app/node-openers.js";
+import { formPostOver } from "../../lib/adapters/fiuu/form-post.js";
 import { localFiuuSandbox } from "../../lib/adapters/fiuu/sandbox/mount.js";
 import { createLogger } from "../../lib/core/logger.js";
 import { ioredisRequester } from "../../lib/adapters/redis/ioredis.js";
@@ -71,13 +73,16 @@ beforeAll(async () => {
   }
   const redis = new RawRepliesRedis(recording(tcp ? ioredisRequester(tcp) : memoryRequester()));
   let app: ReturnType<typeof createApp> | undefined;
-  deps = await buildDeps(config, {
-    logger: await createLogger(config.log, new LogCapture()),
-    database: database.handle,
-    redis: { redis, kind: tcp ? "tcp" : "memory", close: async () => {} },
-    migrate: false,
-    fiuuFetch: async (request) => app!.fetch(request),
-  });
+  deps = await assembleDeps(
+    config,
+    nodeOpeners({
+      logger: await createLogger(config.log, new LogCapture()),
+      database: database.handle,
+      redis: { redis, kind: tcp ? "tcp" : "memory", close: async () => {} },
+      migrate: false,
+      fiuuTransport: formPostOver(async (request) => app!.fetch(request)),
+    }),
+  );
   app = createApp(deps, { fiuuSandbox: localFiuuSandbox(config) });
   server = await new Promise<ServerType>((resolve) => {
     const s = serve({ fetch: app!.fetch, port, hostname: "127.0.0.1" }, () => resolve(s));

@@ -3,9 +3,11 @@ import { Writable } from "node:stream";
 import { createApp } from "../../lib/app/app.js";
 import { localFiuuSandbox } from "../../lib/adapters/fiuu/sandbox/mount.js";
 import { signToken, type Role } from "../../lib/http/auth/tokens.js";
-import { loadConfig, type Config } from "../../lib/core/config.js";
+import { loadConfig, resolveSecrets, type Config } from "../../lib/core/config.js";
 import type { AppDeps } from "../../lib/domain/deps.js";
-import { buildDeps, type OwnedDeps } from "../../lib/app/deps.js";
+import { assembleDeps, type OwnedDeps } from "../../lib/app/deps.js";
+import { nodeOpeners } from "../../lib/app/node-openers.js";
+import { formPostOver } from "../../lib/adapters/fiuu/form-post.js";
 import { createLogger } from "../../lib/core/logger.js";
 import { openRedis, type RedisHandle } from "../../lib/adapters/redis/index.js";
 import { createTestDatabase, type TestDatabase } from "./databases.js";
@@ -19,7 +21,12 @@ export async function createTestRedis(): Promise<RedisHandle> {
 
 /** The configuration tests run with: ENVIRONMENT=test, fresh secrets, overridable per test. */
 export function testConfig(env: Record<string, string> = {}): Config {
-  return loadConfig({
+  return resolveSecrets(loadConfig(testEnvironment(env)), { requiredBy: "the tests" });
+}
+
+/** The environment testConfig parses. */
+function testEnvironment(env: Record<string, string>): Record<string, string> {
+  return {
     ENVIRONMENT: "test",
     LOG_LEVEL: "info",
     JWT_SECRET: randomBytes(32).toString("hex"),
@@ -37,7 +44,7 @@ export function testConfig(env: Record<string, string> = {}): Config {
     FIUU_LOCAL_SANDBOX: "true",
     PUBLIC_URL: "http://payments.test",
     ...env,
-  });
+  };
 }
 
 /** Log lines a test caused, parsed, for checks on their shape and on what they must never contain. */
@@ -75,13 +82,16 @@ export async function createTestApp(
   const database = await createTestDatabase();
   const redis = await createTestRedis();
   let app: ReturnType<typeof createApp> | undefined;
-  const deps = await buildDeps(config, {
-    logger: await createLogger(config.log, logs),
-    database: database.handle,
-    redis,
-    migrate: false,
-    fiuuFetch: options.fiuuFetch ?? (async (request) => app!.fetch(request)),
-  });
+  const deps = await assembleDeps(
+    config,
+    nodeOpeners({
+      logger: await createLogger(config.log, logs),
+      database: database.handle,
+      redis,
+      migrate: false,
+      fiuuTransport: formPostOver(options.fiuuFetch ?? (async (request) => app!.fetch(request))),
+    }),
+  );
   if (options.now) (deps as AppDeps).now = options.now;
   app = createApp(deps, { fiuuSandbox: localFiuuSandbox(config) });
   return {
@@ -98,7 +108,7 @@ export async function createTestApp(
 
 /** A bearer header for a token of this app's secret. */
 export async function bearer(t: TestContext, role: Role = "service", sub = "shop-1", ttlSeconds = 600) {
-  return { Authorization: `Bearer ${await signToken(t.deps.config.jwtSecret!, { sub, role, ttlSeconds, now: t.deps.now() })}` };
+  return { Authorization: `Bearer ${await signToken(t.deps.config.jwtSecret, { sub, role, ttlSeconds, now: t.deps.now() })}` };
 }
 
 let keyCounter = 0;

@@ -12,7 +12,7 @@ export const newTranId = () => String(7_000_000_000 + Date.now() % 1_000_000_000
  * service's own signature code, so a mistake there cannot hide in both.
  */
 export function signedReport(
-  fiuu: Config["fiuu"],
+  fiuu: Pick<Config["fiuu"], "merchantId" | "secretKey">,
   report: { orderid: string; status: "00" | "11" | "22"; amount: string; currency?: string; tranID?: string; nbcb?: "1" | "2"; appcode?: string },
   options: { signAmount?: string; secretKey?: string } = {},
 ): Record<string, string> {
@@ -20,7 +20,7 @@ export function signedReport(
     tranID: report.tranID ?? newTranId(),
     orderid: report.orderid,
     status: report.status,
-    domain: fiuu.merchantId!,
+    domain: fiuu.merchantId,
     amount: report.amount,
     currency: report.currency ?? "MYR",
     appcode: report.appcode ?? (report.status === "00" ? "123456" : ""),
@@ -30,7 +30,7 @@ export function signedReport(
     ...(report.nbcb ? { nbcb: report.nbcb } : {}),
   };
   const key0 = md5(fields.tranID! + fields.orderid! + fields.status! + fields.domain! + (options.signAmount ?? fields.amount!) + fields.currency!);
-  fields.skey = md5(fields.paydate! + fields.domain! + key0 + fields.appcode! + (options.secretKey ?? fiuu.secretKey!));
+  fields.skey = md5(fields.paydate! + fields.domain! + key0 + fields.appcode! + (options.secretKey ?? fiuu.secretKey));
   return fields;
 }
 

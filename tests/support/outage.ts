@@ -5,7 +5,9 @@ import { localFiuuSandbox } from "../../lib/adapters/fiuu/sandbox/mount.js";
 import { createApp } from "../../lib/app/app.js";
 import { signToken } from "../../lib/http/auth/tokens.js";
 import { openPostgres, type DatabaseHandle } from "../../lib/adapters/db/client.js";
-import { buildDeps, type OwnedDeps } from "../../lib/app/deps.js";
+import { assembleDeps, type OwnedDeps } from "../../lib/app/deps.js";
+import { nodeOpeners } from "../../lib/app/node-openers.js";
+import { formPostOver } from "../../lib/adapters/fiuu/form-post.js";
 import { createLogger } from "../../lib/core/logger.js";
 import { openRedis, type RedisHandle } from "../../lib/adapters/redis/index.js";
 import { createTestRedis, LogCapture, testConfig } from "./app.js";
@@ -50,13 +52,16 @@ export async function createOutageApp(through: "postgres" | "redis", env: Record
     redis = await openRedis({ kind: "tcp", host: "127.0.0.1", port: proxy.port, db: 0, maxConnections: 1 });
   }
   let app: ReturnType<typeof createApp> | undefined;
-  const deps = await buildDeps(config, {
-    logger: await createLogger(config.log, logs),
-    database: db,
-    redis,
-    migrate: false,
-    fiuuFetch: async (request) => app!.fetch(request),
-  });
+  const deps = await assembleDeps(
+    config,
+    nodeOpeners({
+      logger: await createLogger(config.log, logs),
+      database: db,
+      redis,
+      migrate: false,
+      fiuuTransport: formPostOver(async (request) => app!.fetch(request)),
+    }),
+  );
   app = createApp(deps, { fiuuSandbox: localFiuuSandbox(config) });
   const defaultSub = `shop-${randomBytes(4).toString("hex")}`;
   return {
@@ -68,7 +73,7 @@ export async function createOutageApp(through: "postgres" | "redis", env: Record
     logs,
     proxy,
     bearer: async (sub = defaultSub) => ({
-      Authorization: `Bearer ${await signToken(config.jwtSecret!, { sub, role: "service", ttlSeconds: 600 })}`,
+      Authorization: `Bearer ${await signToken(config.jwtSecret, { sub, role: "service", ttlSeconds: 600 })}`,
     }),
     close: async () => {
       proxy.restore();

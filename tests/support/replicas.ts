@@ -6,7 +6,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import postgres from "postgres";
 import { signToken, type Role } from "../../lib/http/auth/tokens.js";
-import { loadConfig, type Config } from "../../lib/core/config.js";
+import { loadConfig, resolveSecrets, type Config } from "../../lib/core/config.js";
 
 // Replicas of the service as Kubernetes runs them: separate Node processes (`node --import tsx
 // lib/entry/node.ts`) on one database and one Redis, each on free ports, each with the local Fiuu
@@ -64,7 +64,7 @@ export function deploymentEnv(options: { databaseUrl: string; webhookUrls?: stri
 }
 
 /** The configuration a replica parses from this environment (for its keys and secrets). */
-export const configOf = (env: Record<string, string>): Config => loadConfig(env);
+export const configOf = (env: Record<string, string>): Config => resolveSecrets(loadConfig(env), { requiredBy: "the replicas test" });
 
 /** Starts one replica and resolves once it logs "payment service listening" (bounded by timeoutMs). */
 export async function startReplica(name: string, env: Record<string, string>, timeoutMs = 60_000): Promise<Replica> {

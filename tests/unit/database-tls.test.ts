@@ -5,7 +5,8 @@ import { afterAll, describe, expect, it, vi } from "vitest";
 import { ConfigError, loadConfig, loadDatabaseConfig, resolveFileVariables } from "../../lib/core/config.js";
 import { connectionName, describeDatabaseError, withoutCredentials } from "../../lib/adapters/db/errors.js";
 import { postgresTls, type PostgresTls, type TlsSettings } from "../../lib/adapters/db/tls.js";
-import workerEntry, { workerTlsProblems } from "../../lib/entry/worker.js";
+import workerEntry from "../../lib/entry/worker.js";
+import { workerTlsProblems } from "../../lib/app/worker-config.js";
 
 // The one TLS rule every PostgreSQL connection takes (lib/adapters/db/tls.ts), as a table: which sslmode
 // wins, what each mode asks of postgres.js and of the certificate, and what is refused.

@@ -1,7 +1,7 @@
 import { createHmac } from "node:crypto";
 import { sign } from "hono/jwt";
 import { describe, expect, it } from "vitest";
-import { signToken, verifyHs256 } from "../../lib/http/auth/tokens.js";
+import { createTokenVerifier, signToken, verifyHs256 } from "../../lib/http/auth/tokens.js";
 
 const secret = "s".repeat(32);
 const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
@@ -58,18 +58,28 @@ describe("verifyHs256", () => {
   });
 
   it("remembers a verified token under its own secret only", async () => {
+    const verify = createTokenVerifier();
     const token = await signToken(secret, { sub: "shop-2", role: "service", ttlSeconds: 60 });
-    const claims = verifyHs256(token, secret);
-    expect(verifyHs256(token, secret)).toBe(claims);
+    const claims = verify(token, secret);
+    expect(verify(token, secret)).toBe(claims);
     expect(Object.isFrozen(claims)).toBe(true);
-    expect(() => verifyHs256(token, "u".repeat(32))).toThrow(/signature/);
+    expect(() => verify(token, "u".repeat(32))).toThrow(/signature/);
+  });
+
+  it("remembers nothing another verifier (another app's) verified", async () => {
+    const token = await signToken(secret, { sub: "shop-3", role: "service", ttlSeconds: 60 });
+    const mine = createTokenVerifier();
+    const claims = mine(token, secret);
+    expect(createTokenVerifier()(token, secret)).not.toBe(claims);
+    expect(mine(token, secret)).toBe(claims);
   });
 
   it("checks a token again once more than a thousand others have verified since", async () => {
+    const verify = createTokenVerifier();
     const first = await signToken(secret, { sub: "shop-first", role: "service", ttlSeconds: 60 });
-    const claims = verifyHs256(first, secret);
-    for (let i = 0; i < 1000; i++) verifyHs256(await signToken(secret, { sub: `other-shop-${i}`, role: "service", ttlSeconds: 60 }), secret);
-    const again = verifyHs256(first, secret);
+    const claims = verify(first, secret);
+    for (let i = 0; i < 1000; i++) verify(await signToken(secret, { sub: `other-shop-${i}`, role: "service", ttlSeconds: 60 }), secret);
+    const again = verify(first, secret);
     expect(again).toEqual(claims);
     expect(again).not.toBe(claims);
   });

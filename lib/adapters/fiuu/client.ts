@@ -1,5 +1,5 @@
-import type { Config } from "../../core/config.js";
-import { formPostOver, type FormPost } from "./form-post.js";
+import type { RawConfig } from "../../core/config.js";
+import { fetchFormPost, type FormPost } from "./form-post.js";
 import type { Logger } from "../../core/logger.js";
 import type { Metrics } from "../../core/metrics.js";
 import { parseFiuuAmount } from "../../core/money.js";
@@ -36,13 +36,12 @@ export type { BreakerState } from "./client-resilience.js";
 // by whoever schedules requeries (the query slot in lib/domain/payments/reconcile.ts), not by one client's memory.
 
 export interface FiuuClientOptions {
-  fiuu: Config["fiuu"];
+  /** The merchant's settings; a client built without its keys or hosts is refused. */
+  fiuu: RawConfig["fiuu"];
   metrics: Metrics;
   logger: Logger;
-  /** How requests reach Fiuu; default globalThis.fetch. Tests pass a sandbox app's fetch. */
-  fetch?: (request: Request) => Promise<Response>;
-  /** A cheaper transport than `fetch`, where there is one (the Node server's node:http); used instead of `fetch` when given. */
-  post?: FormPost;
+  /** How requests reach Fiuu; default globalThis.fetch. The Node server passes its undici pool, the local sandbox its app's fetch. */
+  transport?: FormPost;
   breaker?: {
     /** Consecutive unavailable answers (network error, timeout, 5xx) that open the breaker; default 5. */
     consecutiveFailures?: number;
@@ -113,15 +112,17 @@ export interface FiuuClient {
 
 const refundAmountPattern = /^(0|[1-9][0-9]*)\.[0-9]{2}$/;
 
-function requireSetting(fiuu: Config["fiuu"]) {
+function requireSetting(fiuu: RawConfig["fiuu"]) {
   const { merchantId, verifyKey, secretKey, apiUrl, paymentUrl } = fiuu;
-  const missing = Object.entries({ merchantId, verifyKey, secretKey, apiUrl, paymentUrl })
-    .filter(([, value]) => !value)
-    .map(([name]) => name);
-  if (missing.length > 0) throw new TypeError(`the Fiuu client needs ${missing.join(", ")}`);
+  if (!merchantId || !verifyKey || !secretKey || !apiUrl || !paymentUrl) {
+    const missing = Object.entries({ merchantId, verifyKey, secretKey, apiUrl, paymentUrl })
+      .filter(([, value]) => !value)
+      .map(([name]) => name);
+    throw new TypeError(`the Fiuu client needs ${missing.join(", ")}`);
+  }
   if (!(fiuu.timeoutMs > 0)) throw new TypeError("the Fiuu client needs a positive timeoutMs");
   const base = (url: string) => url.replace(/\/+$/, "");
-  return { merchantId: merchantId!, verifyKey: verifyKey!, secretKey: secretKey!, apiUrl: base(apiUrl!), paymentUrl: base(paymentUrl!) };
+  return { merchantId, verifyKey, secretKey, apiUrl: base(apiUrl), paymentUrl: base(paymentUrl) };
 }
 
 function requireAmount(amount: string, exactlyTwoDecimals: boolean): void {
@@ -142,7 +143,7 @@ export function createFiuuClient(options: FiuuClientOptions): FiuuClient {
     merchantId,
     metrics: options.metrics,
     logger: options.logger,
-    post: options.post ?? formPostOver(options.fetch ?? ((request) => globalThis.fetch(request))),
+    post: options.transport ?? fetchFormPost(),
     consecutiveFailures: options.breaker?.consecutiveFailures ?? 5,
     halfOpenAfterMs: options.breaker?.halfOpenAfterMs ?? 30_000,
   });

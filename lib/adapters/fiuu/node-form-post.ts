@@ -5,40 +5,47 @@ import { formHeaders, type FormPost } from "./form-post.js";
 const maxAnswerBytes = 1024 * 1024;
 /** Connections kept per Fiuu host (the job loop runs 16 jobs at a time). */
 const connectionsPerHost = 64;
-const pools = new Map<string, Pool>();
-
-function poolFor(origin: string): Pool {
-  let pool = pools.get(origin);
-  if (!pool) pools.set(origin, (pool = new Pool(origin, { connections: connectionsPerHost })));
-  return pool;
-}
 
 /**
- * The Node server's FormPost, on undici's connection pool (kept-alive connections per host). A
- * small form post through fetch() costs several times the CPU (a Request, web streams for both
- * bodies, abort plumbing), and node:http's client about twice undici's `request`; the IPN echo
- * makes one for every notification Fiuu sends.
+ * The Node server's FormPost, on undici connection pools of its own (kept-alive connections per
+ * host), closed by `close`. A small form post through fetch() costs several times the CPU (a
+ * Request, web streams for both bodies, abort plumbing), and node:http's client about twice
+ * undici's `request`; the IPN echo makes one for every notification Fiuu sends.
  */
-export const nodeFormPost: FormPost = async (url, form, signal, headers) => {
-  const target = new URL(url);
-  if (target.protocol !== "http:" && target.protocol !== "https:") throw new TypeError(`cannot post to ${target.protocol} URLs`);
-  if (signal.aborted) throw signal.reason;
-  const { statusCode, body } = await poolFor(target.origin).request({
-    method: "POST",
-    path: `${target.pathname}${target.search}`,
-    headers: headers ? { ...formHeaders, ...headers } : formHeaders,
-    body: form,
-    signal,
-  });
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    length += chunk.length;
-    if (length > maxAnswerBytes) {
-      body.destroy();
-      throw new Error(`the answer exceeds ${maxAnswerBytes} bytes`);
+export function createNodeFormPost(): FormPost & { close(): Promise<void> } {
+  const pools = new Map<string, Pool>();
+  const poolFor = (origin: string): Pool => {
+    let pool = pools.get(origin);
+    if (!pool) pools.set(origin, (pool = new Pool(origin, { connections: connectionsPerHost })));
+    return pool;
+  };
+  const post = async (url: string, form: string, signal: AbortSignal, headers?: Record<string, string>) => {
+    const target = new URL(url);
+    if (target.protocol !== "http:" && target.protocol !== "https:") throw new TypeError(`cannot post to ${target.protocol} URLs`);
+    if (signal.aborted) throw signal.reason;
+    const { statusCode, body } = await poolFor(target.origin).request({
+      method: "POST",
+      path: `${target.pathname}${target.search}`,
+      headers: headers ? { ...formHeaders, ...headers } : formHeaders,
+      body: form,
+      signal,
+    });
+    const chunks: Buffer[] = [];
+    let length = 0;
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      length += chunk.length;
+      if (length > maxAnswerBytes) {
+        body.destroy();
+        throw new Error(`the answer exceeds ${maxAnswerBytes} bytes`);
+      }
+      chunks.push(chunk);
     }
-    chunks.push(chunk);
-  }
-  return { status: statusCode, body: Buffer.concat(chunks).toString("utf8") };
-};
+    return { status: statusCode, body: Buffer.concat(chunks).toString("utf8") };
+  };
+  const close = async () => {
+    const closing = [...pools.values()].map((pool) => pool.close());
+    pools.clear();
+    await Promise.allSettled(closing);
+  };
+  return Object.assign(post, { close });
+}

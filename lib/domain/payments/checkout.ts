@@ -96,9 +96,9 @@ export function hostedForm(deps: AppDeps, row: PaymentRow): HostedForm {
     langcode: "en",
     vcode: vcode({
       amount,
-      merchantId: fiuu.merchantId!,
+      merchantId: fiuu.merchantId,
       orderId: row.gatewayOrderId,
-      verifyKey: fiuu.verifyKey!,
+      verifyKey: fiuu.verifyKey,
       currency: row.currency,
       extended: fiuu.extendedVcode,
     }),
@@ -117,7 +117,7 @@ const seamlessNames = ["channel", "amount", "orderid", "bill_name", "bill_email"
  */
 export function seamlessFields(deps: AppDeps, row: PaymentRow): Record<string, string> {
   const { fields } = hostedForm(deps, row);
-  const seamless: Record<string, string> = { mpsmerchantid: deps.config.fiuu.merchantId! };
+  const seamless: Record<string, string> = { mpsmerchantid: deps.config.fiuu.merchantId };
   for (const name of seamlessNames) {
     if (fields[name] !== undefined) seamless[`mps${name}`] = fields[name]!;
   }

@@ -79,7 +79,7 @@ type Slot = { taken: true } | { taken: false; freeInMs: number };
  */
 async function takeQuerySlot(deps: AppDeps): Promise<Slot> {
   const { merchantId, queryIntervalMs } = deps.config.fiuu;
-  const key = querySlotKey(merchantId!);
+  const key = querySlotKey(merchantId);
   if ((await deps.redis.set(key, "1", { nx: true, px: queryIntervalMs })) === "OK") return { taken: true };
   const left = await deps.redis.pttl(key);
   // A slot key without expiry (set by hand?) would stop every query for good.
@@ -92,7 +92,7 @@ async function blockQueries(deps: AppDeps): Promise<number> {
   const { merchantId, queryIntervalMs } = deps.config.fiuu;
   const pauseMs = Math.max(requerySchedule.blockedMs, queryIntervalMs);
   try {
-    await deps.redis.set(querySlotKey(merchantId!), "Q99", { px: pauseMs });
+    await deps.redis.set(querySlotKey(merchantId), "Q99", { px: pauseMs });
   } catch (error) {
     deps.logger.error({ error: errorName(error) }, "could not hold the query slot after Q99: other replicas may query during the pause");
   }

@@ -35,7 +35,7 @@ export interface ReportResult {
  */
 export async function applyFiuuReport(deps: AppDeps, fields: Record<string, string>, requestId?: string): Promise<ReportResult> {
   const { merchantId, secretKey } = deps.config.fiuu;
-  const read = readReport(fields, { merchantId: merchantId!, secretKey: secretKey! });
+  const read = readReport(fields, { merchantId, secretKey });
   if (read.problem || !read.facts) return rejectReport(deps, read.kind, read.stored, read.signed, read.problem ?? "unreadable");
   if (read.kind === "return" && read.facts.status === "11") return deferReport(deps, read.stored, read.facts.orderId);
   return applyVerified(deps, { kind: read.kind, ...read.facts, details: read.details, stored: read.stored, echo: read.echo, requestId });

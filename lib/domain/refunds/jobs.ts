@@ -58,7 +58,7 @@ export async function runRefundPoll(deps: AppDeps, job: Job): Promise<JobResult>
  */
 export async function applyRefundNotice(deps: AppDeps, fields: Record<string, string>, requestId?: string): Promise<"applied" | "rejected" | "orphan"> {
   const { fiuu } = deps.config;
-  const signed = verifyRefundNotice(fields, fiuu.merchantId!, fiuu.secretKey!);
+  const signed = verifyRefundNotice(fields, fiuu.merchantId, fiuu.secretKey);
   const status = normaliseRefundStatus(fields.Status ?? "");
   const [refund] = await deps.database.db.select().from(refunds).where(eq(refunds.refId, truncateText(fields.RefID ?? "", 100))).limit(1);
   const outcome = !signed || !status ? "rejected" : refund ? "applied" : "orphan";

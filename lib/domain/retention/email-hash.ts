@@ -43,8 +43,7 @@ export function createEmailHasher(currentKey: Buffer, previousKeys: Buffer[] = [
 const hashers = new WeakMap<Buffer, EmailHasher>();
 
 /** The hasher for a configuration's keys (cached per key: HKDF runs once). */
-export function emailHasherFor(config: { encryptionKey?: Buffer; previousEncryptionKeys: Buffer[] }): EmailHasher {
-  if (!config.encryptionKey) throw new Error("ENCRYPTION_KEY is not set");
+export function emailHasherFor(config: { encryptionKey: Buffer; previousEncryptionKeys: Buffer[] }): EmailHasher {
   let hasher = hashers.get(config.encryptionKey);
   if (!hasher) {
     hasher = createEmailHasher(config.encryptionKey, config.previousEncryptionKeys);

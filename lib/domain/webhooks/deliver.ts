@@ -93,7 +93,6 @@ export async function runDeliveryBatch(deps: AppDeps, options: DeliveryBatchOpti
   const result: DeliveryBatchResult = { claimed: 0, delivered: 0, retried: 0, failed: 0 };
   const { webhooks, environment } = deps.config;
   if (options.signal?.aborted) return result;
-  if (!webhooks.secret) throw new Error("WEBHOOK_SECRET is not set: webhooks cannot be signed");
   const key = webhookSigningKey(webhooks.secret);
   const limit = options.limit ?? 20;
   const concurrency = Math.max(1, options.concurrency ?? 8);
@@ -124,6 +123,7 @@ export async function runDeliveryBatch(deps: AppDeps, options: DeliveryBatchOpti
           timeoutMs: webhooks.timeoutMs,
           environment,
           lookup: options.lookup,
+          connections: deps.webhookConnections,
           now: sentAt,
         })
       : { outcome: "error", reason: "connection", statusCode: null, error: "event not found" };

@@ -39,6 +39,8 @@ export interface WebhookAttempt {
   lookup?: AddressLookup;
   /** For parsing an HTTP-date Retry-After. */
   now: Date;
+  /** The app's kept-alive connections (AppDeps.webhookConnections); without them the attempt's connection is not kept. */
+  connections?: WebhookConnections;
 }
 
 /** What a receiver answered, whichever transport carried it. */
@@ -114,9 +116,31 @@ async function postWithFetch(receiver: string, headers: Record<string, string>, 
   };
 }
 
-/** Kept-alive connections per (transport, environment, lookup): every new connection is vetted by its own lookup. */
-const agents = new WeakMap<object, Map<string, HttpAgent>>();
-const defaultLookupKey = {};
+/** One app's kept-alive connections to receivers (Node only), made by createWebhookConnections. */
+export interface WebhookConnections {
+  /** The agent for (transport, environment, lookup): every new connection is vetted by its own lookup. */
+  agentFor(key: string, lookup: AddressLookup | undefined, create: () => HttpAgent): HttpAgent;
+  /** Closes the kept-alive connections. */
+  close(): void;
+}
+
+/** Kept-alive connections per (transport, environment, lookup), for one app's dependency set (lib/app/deps.ts). */
+export function createWebhookConnections(): WebhookConnections {
+  const agents = new Map<AddressLookup | undefined, Map<string, HttpAgent>>();
+  return {
+    agentFor(key, lookup, create) {
+      let byLookup = agents.get(lookup);
+      if (!byLookup) agents.set(lookup, (byLookup = new Map()));
+      let agent = byLookup.get(key);
+      if (!agent) byLookup.set(key, (agent = create()));
+      return agent;
+    },
+    close() {
+      for (const byLookup of agents.values()) for (const agent of byLookup.values()) agent.destroy();
+      agents.clear();
+    },
+  };
+}
 
 /**
  * POSTs over node:http(s) on a connection whose only host resolution is `vettedLookup`. node:http
@@ -127,19 +151,14 @@ async function postPinned(
   headers: Record<string, string>,
   body: string,
   signal: AbortSignal,
-  attempt: Pick<WebhookAttempt, "environment" | "lookup">,
+  attempt: Pick<WebhookAttempt, "environment" | "lookup" | "connections">,
 ): Promise<ReceiverAnswer> {
   const secure = url.protocol === "https:";
   // Loaded on first use: nothing is imported for I/O at module load, and the Workers build never loads them.
   const transport = secure ? await import("node:https") : await import("node:http");
-  const byLookup = agents.get(attempt.lookup ?? defaultLookupKey) ?? new Map<string, HttpAgent>();
-  agents.set(attempt.lookup ?? defaultLookupKey, byLookup);
-  const agentKey = `${url.protocol}${attempt.environment}`;
-  let agent = byLookup.get(agentKey);
-  if (!agent) {
-    agent = new transport.Agent({ keepAlive: true, lookup: vettedLookup({ environment: attempt.environment, lookup: attempt.lookup }) as never });
-    byLookup.set(agentKey, agent);
-  }
+  const agentOf = (keepAlive: boolean) =>
+    new transport.Agent({ keepAlive, lookup: vettedLookup({ environment: attempt.environment, lookup: attempt.lookup }) as never });
+  const agent = attempt.connections ? attempt.connections.agentFor(`${url.protocol}${attempt.environment}`, attempt.lookup, () => agentOf(true)) : agentOf(false);
   const response = await new Promise<IncomingMessage>((resolve, reject) => {
     const request = transport.request(url, { method: "POST", headers: { ...headers, "content-length": String(Buffer.byteLength(body)) }, agent, signal }, resolve);
     request.once("error", reject);

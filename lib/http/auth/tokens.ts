@@ -11,35 +11,47 @@ export async function signToken(secret: string, claims: { sub: string; role: Rol
 }
 
 /**
- * Verifies an HS256 JWT's header and signature and returns its claims, or throws. The algorithm
- * is pinned: a header naming none, RS256 or anything else is refused before any key is used.
- * Synchronous HMAC from node:crypto: WebCrypto's verify would cost a key import and a thread-pool
- * round trip per request. A token that verified is remembered by its exact text, so one token
- * sent for many requests is checked once. The claims themselves (exp, sub, role) are the caller's
- * to check, on every request.
+ * Verifies an HS256 JWT's header and signature and returns its claims (frozen), or throws. The
+ * algorithm is pinned: a header naming none, RS256 or anything else is refused before any key is
+ * used. Synchronous HMAC from node:crypto: WebCrypto's verify would cost a key import and a
+ * thread-pool round trip per request. The claims themselves (exp, sub, role) are the caller's to
+ * check, on every request.
  */
 export function verifyHs256(token: string, secret: string): Readonly<Record<string, unknown>> {
-  const cache = verifiedTokens(secret);
-  const known = cache.get(token);
-  if (known) return known;
-  const claims = Object.freeze(verifySignature(token, secret));
-  if (cache.size >= maxVerifiedTokens) cache.delete(cache.keys().next().value!);
-  cache.set(token, claims);
-  return claims;
+  return Object.freeze(verifySignature(token, secret));
 }
+
+/** verifyHs256 with a memory of the tokens that verified (see createTokenVerifier). */
+export type TokenVerifier = (token: string, secret: string) => Readonly<Record<string, unknown>>;
 
 /** How many verified tokens are remembered per secret (the oldest is forgotten first). */
 const maxVerifiedTokens = 1000;
-const verifiedBySecret = new Map<string, Map<string, Readonly<Record<string, unknown>>>>();
 
-function verifiedTokens(secret: string) {
-  let cache = verifiedBySecret.get(secret);
-  if (!cache) {
-    // Tests build apps with secrets of their own; a process in production has one.
-    if (verifiedBySecret.size >= 8) verifiedBySecret.clear();
-    verifiedBySecret.set(secret, (cache = new Map()));
-  }
-  return cache;
+/**
+ * A verifyHs256 that remembers a token that verified by its exact text, under its secret, so one
+ * token sent for many requests is checked once. Each app's dependency set holds its own
+ * (lib/app/deps.ts): two apps in one process share no memory.
+ */
+export function createTokenVerifier(): TokenVerifier {
+  const verifiedBySecret = new Map<string, Map<string, Readonly<Record<string, unknown>>>>();
+  const verifiedTokens = (secret: string) => {
+    let cache = verifiedBySecret.get(secret);
+    if (!cache) {
+      // An app has one secret; a few are kept so a changed one cannot grow this without bound.
+      if (verifiedBySecret.size >= 8) verifiedBySecret.clear();
+      verifiedBySecret.set(secret, (cache = new Map()));
+    }
+    return cache;
+  };
+  return (token, secret) => {
+    const cache = verifiedTokens(secret);
+    const known = cache.get(token);
+    if (known) return known;
+    const claims = verifyHs256(token, secret);
+    if (cache.size >= maxVerifiedTokens) cache.delete(cache.keys().next().value!);
+    cache.set(token, claims);
+    return claims;
+  };
 }
 
 function verifySignature(token: string, secret: string): Record<string, unknown> {

@@ -13,9 +13,9 @@ export function localFiuuSandbox(config: Config): SandboxFactory | undefined {
   if (!config.fiuu.localSandbox || config.isProduction) return undefined;
   return (serviceFetch) =>
     createFiuuSandbox({
-      merchantId: config.fiuu.merchantId!,
-      verifyKey: config.fiuu.verifyKey!,
-      secretKey: config.fiuu.secretKey!,
+      merchantId: config.fiuu.merchantId,
+      verifyKey: config.fiuu.verifyKey,
+      secretKey: config.fiuu.secretKey,
       extendedVcode: config.fiuu.extendedVcode,
       notifyUrl: `${config.publicUrl}/webhooks/fiuu/notify`,
       fetch: serviceFetch,
