@@ -25,7 +25,7 @@ interface Step<R> {
 export interface JobGroupSpec {
   /** The `POST /jobs/<group>` summary in the OpenAPI document. */
   summary: string;
-  /** The Workers cron trigger that runs the group (infra/functions/wrangler.toml lists the same). */
+  /** The schedule a functions platform runs the group on: Workers cron triggers (wrangler.toml), Vercel crons, EventBridge. */
   cron: string;
   /** Kinds of job rows the group runs, with their runners; the Node server runs all groups' kinds in one job loop. */
   kinds?: JobRunners;
@@ -111,10 +111,16 @@ export function jobRunners(): JobRunners {
  * text, and two triggers with the same text are one trigger, so groups that share a schedule
  * share an entry.
  */
-export const cronGroups: Readonly<Record<string, readonly JobGroup[]>> = jobGroupNames.reduce<Record<string, JobGroup[]>>(
-  (groups, group) => ((groups[jobGroups[group].cron] ??= []).push(group), groups),
-  {},
-);
+export const cronGroups: Readonly<Record<string, readonly JobGroup[]>> = groupsByCron();
+
+function groupsByCron(): Record<string, JobGroup[]> {
+  const groups: Record<string, JobGroup[]> = {};
+  for (const group of jobGroupNames) {
+    const cron = jobGroups[group].cron;
+    groups[cron] = [...(groups[cron] ?? []), group];
+  }
+  return groups;
+}
 
 /** What one batch of a group did: the answer of `POST /jobs/<group>`. */
 export interface JobBatchResult extends BatchResult {
