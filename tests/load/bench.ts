@@ -1,8 +1,8 @@
 /**
  * `npm run bench`: the production build against the real PostgreSQL and Redis, loaded by
- * wrk (Debian's package) from a process of its own, and each scenario's baseline — the same statements issued
- * directly through the same drivers and pool sizes — measured in the same run. Prints a table
- * and writes JSON to BENCH_OUT.
+ * wrk (Debian's package) from a process of its own, and each scenario's baseline — the same statements, from the
+ * service's own builders (work.ts), issued directly through the same drivers and pool sizes — measured in the
+ * same run. Prints a table and writes JSON to BENCH_OUT.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -11,11 +11,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import net from "node:net";
 import postgres from "postgres";
+import { openPostgres, type Database } from "../../lib/adapters/db/client.js";
 import { signToken } from "../../lib/http/auth/tokens.js";
 import { createFieldCipher } from "../../lib/core/crypto.js";
 import { openRedis } from "../../lib/adapters/redis/index.js";
 import { freePort } from "../support/process.js";
-import { backgroundStatements, benchMerchantId, createPaymentStatements, notifyStatements, reportFields } from "./statements.js";
+import { backgroundWork, benchMerchantId, createPaymentWork, notifyWork, reportFields } from "./work.js";
 
 const concurrency = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const durationS = Number(process.env.BENCH_DURATION ?? 15);
@@ -114,7 +115,7 @@ async function startServer(port: number, fiuuUrl: string) {
   return listening(child, port);
 }
 
-/** The ceiling server (tests/load/ceiling.ts): the baseline's statements behind bare node:http. */
+/** The ceiling server (tests/load/ceiling.ts): the baseline's work behind bare node:http. */
 async function startCeiling(port: number) {
   const child = spawn(process.execPath, ["--import", "tsx", "tests/load/ceiling.ts"], {
     env: { PATH: process.env.PATH ?? "", DATABASE_URL: dbUrl, DB_MAX_CONNECTIONS: String(poolSize), REDIS_HOST: redisHost, PORT: String(port) },
@@ -308,14 +309,14 @@ async function quietly<T>(server: ChildProcess, sql: postgres.Sql, measure: () =
 }
 
 /**
- * Runs `work` from `concurrency` async workers for `seconds`, with the background statements the
- * service's loops would issue for it (audit sealing, echo jobs recorded) running beside: requests
+ * Runs `work` from `concurrency` async workers for `seconds`, with the background work the
+ * service's loops would do for it (audit sealing, echo jobs recorded) running beside: requests
  * per second completed, their latency, and this process's CPU per request.
  */
-async function baseline(sql: postgres.Sql, seconds: number, work: (n: number) => Promise<void>): Promise<Baseline & { used: number }> {
+async function baseline(db: Database, seconds: number, work: (n: number) => Promise<void>): Promise<Baseline & { used: number }> {
   let counter = 0;
   const latencies: number[] = [];
-  const background = backgroundStatements(sql);
+  const background = backgroundWork(db);
   const drive = async (forSeconds: number, record: boolean) => {
     const until = Date.now() + forSeconds * 1000;
     await Promise.all(
@@ -388,7 +389,10 @@ async function main() {
   const server = await startServer(port, fiuu.url);
   const service: Target = { pid: server.pid!, url: `http://127.0.0.1:${port}` };
   const token = await signToken(secrets.JWT_SECRET, { sub: "bench-shop", role: "service", ttlSeconds: 3600 });
+  // The bench's own statements (seeding, waiting for the server to catch up) on a plain client; the
+  // baseline's through the service's database client, as the service opens it.
   const sql = postgres(dbUrl, { max: poolSize, onnotice: () => {} });
+  const handle = await openPostgres(dbUrl, { ssl: "disable", max: poolSize });
   const redis = await openRedis({ kind: "tcp", host: redisHost, port: 6379, db: 0, maxConnections: 1 });
   const scenarios: Record<string, Result> = {};
 
@@ -399,7 +403,7 @@ async function main() {
       await run(service, warmupS, "warmup");
       const create = await run(service, durationS, "load");
       const createPaced = pacedRps ? pacedFigures(await run(service, durationS, "paced", true)) : undefined;
-      const { used: _, ...createBase } = await quietly(server, sql, () => baseline(sql, durationS, (n) => createPaymentStatements(sql, redis.redis, n)));
+      const { used: _, ...createBase } = await quietly(server, sql, () => baseline(handle.db, durationS, (n) => createPaymentWork(handle.db, redis.redis, n)));
       const createCeiling = await ceiling(server, sql, createBase, async (target) => {
         await run(target, warmupS, "ceiling-warmup");
         return run(target, durationS, "ceiling");
@@ -437,7 +441,7 @@ async function main() {
       if (next + 50_000 > needed) throw new Error("seed more payments for the notify scenario");
       const firstBaseline = next + 1;
       const { used, ...notifyBase } = await quietly(server, sql, () =>
-        baseline(sql, durationS, (n) => notifyStatements(sql, `nb${firstBaseline + n}`, String(8_000_000_000 + n))),
+        baseline(handle.db, durationS, (n) => notifyWork(handle.db, `nb${firstBaseline + n}`, String(8_000_000_000 + n))),
       );
       next = firstBaseline + used;
       const notifyCeiling = await ceiling(server, sql, notifyBase, async (target) => {
@@ -455,6 +459,7 @@ async function main() {
   } finally {
     await stopServer(server);
     await sql.end();
+    await handle.close();
     await redis.close();
     fiuu.close();
     rmSync(workDir, { recursive: true, force: true });

@@ -1,29 +1,30 @@
 /**
- * The bench's ceiling server (BENCH_CEILING=1): the baseline's statements behind a bare node:http
- * server, with none of the service's own work (no Hono, validation, JWT, encryption, JSON
- * rendering, logging or metrics, and no IPN echo POST). Loaded like the service, it shows what
- * answering HTTP from one Node thread costs on this machine before the service adds anything:
- * the highest ratio a Node service issuing these statements could reach here.
+ * The bench's ceiling server (BENCH_CEILING=1): the baseline's work (tests/load/work.ts: the
+ * service's own statement builders, through the same executeSql, Drizzle session and postgres.js
+ * pool) behind a bare node:http server, with none of the service's own work (no Hono, validation,
+ * JWT, encryption, JSON rendering, logging or metrics, and no IPN echo POST). Loaded like the
+ * service, it shows what answering HTTP from one Node thread costs on this machine before the
+ * service adds anything: the highest ratio a Node service issuing these statements could reach here.
  */
 import http from "node:http";
-import postgres from "postgres";
+import { openPostgres } from "../../lib/adapters/db/client.js";
 import { openRedis } from "../../lib/adapters/redis/index.js";
-import { backgroundStatements, createPaymentStatements, notifyStatements } from "./statements.js";
+import { backgroundWork, createPaymentWork, notifyWork } from "./work.js";
 
-const sql = postgres(process.env.DATABASE_URL!, { max: Number(process.env.DB_MAX_CONNECTIONS), onnotice: () => {} });
+const database = await openPostgres(process.env.DATABASE_URL!, { ssl: "disable", max: Number(process.env.DB_MAX_CONNECTIONS) });
 const redis = await openRedis({ kind: "tcp", host: process.env.REDIS_HOST!, port: 6379, db: 0, maxConnections: 1 });
-const background = backgroundStatements(sql);
+const background = backgroundWork(database.db);
 let created = 0;
 
 async function answer(path: string | undefined, body: string): Promise<[number, string]> {
   switch (path) {
     case "/v1/payments":
       JSON.parse(body);
-      await createPaymentStatements(sql, redis.redis, created++);
+      await createPaymentWork(database.db, redis.redis, created++);
       return [201, '{"object":"payment"}'];
     case "/webhooks/fiuu/notify": {
       const fields = new URLSearchParams(body);
-      await notifyStatements(sql, fields.get("orderid")!, fields.get("tranID")!);
+      await notifyWork(database.db, fields.get("orderid")!, fields.get("tranID")!);
       return [200, "OK"];
     }
     default:
@@ -50,5 +51,5 @@ server.listen(Number(process.env.PORT), "127.0.0.1");
 process.once("SIGTERM", async () => {
   server.close();
   await background.stop();
-  await Promise.all([sql.end(), redis.close()]);
+  await Promise.all([database.close(), redis.close()]);
 });

@@ -109,7 +109,8 @@ export async function applyVerified(deps: AppDeps, input: VerifiedReport): Promi
       });
       writes.push(...event.statements);
     }
-    writes.push(gatewayMessageUpsert({ kind, fields, signatureValid: true, outcome: decision.outcome, detail: decision.reason, paymentId: payment.id, now }));
+    const stored = { kind, fields, signatureValid: true, outcome: decision.outcome, detail: decision.reason, paymentId: payment.id, now };
+    writes.push(gatewayMessageUpsert(stored));
     if (input.echo) {
       // Fiuu wants every notification echoed back; without it, it sends the notification again.
       writes.push(jobInsert({

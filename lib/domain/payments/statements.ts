@@ -18,7 +18,13 @@ const holdingList = sql.raw(orderHoldingStatuses.map((status) => `'${status}'`).
  * `holder_status` (the payment holding the order, if any). Every column is given from `row`.
  */
 export function paymentCreate(row: PaymentRow, audit: { actor: string; requestId?: string }): SQL {
-  const auditData = { order_id: row.orderId, amount: row.amount, currency: row.currency, channel: row.channel };
+  const audited = auditInsertFrom("inserted", {
+    actor: audit.actor,
+    action: "payment.created",
+    entityType: "payment",
+    requestId: audit.requestId,
+    data: { order_id: row.orderId, amount: row.amount, currency: row.currency, channel: row.channel },
+  });
   return sql`with holder as (
       select id, status from payments
       where order_id = ${row.orderId} and status in (${holdingList})
@@ -28,13 +34,14 @@ export function paymentCreate(row: PaymentRow, audit: { actor: string; requestId
         customer_mobile, customer_email_hash, return_url, metadata, client_secret_hash, gateway_order_id, amount_refunded, amount_refund_reserved,
         created_by, expires_at, created_at, updated_at)
       select ${row.id}, ${row.orderId}, ${row.amount}::bigint, ${row.currency}, ${row.status}, ${row.channel}, ${row.description},
-        ${row.customerName}, ${row.customerEmail}, ${row.customerMobile}, ${row.customerEmailHash}, ${row.returnUrl}, ${JSON.stringify(row.metadata)}::jsonb,
+        ${row.customerName}, ${row.customerEmail}, ${row.customerMobile}, ${row.customerEmailHash}, ${row.returnUrl},
+        ${JSON.stringify(row.metadata)}::jsonb,
         ${row.clientSecretHash}, ${row.gatewayOrderId}, 0, 0, ${row.createdBy}, ${row.expiresAt.toISOString()}::timestamptz,
         ${row.createdAt.toISOString()}::timestamptz, ${row.updatedAt.toISOString()}::timestamptz
       where not exists (select 1 from holder)
       returning id
     ), audited as (
-      ${auditInsertFrom("inserted", { actor: audit.actor, action: "payment.created", entityType: "payment", requestId: audit.requestId, data: auditData })}
+      ${audited}
     )
     select (select id from inserted) as created, holder.id as holder_id, holder.status as holder_status
     from (select 1) as one left join holder on true`;
