@@ -19,6 +19,8 @@ describe("the Workers bundle", () => {
     expect(inputs.some((input) => input.includes("lib/entry/worker.ts"))).toBe(true);
     expect(inputs.some((input) => input.includes("lib/domain/payments/reports.ts"))).toBe(true);
     expect(inputs.filter((input) => input.includes("lib/adapters/fiuu/sandbox"))).toEqual([]);
+    // Nor the Node server's logger, metrics, TCP Redis or embedded database (the Worker has its own openers, lib/app/worker.ts).
+    expect(inputs.filter((input) => /node_modules\/(pino|prom-client|ioredis|@electric-sql)\//.test(input))).toEqual([]);
     // The sandbox's routes are nowhere in the code (the demo's link to them is only text).
     const code = await readFile(outfile, "utf8");
     expect(code).not.toContain("/_control/faults");
