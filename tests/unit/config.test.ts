@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, parseDuration } from "../../lib/core/config.js";
+import { ConfigError, loadConfig, parseDuration, resolveSecrets, type DevSecrets } from "../../lib/core/config.js";
 
 function problemsOf(env: Record<string, string>): string[] {
   try {
@@ -237,6 +237,59 @@ describe("secrets production refuses", () => {
     const weak = { JWT_SECRET: "a".repeat(32), FIUU_VERIFY_KEY: "verify", FIUU_SECRET_KEY: "secret", WEBHOOK_SECRET: "whsec_c2VjcmV0", DB_PASSWORD: "<password>" };
     for (const ENVIRONMENT of ["development", "test", "staging"]) {
       expect(problemsOf({ ...weak, ENVIRONMENT }), ENVIRONMENT).toEqual([]);
+    }
+  });
+});
+
+describe("resolving the secrets", () => {
+  const dev: DevSecrets = {
+    jwtSecret: "d".repeat(43),
+    encryptionKey: "ab".repeat(32),
+    webhookSecret: `whsec_${Buffer.alloc(24, 7).toString("base64")}`,
+    fiuuMerchantId: "SB_localshop",
+    fiuuVerifyKey: "v".repeat(32),
+    fiuuSecretKey: "s".repeat(32),
+  };
+  const fromDev = { devSecrets: (dataDir: string) => (dataDir === ".data" ? dev : ({} as DevSecrets)) };
+  const never = {
+    devSecrets: (): DevSecrets => {
+      throw new Error("development secrets read");
+    },
+  };
+
+  it("fills every missing secret from development's own outside production, and the demo receives the webhooks", () => {
+    const config = resolveSecrets(loadConfig({}), fromDev);
+    expect(config).toMatchObject({ jwtSecret: dev.jwtSecret, webhooks: { secret: dev.webhookSecret, urls: ["http://localhost:8086/demo/webhooks"] } });
+    expect(config.encryptionKey.toString("hex")).toBe(dev.encryptionKey);
+    expect(config.fiuu).toMatchObject({ merchantId: "SB_localshop", verifyKey: dev.fiuuVerifyKey, secretKey: dev.fiuuSecretKey });
+  });
+
+  it("keeps the secrets given and fills only the others", () => {
+    const config = resolveSecrets(loadConfig({ JWT_SECRET: "g".repeat(40), FIUU_MERCHANT_ID: "shop" }), fromDev);
+    expect(config.jwtSecret).toBe("g".repeat(40));
+    expect(config.fiuu.merchantId).toBe("shop");
+    expect(config.webhooks.secret).toBe(dev.webhookSecret);
+  });
+
+  it("reads no development secret when every secret is given, in production or not", () => {
+    expect(resolveSecrets(loadConfig(productionEnv), never).jwtSecret).toBe(productionEnv.JWT_SECRET);
+    expect(resolveSecrets(loadConfig({ ...productionEnv, ENVIRONMENT: "staging" }), never).webhooks.urls).toEqual([productionEnv.WEBHOOK_URLS]);
+  });
+
+  it("names every missing secret where there is no development secret to take", () => {
+    const attempt = () => resolveSecrets(loadConfig({ JWT_SECRET: "g".repeat(40) }), { requiredBy: "the Workers build" });
+    expect(attempt).toThrow(ConfigError);
+    expect(() => attempt()).toThrow(/ENCRYPTION_KEY: required by the Workers build/);
+    try {
+      attempt();
+    } catch (error) {
+      expect((error as ConfigError).problems).toEqual([
+        "ENCRYPTION_KEY: required by the Workers build",
+        "FIUU_MERCHANT_ID: required by the Workers build",
+        "FIUU_VERIFY_KEY: required by the Workers build",
+        "FIUU_SECRET_KEY: required by the Workers build",
+        "WEBHOOK_SECRET: required by the Workers build",
+      ]);
     }
   });
 });
