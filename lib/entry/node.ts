@@ -1,10 +1,10 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { signToken } from "../http/auth/tokens.js";
-import { ConfigError, loadConfig, resolveFileVariables } from "../core/config.js";
-import { ListenError, startNodeServer, startupBanner } from "../app/server.js";
+import { ConfigError, loadConfig, resolveFileVariables, type RawConfig } from "../core/config.js";
+import { ListenError, startNodeServer, startupBanner, type RunningServer } from "../app/server.js";
 
-let config;
+let config: RawConfig;
 try {
   config = loadConfig(resolveFileVariables(process.env, (path) => readFileSync(path, "utf8")));
 } catch (error) {
@@ -13,7 +13,7 @@ try {
   process.exit(78); // EX_CONFIG
 }
 
-let server;
+let server: RunningServer;
 try {
   server = await startNodeServer(config);
 } catch (error) {

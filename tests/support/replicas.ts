@@ -4,7 +4,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { createInterface } from "node:readline";
-import postgres from "postgres";
+import type postgres from "postgres";
 import { signToken, type Role } from "../../lib/http/auth/tokens.js";
 import { loadConfig, resolveSecrets, type Config } from "../../lib/core/config.js";
 

@@ -3,7 +3,7 @@ import { fetchFormPost, type FormPost } from "./form-post.js";
 import type { Logger } from "../../core/logger.js";
 import type { Metrics } from "../../core/metrics.js";
 import { parseFiuuAmount } from "../../core/money.js";
-import { parseAnswer, parseJsonObject, readRequeryAnswers, type Fields, type RequeryAnswer, type RequeryBy } from "./requery-answers.js";
+import { parseAnswer, readRequeryAnswers, type Fields, type RequeryAnswer, type RequeryBy } from "./requery-answers.js";
 import {
   classifyRefundRefusal,
   readRefundAnswer,

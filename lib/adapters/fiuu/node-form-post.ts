@@ -16,7 +16,10 @@ export function createNodeFormPost(): FormPost & { close(): Promise<void> } {
   const pools = new Map<string, Pool>();
   const poolFor = (origin: string): Pool => {
     let pool = pools.get(origin);
-    if (!pool) pools.set(origin, (pool = new Pool(origin, { connections: connectionsPerHost })));
+    if (!pool) {
+      pool = new Pool(origin, { connections: connectionsPerHost });
+      pools.set(origin, pool);
+    }
     return pool;
   };
   const post = async (url: string, form: string, signal: AbortSignal, headers?: Record<string, string>) => {

@@ -130,9 +130,15 @@ export function createWebhookConnections(): WebhookConnections {
   return {
     agentFor(key, lookup, create) {
       let byLookup = agents.get(lookup);
-      if (!byLookup) agents.set(lookup, (byLookup = new Map()));
+      if (!byLookup) {
+        byLookup = new Map();
+        agents.set(lookup, byLookup);
+      }
       let agent = byLookup.get(key);
-      if (!agent) byLookup.set(key, (agent = create()));
+      if (!agent) {
+        agent = create();
+        byLookup.set(key, agent);
+      }
       return agent;
     },
     close() {

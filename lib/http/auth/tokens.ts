@@ -39,7 +39,8 @@ export function createTokenVerifier(): TokenVerifier {
     if (!cache) {
       // An app has one secret; a few are kept so a changed one cannot grow this without bound.
       if (verifiedBySecret.size >= 8) verifiedBySecret.clear();
-      verifiedBySecret.set(secret, (cache = new Map()));
+      cache = new Map();
+      verifiedBySecret.set(secret, cache);
     }
     return cache;
   };
