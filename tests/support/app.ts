@@ -100,6 +100,7 @@ export async function createTestApp(
     database,
     logs,
     close: async () => {
+      deps.webhookConnections.close();
       await redis.close();
       await database.drop();
     },
