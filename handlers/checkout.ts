@@ -20,8 +20,8 @@ export function checkoutPageRoutes() {
     const secret = c.req.query("client_secret");
     if (!secret) return c.html(errorPage("This payment link is incomplete."), 401);
     c.set("principal", { kind: "client", secret });
-    let form;
-    let amount;
+    let form: ReturnType<typeof hostedForm>;
+    let amount: string;
     try {
       const row = await startCheckout(c.get("deps"), id, c.get("principal"), { via: "page", ...auditContext(c, id) });
       form = hostedForm(c.get("deps"), row);

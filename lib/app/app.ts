@@ -132,18 +132,17 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
   registerSecuritySchemes(app);
   registerWebhooks(app);
   let document: ReturnType<typeof app.getOpenAPI31Document> | undefined;
-  app.route(
-    "/",
-    docsRoutes(
-      () =>
-        (document ??= app.getOpenAPI31Document({
-          openapi: "3.1.0",
-          info: { title: "Payment service", version: "1.0.0", description: apiDescription() },
-          tags: apiTags,
-          servers: [{ url: config.publicUrl }],
-        })) as never,
-    ),
-  );
+  // Built on the first request for it, once every route is registered.
+  const openApiDocument = () => {
+    document ??= app.getOpenAPI31Document({
+      openapi: "3.1.0",
+      info: { title: "Payment service", version: "1.0.0", description: apiDescription() },
+      tags: apiTags,
+      servers: [{ url: config.publicUrl }],
+    });
+    return document as never;
+  };
+  app.route("/", docsRoutes(openApiDocument));
 
   app.notFound((c) => problemResponse(c, new ApiError("not_found", `No route for ${c.req.method} ${c.req.path}.`)));
   app.onError(handleError);

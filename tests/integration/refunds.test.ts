@@ -121,7 +121,7 @@ describe("POST /v1/payments/:id/refunds", () => {
       const real = (await (await t.app.fetch(request)).json()) as Record<string, string>;
       return Response.json({ ...real, Signature: "0".repeat(32) });
     };
-    let created;
+    let created: Awaited<ReturnType<typeof refund>>["body"];
     try {
       created = (await refund(payment.id, { amount: 200 })).body;
     } finally {
@@ -145,7 +145,7 @@ describe("POST /v1/payments/:id/refunds", () => {
   it("sends a refund again under the same RefID when the first request never reached Fiuu", async () => {
     const payment = await paidPayment();
     intercept = async (request) => (request.url.includes("refundAPI") ? Promise.reject(new TypeError("fetch failed")) : undefined);
-    let created;
+    let created: Awaited<ReturnType<typeof refund>>["body"];
     try {
       created = (await refund(payment.id, { amount: 400 })).body;
     } finally {

@@ -259,6 +259,7 @@ async function readCappedStream(stream: IncomingMessage, capBytes: number): Prom
 }
 
 function toExcerpt(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what an excerpt leaves out
   const flat = text.replace(/[\u0000-\u001f\u007f\s]+/g, " ").trim();
   return flat.length > excerptLength ? `${flat.slice(0, excerptLength - 1)}…` : flat;
 }
