@@ -97,6 +97,14 @@ describe("lib/ in layers, the direction enforced by npm run lint", () => {
     expect(opsToHttp()).toHaveLength(1);
   });
 
+  const handlerSql = ["drizzle-orm", "../drizzle/schema.js", "../lib/adapters/db/client.js"].map((from) => [
+    from,
+    probe("handlers/probe.ts", `import { x } from "${from}";\nexport const y = x;\n`),
+  ] as const);
+  it("keeps SQL out of handlers: no Drizzle, schema or database adapter import", () => {
+    for (const [from, found] of handlerSql) expect(found(), from).toEqual([expect.stringMatching(/its SQL belongs in lib\/domain/)]);
+  });
+
   const hono = `import type { Context } from "hono";\nexport type C = Context;\n`;
   const belowHttp = ["lib/ops", "lib/domain", "lib/adapters", "lib/core"].map((layer) => [layer, probe(`${layer}/probe.ts`, hono)] as const);
   const sandboxHono = probe("lib/adapters/fiuu/sandbox/probe.ts", hono);
