@@ -1,7 +1,8 @@
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { payments } from "../../drizzle/schema.js";
-import { isUniqueViolation, queryRows } from "../../lib/adapters/db/client.js";
+import { executeSql, isUniqueViolation, queryRows } from "../../lib/adapters/db/client.js";
+import { driverQueryOf, flattenSql } from "../../lib/adapters/db/flat.js";
 import { executeAll } from "../../lib/adapters/db/batch.js";
 import { columnsOf, rowOf, updateById } from "../../lib/adapters/db/rows.js";
 import { eventInserts } from "../../lib/domain/webhooks/events.js";
@@ -40,6 +41,42 @@ describe("rowOf and columnsOf", () => {
     const row = rowOf(payments, raw!);
     expect(row).toEqual(viaDrizzle);
     expect(row).toMatchObject({ amount: 2590, metadata: { table: "7" }, tranId: null, createdAt: new Date("2026-11-26T12:00:00.123Z") });
+  });
+});
+
+describe("executeSql", () => {
+  // The one reach into Drizzle's session (driverQueryOf): if a Drizzle upgrade moves it, these fail
+  // rather than every statement quietly taking the slower path.
+  it("finds the driver's query function under the database and under a transaction", async () => {
+    expect(driverQueryOf(database.handle.db)).toBeTypeOf("function");
+    await database.handle.db.transaction(async (tx) => {
+      expect(driverQueryOf(tx)).toBeTypeOf("function");
+    });
+  });
+
+  it("answers a flattened statement with the rows, in the driver's types, that Drizzle's execute gives", async () => {
+    await insertPayment("pay_flat1", "payflat1");
+    const query = sql`select ${columnsOf(payments)}, ${"text"} as t, ${7}::int as n, ${null}::text as z from payments where id = ${"pay_flat1"}`;
+    expect(flattenSql(query)).toBeDefined();
+    const viaDrizzle = await database.handle.db.execute(query);
+    const flat = await executeSql(database.handle.db, query);
+    expect(flat).toEqual(viaDrizzle);
+    const inTransaction = await database.handle.db.transaction((tx) => executeSql(tx, query));
+    expect(inTransaction).toEqual(viaDrizzle);
+    const [raw] = await queryRows<Record<string, unknown>>(database.handle.db, query);
+    expect(raw).toMatchObject({ t: "text", n: 7, z: null, amount: expect.anything(), created_at: expect.anything() });
+  });
+
+  it("runs a write inside the caller's transaction: rolled back with it", async () => {
+    await insertPayment("pay_flat2", "payflat2");
+    await expect(
+      database.handle.db.transaction(async (tx) => {
+        await executeSql(tx, updateById(payments, "pay_flat2", { status: "succeeded" }));
+        throw new Error("roll back");
+      }),
+    ).rejects.toThrow("roll back");
+    const [payment] = await database.handle.db.select().from(payments).where(eq(payments.id, "pay_flat2"));
+    expect(payment!.status).toBe("created");
   });
 });
 

@@ -417,9 +417,11 @@ async function main() {
       const cipher = createFieldCipher(Buffer.from(secrets.ENCRYPTION_KEY, "hex"));
       const enc = cipher.encrypt("Siti Aminah");
       const needed = process.env.BENCH_CEILING ? 250_000 : 150_000;
-      await sql`insert into payments (id, order_id, amount, currency, description, customer_name, customer_email, client_secret_hash,
-        gateway_order_id, created_by, expires_at)
-        select 'pay_nb' || n, 'NB-' || n, 1050, 'MYR', 'Bench', ${enc}, ${enc}, 'x', 'nb' || n, 'bench', now() + interval '1 day'
+      // With their email hash, as the service creates them: else the retention job's backfill locks
+      // them, and a baseline run while the server is paused mid-backfill waits on its locks for good.
+      await sql`insert into payments (id, order_id, amount, currency, description, customer_name, customer_email, customer_email_hash,
+        client_secret_hash, gateway_order_id, created_by, expires_at)
+        select 'pay_nb' || n, 'NB-' || n, 1050, 'MYR', 'Bench', ${enc}, ${enc}, md5('nb' || n), 'x', 'nb' || n, 'bench', now() + interval '1 day'
         from generate_series(1, ${needed}) n`;
       let next = 0;
       /** Signed notification bodies for payments next+1 …, as many as this machine could take in `seconds`, one per line. */

@@ -1,3 +1,6 @@
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
 import { sql, type SQL } from "drizzle-orm";
 import { PgDialect, pgSchema, pgTable, text } from "drizzle-orm/pg-core";
 import { describe, expect, it } from "vitest";
@@ -8,7 +11,9 @@ import { flattenSql } from "../../lib/adapters/db/flat.js";
 import { columnsOf } from "../../lib/adapters/db/rows.js";
 import { eventInserts } from "../../lib/domain/webhooks/events.js";
 import { jobInsert } from "../../lib/domain/job-queue.js";
-import { paymentUpdate } from "../../lib/domain/payments/statements.js";
+import { gatewayMessageUpsert } from "../../lib/domain/payments/reports.js";
+import type { PaymentRow } from "../../lib/domain/payments/resource.js";
+import { paymentCreate, paymentLockByGatewayOrder, paymentUpdate } from "../../lib/domain/payments/statements.js";
 
 // flattenSql must build exactly what Drizzle's own builder builds, or decline.
 const drizzleBuilds = (query: SQL) => {
@@ -34,6 +39,59 @@ function reportWrites(): SQL {
 }
 
 describe("flattenSql", () => {
+  it("runs on the drizzle-orm version package.json pins exactly (flat.ts reads its internals; see docs/performance.md)", () => {
+    const pinned = (JSON.parse(readFileSync("package.json", "utf8")) as { dependencies: Record<string, string> }).dependencies["drizzle-orm"];
+    // drizzle-orm exports no package.json: found beside its entry point.
+    let dir = path.dirname(createRequire(import.meta.url).resolve("drizzle-orm"));
+    while (!dir.endsWith(`${path.sep}drizzle-orm`) && dir !== path.dirname(dir)) dir = path.dirname(dir);
+    const installed = (JSON.parse(readFileSync(path.join(dir, "package.json"), "utf8")) as { version: string }).version;
+    expect(pinned).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(installed).toBe(pinned);
+  });
+
+  it("builds the hot path's statements exactly as Drizzle does: the create, the locking read, the gateway message", () => {
+    const now = new Date("2026-11-26T12:00:00.000Z");
+    const row = {
+      id: "pay_1",
+      orderId: "ORDER-1",
+      amount: 1050,
+      currency: "MYR",
+      status: "created",
+      channel: null,
+      description: "Nasi lemak",
+      customerName: "v1.x",
+      customerEmail: "v1.y",
+      customerMobile: null,
+      customerEmailHash: "h",
+      returnUrl: null,
+      metadata: { table: "7" },
+      clientSecretHash: "s",
+      gatewayOrderId: "pay1",
+      createdBy: "service:shop",
+      expiresAt: now,
+      createdAt: now,
+      updatedAt: now,
+    } as Partial<PaymentRow> as PaymentRow;
+    const message = {
+      kind: "notification",
+      fields: { tranID: "30012345", orderid: "pay1", status: "00" },
+      signatureValid: true,
+      outcome: "applied",
+      detail: "created → succeeded",
+      paymentId: "pay_1",
+      now,
+    } as const;
+    for (const query of [
+      paymentCreate(row, { actor: "service:shop", requestId: "req_1" }),
+      paymentLockByGatewayOrder("pay1"),
+      gatewayMessageUpsert(message),
+    ]) {
+      const flat = flattenSql(query);
+      expect(flat).toBeDefined();
+      expect(flat).toEqual(drizzleBuilds(query));
+    }
+  });
+
   it("builds a report's combined writes exactly as Drizzle does", () => {
     const query = reportWrites();
     const flat = flattenSql(query);

@@ -5,7 +5,7 @@ import type postgres from "postgres";
 import type { Sql } from "postgres";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import * as schema from "../../../drizzle/schema.js";
-import { flattenSql } from "./flat.js";
+import { driverQueryOf, flattenSql } from "./flat.js";
 import { postgresTls, type PostgresTls, type TlsSettings } from "./tls.js";
 import type { Config } from "../../core/config.js";
 
@@ -33,18 +33,16 @@ export async function queryRows<T>(db: Pick<Database, "execute">, query: SQL): P
   return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
 }
 
-type RawSession = { queryObjects?: (text: string, params: unknown[]) => Promise<unknown> };
-
 /**
  * `db.execute(query)` (on the database or a transaction), with the statement's text built by
- * flattenSql where it can be and sent on the transaction's own postgres.js connection (as Drizzle
- * would send it: prepared, with the same type parsers). PGlite, and statements flattenSql leaves,
- * go through Drizzle.
+ * flattenSql where it can be and sent on the transaction's own connection as Drizzle would send it
+ * (postgres.js: prepared, with the same type parsers; PGlite: with the same query options), for
+ * PostgreSQL and PGlite alike. Statements flattenSql leaves go through Drizzle.
  */
 export async function executeSql(db: Pick<Database, "execute">, query: SQL): Promise<unknown> {
-  const session = (db as Partial<Database>)._?.session as RawSession | undefined;
-  const flat = session?.queryObjects && flattenSql(query);
-  return flat ? session.queryObjects!(flat.sql, flat.params) : db.execute(query);
+  const send = driverQueryOf(db);
+  const flat = send && flattenSql(query);
+  return flat ? send(flat.sql, flat.params) : db.execute(query);
 }
 
 /**
