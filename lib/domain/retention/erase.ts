@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { queryRows, type Database } from "../../adapters/db/client.js";
+import { auditInsertFrom } from "../audit.js";
 
 /** Payment states nothing but a verified late success changes: their personal data may go once their time is up. */
 export const finalPaymentStatuses = ["succeeded", "failed", "cancelled", "expired"] as const;
@@ -48,9 +49,13 @@ export async function erasePersonalData(tx: Tx, ids: readonly string[], how: Era
             and (data ? 'customer' or data ? 'beneficiary')
           returning id
         ), audited as (
-          insert into audit_log (actor, action, entity_type, entity_id, request_id, data)
-          select ${how.actor}, 'payment.personal_data_erased', 'payment', id, ${how.requestId ?? null}, jsonb_build_object('reason', ${how.reason}::text)
-          from erased
+          ${auditInsertFrom("erased", {
+            actor: how.actor,
+            action: "payment.personal_data_erased",
+            entityType: "payment",
+            requestId: how.requestId,
+            data: { reason: how.reason },
+          })}
         )
         select id from erased order by id`,
   );
