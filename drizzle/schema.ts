@@ -1,17 +1,5 @@
 import { sql } from "drizzle-orm";
-import {
-  bigint,
-  bigserial,
-  boolean,
-  check,
-  index,
-  integer,
-  jsonb,
-  pgTable,
-  text,
-  timestamp,
-  uniqueIndex,
-} from "drizzle-orm/pg-core";
+import { bigint, bigserial, boolean, check, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
 
 const createdAt = () => timestamp("created_at", { withTimezone: true }).notNull().defaultNow();
 const updatedAt = () => timestamp("updated_at", { withTimezone: true }).notNull().defaultNow();
@@ -82,7 +70,10 @@ export const payments = pgTable(
       .where(sql`erased_at is null and status in ('succeeded', 'failed', 'cancelled', 'expired')`),
     check("payments_amount_positive", sql`${t.amount} > 0`),
     check("payments_status_known", sql.raw(`status in (${paymentStatuses.map((s) => `'${s}'`).join(", ")})`)),
-    check("payments_refunds_within_amount", sql`${t.amountRefunded} >= 0 and ${t.amountRefunded} <= ${t.amountRefundReserved} and ${t.amountRefundReserved} <= ${t.amount}`),
+    check(
+      "payments_refunds_within_amount",
+      sql`${t.amountRefunded} >= 0 and ${t.amountRefunded} <= ${t.amountRefundReserved} and ${t.amountRefundReserved} <= ${t.amount}`,
+    ),
     check("payments_gateway_order_id_format", sql`${t.gatewayOrderId} ~ '^[A-Za-z0-9]{1,40}$'`),
   ],
 );
@@ -94,7 +85,9 @@ export const refunds = pgTable(
   "refunds",
   {
     id: text("id").primaryKey(),
-    paymentId: text("payment_id").notNull().references(() => payments.id),
+    paymentId: text("payment_id")
+      .notNull()
+      .references(() => payments.id),
     amount: money("amount").notNull(),
     currency: text("currency").notNull(),
     reason: text("reason"),
@@ -184,7 +177,9 @@ export const eventDeliveries = pgTable(
   "event_deliveries",
   {
     id: bigserial("id", { mode: "number" }).primaryKey(),
-    eventId: text("event_id").notNull().references(() => events.id),
+    eventId: text("event_id")
+      .notNull()
+      .references(() => events.id),
     receiver: text("receiver").notNull(),
     status: text("status", { enum: deliveryStatuses }).notNull().default("pending"),
     attempts: integer("attempts").notNull().default(0),

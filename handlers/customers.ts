@@ -7,7 +7,13 @@ import { eraseCustomerByEmail } from "../lib/domain/retention/by-email.js";
 
 const EraseCustomerBody = z
   .strictObject({
-    email: z.string().trim().min(3).max(254).email().openapi({ example: "mei.ling@example.com", description: "Matched case-insensitively through a keyed hash; never stored or logged" }),
+    email: z
+      .string()
+      .trim()
+      .min(3)
+      .max(254)
+      .email()
+      .openapi({ example: "mei.ling@example.com", description: "Matched case-insensitively through a keyed hash; never stored or logged" }),
   })
   .openapi("EraseCustomer");
 

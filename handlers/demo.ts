@@ -57,7 +57,9 @@ export function demoRoutes(options: {
   async function shopApi(c: Context<AppEnv>, path: string, init: RequestInit = {}) {
     const { config } = c.get("deps");
     const token = await signToken(config.jwtSecret, { sub: "demo-shop", role: "service", ttlSeconds: 60, now: c.get("deps").now() });
-    return options.api().request(path, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string> | undefined) } });
+    return options
+      .api()
+      .request(path, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string> | undefined) } });
   }
 
   const customerFields = (customer: { name?: string; email?: string; mobile?: string | null } = {}) => html`<fieldset>
@@ -78,7 +80,8 @@ export function demoRoutes(options: {
 <form method="POST" action="/demo/checkout">
 <fieldset><legend>Choose your order</legend><div class="products">
 ${products.map(
-  (p, i) => html`<label class="product"><input type="radio" name="sku" value="${p.sku}" ${i === 0 ? "checked" : ""}><span>${p.name}</span><span class="price">${ringgit(p.amount)}</span><span class="blurb">${p.blurb}</span></label>`,
+  (p, i) =>
+    html`<label class="product"><input type="radio" name="sku" value="${p.sku}" ${i === 0 ? "checked" : ""}><span>${p.name}</span><span class="price">${ringgit(p.amount)}</span><span class="blurb">${p.blurb}</span></label>`,
 )}
 </div></fieldset>
 ${customerFields()}
@@ -114,9 +117,16 @@ ${usesSandbox(c) ? html`<p class="muted">Payments left pending can be settled on
     let order: { order_id: string; amount: number; description: string };
     if (typeof form.retry === "string" && form.retry) {
       const previous = await shopApi(c, `/v1/payments/${encodeURIComponent(form.retry)}`);
-      const payment = previous.status === 200 ? ((await previous.json()) as { order_id: string; amount: number; description: string; status: string }) : undefined;
+      const payment =
+        previous.status === 200 ? ((await previous.json()) as { order_id: string; amount: number; description: string; status: string }) : undefined;
       if (!payment || !["failed", "cancelled", "expired"].includes(payment.status)) {
-        return c.html(page("Kedai Kopi", html`<h1>This order cannot be paid again</h1><p>${payment ? `Its payment is ${payment.status}.` : "No such payment."}</p><p><a href="/demo">Back to the shop</a></p>`), 409);
+        return c.html(
+          page(
+            "Kedai Kopi",
+            html`<h1>This order cannot be paid again</h1><p>${payment ? `Its payment is ${payment.status}.` : "No such payment."}</p><p><a href="/demo">Back to the shop</a></p>`,
+          ),
+          409,
+        );
       }
       order = { order_id: payment.order_id, amount: payment.amount, description: payment.description };
     } else {
@@ -135,7 +145,13 @@ ${usesSandbox(c) ? html`<p class="muted">Payments left pending can be settled on
     });
     const body = (await res.json()) as { checkout_url?: string; detail?: string };
     if (res.status !== 201 || !body.checkout_url) {
-      return c.html(page("Kedai Kopi", html`<h1>Could not start the payment</h1><p>${body.detail ?? res.statusText}</p><p><a href="/demo">Back to the shop</a></p>`), 400);
+      return c.html(
+        page(
+          "Kedai Kopi",
+          html`<h1>Could not start the payment</h1><p>${body.detail ?? res.statusText}</p><p><a href="/demo">Back to the shop</a></p>`,
+        ),
+        400,
+      );
     }
     return c.redirect(body.checkout_url, 303);
   });
@@ -145,7 +161,7 @@ ${usesSandbox(c) ? html`<p class="muted">Payments left pending can be settled on
   app.get("/demo/return", async (c) => {
     const id = c.req.query("payment_id") ?? "";
     const res = id ? await shopApi(c, `/v1/payments/${encodeURIComponent(id)}`) : undefined;
-    if (!res || res.status !== 200) {
+    if (res?.status !== 200) {
       return c.html(page("Kedai Kopi", html`<h1>We could not find this order</h1><p><a href="/demo">Back to the shop</a></p>`), 404);
     }
     const payment = (await res.json()) as {
@@ -160,11 +176,17 @@ ${usesSandbox(c) ? html`<p class="muted">Payments left pending can be settled on
     const outcome: Record<string, { heading: string; text: string }> = {
       succeeded: { heading: "Thank you, your order is paid", text: "We are preparing it now. A receipt is on its way to your email." },
       failed: { heading: "Your payment was declined", text: "No money was taken. You can try again, with the same or another way to pay." },
-      pending: { heading: "Waiting for your payment", text: "Your bank or the cash counter has not confirmed the payment yet. This page updates by itself; there is no need to pay again." },
+      pending: {
+        heading: "Waiting for your payment",
+        text: "Your bank or the cash counter has not confirmed the payment yet. This page updates by itself; there is no need to pay again.",
+      },
       created: { heading: "Waiting for your payment", text: "We have not heard from the payment page yet. This page updates by itself." },
       cancelled: { heading: "Order cancelled", text: "This order's payment was cancelled. No money was taken." },
       expired: { heading: "Payment time ran out", text: "No money was taken. Start a new order to buy." },
-      conflicted: { heading: "We are checking your payment", text: "Something in the bank's confirmation did not match; we are checking it. Please do not pay again." },
+      conflicted: {
+        heading: "We are checking your payment",
+        text: "Something in the bank's confirmation did not match; we are checking it. Please do not pay again.",
+      },
     };
     const said = outcome[payment.status] ?? { heading: `Payment ${payment.status}`, text: "" };
     c.header("cache-control", "no-store");

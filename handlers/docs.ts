@@ -100,9 +100,13 @@ export function docsRoutes(document: () => Document) {
 </head>
 <body>
 <div id="reference"></div>
-${withRenderer ? html`<noscript>${summary(doc)}</noscript>
+${
+  withRenderer
+    ? html`<noscript>${summary(doc)}</noscript>
 <script src="/docs/assets/redoc.standalone.js"></script>
-<script src="/docs/assets/init.js"></script>` : summary(doc)}
+<script src="/docs/assets/init.js"></script>`
+    : summary(doc)
+}
 </body>
 </html>`);
   });
@@ -112,7 +116,9 @@ ${withRenderer ? html`<noscript>${summary(doc)}</noscript>
 /** The operations and webhooks by tag, in plain HTML: for browsers without scripts and builds without Redoc. */
 function summary(doc: Document) {
   const entries = (group: Document["paths"], webhook: boolean) =>
-    Object.entries(group ?? {}).flatMap(([path, methods]) => Object.entries(methods).map(([method, op]) => ({ path, method: method.toUpperCase(), op, webhook })));
+    Object.entries(group ?? {}).flatMap(([path, methods]) =>
+      Object.entries(methods).map(([method, op]) => ({ path, method: method.toUpperCase(), op, webhook })),
+    );
   const all = [...entries(doc.paths, false), ...entries(doc.webhooks, true)];
   const tags = doc.tags?.length ? doc.tags : [...new Set(all.flatMap((e) => e.op.tags ?? []))].map((name) => ({ name, description: "" }));
   return html`<div class="summary">
@@ -135,8 +141,14 @@ const plainText = (markdown: string) => markdown.replace(/`([^`]*)`/g, "$1").rep
 
 /** The Standard Webhooks headers of every delivery. */
 const WebhookHeaders = z.object({
-  "webhook-id": z.string().openapi({ description: "The event id: the same on every retry and redelivery of this event; process each id once", example: "evt_01jd3x7a9b8c7d6e5f4g3h2j1k" }),
-  "webhook-timestamp": z.string().regex(/^[0-9]+$/).openapi({ description: "When this attempt was sent, unix seconds; part of the signed content", example: "1733054400" }),
+  "webhook-id": z.string().openapi({
+    description: "The event id: the same on every retry and redelivery of this event; process each id once",
+    example: "evt_01jd3x7a9b8c7d6e5f4g3h2j1k",
+  }),
+  "webhook-timestamp": z
+    .string()
+    .regex(/^[0-9]+$/)
+    .openapi({ description: "When this attempt was sent, unix seconds; part of the signed content", example: "1733054400" }),
   "webhook-signature": z.string().openapi({
     description: 'Space-separated `v1,<base64>` signatures: HMAC-SHA256 with WEBHOOK_SECRET over "<webhook-id>.<webhook-timestamp>.<body>"',
     example: "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=",
@@ -145,26 +157,48 @@ const WebhookHeaders = z.object({
 
 /** What each event means for the shop, by type. */
 const eventDescriptions: Record<EventType, { summary: string; description: string }> = {
-  "payment.pending": { summary: "A payment is waiting for the bank", description: "Fiuu reported the payment pending (status 22): a cash or bank-transfer channel, or a bank that confirms later. Do not ship yet." },
-  "payment.succeeded": { summary: "A payment succeeded", description: "Fiuu confirmed the money (status 00), with its signature checked. Fulfil the order." },
-  "payment.failed": { summary: "A payment failed", description: "Fiuu reported the payment declined or failed (status 11); `data.failure` says why. The order may be paid again with a new payment." },
-  "payment.cancelled": { summary: "A payment was cancelled", description: "The shop cancelled it (`POST /v1/payments/{id}/cancel`) before it was paid." },
-  "payment.expired": { summary: "A payment expired unpaid", description: "It stayed unpaid past `expires_at` (PAYMENT_TTL) and a requery of Fiuu confirmed it was not paid." },
+  "payment.pending": {
+    summary: "A payment is waiting for the bank",
+    description: "Fiuu reported the payment pending (status 22): a cash or bank-transfer channel, or a bank that confirms later. Do not ship yet.",
+  },
+  "payment.succeeded": {
+    summary: "A payment succeeded",
+    description: "Fiuu confirmed the money (status 00), with its signature checked. Fulfil the order.",
+  },
+  "payment.failed": {
+    summary: "A payment failed",
+    description: "Fiuu reported the payment declined or failed (status 11); `data.failure` says why. The order may be paid again with a new payment.",
+  },
+  "payment.cancelled": {
+    summary: "A payment was cancelled",
+    description: "The shop cancelled it (`POST /v1/payments/{id}/cancel`) before it was paid.",
+  },
+  "payment.expired": {
+    summary: "A payment expired unpaid",
+    description: "It stayed unpaid past `expires_at` (PAYMENT_TTL) and a requery of Fiuu confirmed it was not paid.",
+  },
   "payment.conflicted": {
     summary: "A signed report disagrees with the payment",
     description: "Fiuu reported an amount or currency other than the payment's. Nothing is recorded as paid; look at it by hand.",
   },
   "payment.late_success": {
     summary: "Money arrived for a failed, cancelled or expired payment",
-    description: "A verified success came after the payment had failed, been cancelled or expired: the money is recorded (the payment is now `succeeded`). Fulfil the order or refund it.",
+    description:
+      "A verified success came after the payment had failed, been cancelled or expired: the money is recorded (the payment is now `succeeded`). Fulfil the order or refund it.",
   },
   "payment.duplicate_charge": {
     summary: "A payment was charged twice",
     description: "A second successful Fiuu transaction for a payment that already succeeded; `data.duplicate_tran_id` names it. Decide on a refund.",
   },
-  "refund.pending": { summary: "A refund was sent to Fiuu", description: "The refund is created and its amount reserved; Fiuu has not settled it yet." },
+  "refund.pending": {
+    summary: "A refund was sent to Fiuu",
+    description: "The refund is created and its amount reserved; Fiuu has not settled it yet.",
+  },
   "refund.succeeded": { summary: "A refund succeeded", description: "Fiuu paid the refund; the payment's `amount_refunded` includes it." },
-  "refund.failed": { summary: "A refund failed", description: "Fiuu refused or failed the refund; `data.failure` says why, and its amount is refundable again." },
+  "refund.failed": {
+    summary: "A refund failed",
+    description: "Fiuu refused or failed the refund; `data.failure` says why, and its amount is refundable again.",
+  },
 };
 
 const DuplicateChargePayment = Payment.extend({
@@ -176,7 +210,9 @@ function webhookPayload(type: EventType) {
   const data = type === "payment.duplicate_charge" ? DuplicateChargePayment : type.startsWith("refund.") ? Refund : Payment;
   return z.object({
     type: z.literal(type),
-    timestamp: z.string().openapi({ format: "date-time", description: "When the event happened (the same on every retry)", example: "2026-12-01T12:00:00.000Z" }),
+    timestamp: z
+      .string()
+      .openapi({ format: "date-time", description: "When the event happened (the same on every retry)", example: "2026-12-01T12:00:00.000Z" }),
     data: data.openapi({
       description: type.startsWith("refund.")
         ? "The refund as GET /v1/refunds/{id} answers it, its beneficiary masked"

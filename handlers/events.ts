@@ -75,7 +75,10 @@ export function eventRoutes() {
   return createRouter()
     .openapi(listEventsRoute, async (c) => {
       const page = await listEvents(c.get("deps").database.db, c.req.valid("query"));
-      return c.json(listAnswer(page, (event) => event), 200);
+      return c.json(
+        listAnswer(page, (event) => event),
+        200,
+      );
     })
     .openapi(redeliverRoute, async (c) => {
       return c.json(await redeliverEvent(c.get("deps"), c.req.valid("param").id, auditContext(c)), 202);

@@ -107,7 +107,13 @@ export function fiuuRoutes() {
   app.get("/pay/:id/result", publicPageLimit(), async (c) => {
     const view = await resultPageView(c.get("deps"), c.req.param("id"));
     if (!view) {
-      return c.html(page("Payment not found", html`<h1>Payment not found</h1><p>We have no payment under this link. Check the link, or go back to the shop's page and start again.</p>`), 404);
+      return c.html(
+        page(
+          "Payment not found",
+          html`<h1>Payment not found</h1><p>We have no payment under this link. Check the link, or go back to the shop's page and start again.</p>`,
+        ),
+        404,
+      );
     }
     c.header("cache-control", "no-store");
     return c.html(resultPage(view.payment, view.final, { backUrl: view.backUrl, retryUrl: view.retryUrl }));

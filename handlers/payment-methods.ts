@@ -26,7 +26,13 @@ const route = createRoute({
   request: {
     query: z.object({
       currency: z.enum(supportedCurrencies).optional(),
-      amount: z.coerce.number().int().positive().max(100_000_000).optional().openapi({ description: "Minor units: only channels that take this amount" }),
+      amount: z.coerce
+        .number()
+        .int()
+        .positive()
+        .max(100_000_000)
+        .optional()
+        .openapi({ description: "Minor units: only channels that take this amount" }),
     }),
   },
   responses: {

@@ -18,10 +18,17 @@ export const Refund = z
     reason: z.string().nullable().openapi({ example: "Damaged in delivery" }),
     status: z.enum(refundStatuses).openapi({ description: "pending until Fiuu settles it", example: "pending" }),
     gateway: z
-      .object({ ref_id: z.string().openapi({ description: "The RefID sent to Fiuu (once)", example: "re01jd3y2b4c6d8e0f2g4h6j8k0m" }), refund_id: z.string().nullable().openapi({ description: "Fiuu's RefundID", example: "4471209" }) })
+      .object({
+        ref_id: z.string().openapi({ description: "The RefID sent to Fiuu (once)", example: "re01jd3y2b4c6d8e0f2g4h6j8k0m" }),
+        refund_id: z.string().nullable().openapi({ description: "Fiuu's RefundID", example: "4471209" }),
+      })
       .openapi({ description: "Fiuu's references" }),
     beneficiary: z
-      .object({ bank_code: z.string().openapi({ example: "MBB0228" }), country: z.string().openapi({ example: "MY" }), account_number: z.string().openapi({ example: "****6789", description: "Masked: the last 4 digits" }) })
+      .object({
+        bank_code: z.string().openapi({ example: "MBB0228" }),
+        country: z.string().openapi({ example: "MY" }),
+        account_number: z.string().openapi({ example: "****6789", description: "Masked: the last 4 digits" }),
+      })
       .nullable()
       .openapi({ description: "Where a non-card refund is paid, masked; null for a card refund" }),
     failure: z.object({ code: z.string().nullable(), message: z.string().nullable() }).nullable(),
@@ -32,20 +39,41 @@ export const Refund = z
 
 const Beneficiary = z
   .strictObject({
-    bank_code: z.string().regex(/^[A-Za-z0-9]{2,20}$/, "letters and digits, 2 to 20").openapi({ example: "MBB0228", description: "The beneficiary's bank, as Fiuu codes it" }),
+    bank_code: z
+      .string()
+      .regex(/^[A-Za-z0-9]{2,20}$/, "letters and digits, 2 to 20")
+      .openapi({ example: "MBB0228", description: "The beneficiary's bank, as Fiuu codes it" }),
     // Fiuu refuses anything but letters, digits and spaces (PR018).
-    name: z.string().trim().min(1).max(100).regex(/^[A-Za-z0-9 ]+$/, "letters, digits and spaces only (Fiuu's PR018)").openapi({ example: "Tan Mei Ling" }),
-    account_number: z.string().regex(/^[0-9]{5,20}$/, "5 to 20 digits").openapi({ example: "512345678901" }),
-    country: z.string().regex(/^[A-Z]{2}$/, "ISO 3166 alpha-2").optional().openapi({ example: "MY", description: "Default MY" }),
+    name: z
+      .string()
+      .trim()
+      .min(1)
+      .max(100)
+      .regex(/^[A-Za-z0-9 ]+$/, "letters, digits and spaces only (Fiuu's PR018)")
+      .openapi({ example: "Tan Mei Ling" }),
+    account_number: z
+      .string()
+      .regex(/^[0-9]{5,20}$/, "5 to 20 digits")
+      .openapi({ example: "512345678901" }),
+    country: z
+      .string()
+      .regex(/^[A-Z]{2}$/, "ISO 3166 alpha-2")
+      .optional()
+      .openapi({ example: "MY", description: "Default MY" }),
   })
   .openapi("RefundBeneficiary", {
     description:
       "Required when the payment was made through a non-card channel (FPX, e-wallet, DuitNow QR, cash): Fiuu pays such a refund into this bank account. Refused for a card payment. Stored encrypted; answers and webhooks show it masked.",
   });
 
-const PaymentIdParam = z.object({ id: z.string().min(1).max(64).openapi({ param: { name: "id", in: "path" } }) });
+const PaymentIdParam = z.object({
+  id: z
+    .string()
+    .min(1)
+    .max(64)
+    .openapi({ param: { name: "id", in: "path" } }),
+});
 const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
-
 
 const createRefundRoute = createRoute({
   method: "post",
@@ -62,7 +90,13 @@ const createRefundRoute = createRoute({
         "application/json": {
           schema: z
             .strictObject({
-              amount: z.number().int().positive().max(100_000_000).optional().openapi({ description: "Minor units; default the whole refundable rest" }),
+              amount: z
+                .number()
+                .int()
+                .positive()
+                .max(100_000_000)
+                .optional()
+                .openapi({ description: "Minor units; default the whole refundable rest" }),
               reason: z.string().trim().min(1).max(255).optional(),
               beneficiary: Beneficiary.optional(),
             })

@@ -83,7 +83,14 @@ export async function buildVercel(outDir = path.join(root, ".vercel/output")) {
     plugins: [unavailable(notInVercel, "Vercel build")],
   });
   // vercel.json may only configure functions under api/, so the function's settings live here.
-  const functionConfig = { runtime: "nodejs24.x", handler: "index.mjs", launcherType: "Nodejs", shouldAddHelpers: false, maxDuration: 60, memory: 1024 };
+  const functionConfig = {
+    runtime: "nodejs24.x",
+    handler: "index.mjs",
+    launcherType: "Nodejs",
+    shouldAddHelpers: false,
+    maxDuration: 60,
+    memory: 1024,
+  };
   await writeFile(path.join(fn, ".vc-config.json"), JSON.stringify(functionConfig, null, 2));
   await writeFile(
     path.join(outDir, "config.json"),

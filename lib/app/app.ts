@@ -126,7 +126,10 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
   // The local sandbox plays Fiuu on this app itself (development, tests), reaching the service's
   // webhooks in-process as Fiuu would over the network.
   if (options.fiuuSandbox && usesLocalSandbox(config)) {
-    app.route("/sandbox/fiuu", options.fiuuSandbox(async (request) => app.fetch(request)));
+    app.route(
+      "/sandbox/fiuu",
+      options.fiuuSandbox(async (request) => app.fetch(request)),
+    );
   }
 
   registerSecuritySchemes(app);

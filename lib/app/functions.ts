@@ -10,7 +10,10 @@ import { nodeOpeners } from "./node-openers.js";
 export async function functionsDeps(source: Record<string, string | undefined>): Promise<OwnedDeps> {
   const parsed = loadConfig(source);
   if (parsed.database.kind !== "postgres") throw new ConfigError(["DATABASE_URL: required by the functions build (or DB_HOST)"]);
-  const config = resolveSecrets({ ...parsed, database: { ...parsed.database, max: Math.min(parsed.database.max, 5) } }, { requiredBy: "the functions build" });
+  const config = resolveSecrets(
+    { ...parsed, database: { ...parsed.database, max: Math.min(parsed.database.max, 5) } },
+    { requiredBy: "the functions build" },
+  );
   return assembleDeps(config, nodeOpeners({ migrate: false }));
 }
 

@@ -1,4 +1,4 @@
-import http from "node:http";
+import type http from "node:http";
 import net from "node:net";
 import { createAdaptorServer } from "@hono/node-server";
 import type { Logger } from "../core/logger.js";
@@ -95,7 +95,10 @@ export async function startListener(fetch: (request: Request) => Response | Prom
     const now = Date.now();
     if (now - lastWarning < dropWarningIntervalMs) return;
     lastWarning = now;
-    logger.warn({ listener: name, max_connections: options.maxConnections, refused: dropped }, `${name} listener at its connection cap: new connections refused`);
+    logger.warn(
+      { listener: name, max_connections: options.maxConnections, refused: dropped },
+      `${name} listener at its connection cap: new connections refused`,
+    );
     dropped = 0;
   });
 

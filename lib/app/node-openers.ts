@@ -38,4 +38,3 @@ export function nodeOpeners(
     fiuuTransport: () => given.fiuuTransport ?? fetchFormPost(),
   };
 }
-

@@ -84,8 +84,16 @@ export async function startNodeServer(rawConfig: RawConfig): Promise<RunningServ
       throw listenError(error, variable, http.host, port);
     });
   const main = await listener("api", app.fetch, config.port, caps.api, "PORT");
-  const health = await listener("health", createHealthApp(deps, { shuttingDown: () => shuttingDown }).fetch, config.health.port, caps.health, "HEALTH_CHECK_PORT");
-  const metrics = config.metrics.enabled ? await listener("metrics", createMetricsApp(deps).fetch, config.metrics.port, caps.metrics, "METRICS_PORT") : undefined;
+  const health = await listener(
+    "health",
+    createHealthApp(deps, { shuttingDown: () => shuttingDown }).fetch,
+    config.health.port,
+    caps.health,
+    "HEALTH_CHECK_PORT",
+  );
+  const metrics = config.metrics.enabled
+    ? await listener("metrics", createMetricsApp(deps).fetch, config.metrics.port, caps.metrics, "METRICS_PORT")
+    : undefined;
   // Background work (lib/ops/jobs/table.ts): job rows, webhook deliveries, the expiry sweep, audit
   // sealing and data retention, each in a loop of its own, shared with the other replicas through the database.
   const background = startBackgroundWork(deps);
@@ -118,7 +126,10 @@ export async function startNodeServer(rawConfig: RawConfig): Promise<RunningServ
 
 /** A listener that could not bind its port, named by the variable that chose it (PORT, HEALTH_CHECK_PORT, METRICS_PORT). */
 export class ListenError extends Error {
-  constructor(readonly variable: string, message: string) {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
     super(message);
     this.name = "ListenError";
   }
@@ -127,9 +138,13 @@ export class ListenError extends Error {
 function listenError(error: unknown, variable: string, host: string, port: number): unknown {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (code === "EADDRINUSE") {
-    return new ListenError(variable, `${variable}=${port}: port ${port} on ${host} is already in use (another payment service still running?); stop that process or set ${variable} to a free port`);
+    return new ListenError(
+      variable,
+      `${variable}=${port}: port ${port} on ${host} is already in use (another payment service still running?); stop that process or set ${variable} to a free port`,
+    );
   }
-  if (code === "EACCES") return new ListenError(variable, `${variable}=${port}: not allowed to listen on port ${port} on ${host}; set ${variable} to a port above 1023`);
+  if (code === "EACCES")
+    return new ListenError(variable, `${variable}=${port}: not allowed to listen on port ${port} on ${host}; set ${variable} to a port above 1023`);
   if (code === "EADDRNOTAVAIL") return new ListenError("HOST", `HOST=${host}: no such address on this machine to listen on`);
   return error;
 }

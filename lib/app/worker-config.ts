@@ -47,9 +47,12 @@ export function workerTlsProblems(database: PostgresSettings, postgresTls: typeo
       `DB_SSL_MODE: ${tls.modeFrom} cannot work in the Workers build: prefer (the default) and allow fall back between TLS and plain text, which workerd's sockets cannot; set DB_SSL_MODE=require (or verify-full with sslrootcert=system) for a server with TLS, disable for one without`,
     );
   }
-  if (tls.mode === "verify-ca") problems.push(`DB_SSL_MODE: ${tls.modeFrom} cannot work in the Workers build (the runtime checks the host name with the chain); use verify-full`);
+  if (tls.mode === "verify-ca")
+    problems.push(`DB_SSL_MODE: ${tls.modeFrom} cannot work in the Workers build (the runtime checks the host name with the chain); use verify-full`);
   if (database.ca !== undefined) {
-    problems.push("DB_SSL_CA: the Workers build cannot use a CA certificate of its own (the runtime does the TLS handshake); use verify-full with sslrootcert=system and a certificate from a public CA, or Hyperdrive");
+    problems.push(
+      "DB_SSL_CA: the Workers build cannot use a CA certificate of its own (the runtime does the TLS handshake); use verify-full with sslrootcert=system and a certificate from a public CA, or Hyperdrive",
+    );
   }
   return problems;
 }

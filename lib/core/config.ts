@@ -29,8 +29,7 @@ const bool = (fallback: boolean) =>
     .default(fallback ? "true" : "false")
     .transform((v) => v === "true" || v === "1" || v === "yes");
 
-const int = (fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
-  z.coerce.number().int().min(min).max(max).default(fallback);
+const int = (fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max).default(fallback);
 
 // 0 asks the OS for any free port (tests run several servers at once).
 const port = (fallback: number) => int(fallback, 0, 65_535);
@@ -38,7 +37,12 @@ const optionalText = z.string().min(1).optional();
 const list = z
   .string()
   .default("")
-  .transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean));
+  .transform((v) =>
+    v
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
 const isNone = (value: string) => value.toLowerCase() === "none";
 
 /**
@@ -59,9 +63,15 @@ const envSchema = z.object({
   LOG_FORMAT: z.enum(["json", "text"]).default("json"),
   ALLOWED_ORIGINS: list,
 
-  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL").optional(),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL")
+    .optional(),
   /** The migrations' own connection (the owner role, drizzle/roles.sql); else DATABASE_URL / DB_*. */
-  MIGRATION_DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL").optional(),
+  MIGRATION_DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL")
+    .optional(),
   DB_HOST: optionalText,
   DB_PORT: port(5432),
   DB_NAME: z.string().min(1).default("payments"),
@@ -101,7 +111,10 @@ const envSchema = z.object({
    * The local Fiuu sandbox plays Fiuu, mounted at /sandbox/fiuu (development and test only).
    * Default: on exactly when no FIUU_MERCHANT_ID is set outside production.
    */
-  FIUU_LOCAL_SANDBOX: z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1").optional(),
+  FIUU_LOCAL_SANDBOX: z
+    .enum(["true", "false", "1", "0"])
+    .transform((v) => v === "true" || v === "1")
+    .optional(),
 
   ENCRYPTION_KEY: optionalText,
   /** Earlier keys, comma-separated, still accepted for decryption while values are re-encrypted. */
@@ -301,6 +314,7 @@ const secretVariables = [
  */
 export function placeholderProblem(value: string): string | undefined {
   if (/[<>]/.test(value)) return "holds a template placeholder (it contains < or >)";
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: the message names the ${…} it found
   if (/\$\(|\$\{|`/.test(value)) return "holds an unexpanded shell command or variable ($(…), ${…} or a backtick)";
   if (/\b(openssl|docker secret|kubectl|wrangler)\b/i.test(value)) return "holds the command that makes a secret, not its output";
   if (value.includes("…")) return "holds an elided example value (…)";
@@ -364,7 +378,11 @@ function productionSecretProblems(present: Record<string, string>, encryptionKey
       : undefined,
   );
   for (const key of ["FIUU_VERIFY_KEY", "FIUU_SECRET_KEY"]) {
-    weak(key, (v) => (v.length < minimumFiuuKeyLength ? `must be at least ${minimumFiuuKeyLength} characters, the key exactly as Fiuu's merchant portal shows it` : undefined));
+    weak(key, (v) =>
+      v.length < minimumFiuuKeyLength
+        ? `must be at least ${minimumFiuuKeyLength} characters, the key exactly as Fiuu's merchant portal shows it`
+        : undefined,
+    );
   }
   if (encryptionKey && !placeholders.has("ENCRYPTION_KEY") && encryptionKey.every((byte) => byte === encryptionKey[0])) {
     problems.push("ENCRYPTION_KEY: is one byte repeated; use a random key (openssl rand -hex 32) when ENVIRONMENT=production");
@@ -461,8 +479,12 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       sandbox: env.FIUU_SANDBOX,
       localSandbox,
       // The local sandbox answers on this service's own port; otherwise the hosts follow FIUU_SANDBOX.
-      paymentUrl: trimSlash(env.FIUU_PAYMENT_URL ?? (localSandbox ? `${publicUrl}/sandbox/fiuu` : fiuuHosts[env.FIUU_SANDBOX ? "sandbox" : "production"].payment)),
-      apiUrl: trimSlash(env.FIUU_API_URL ?? (localSandbox ? `${publicUrl}/sandbox/fiuu` : fiuuHosts[env.FIUU_SANDBOX ? "sandbox" : "production"].api)),
+      paymentUrl: trimSlash(
+        env.FIUU_PAYMENT_URL ?? (localSandbox ? `${publicUrl}/sandbox/fiuu` : fiuuHosts[env.FIUU_SANDBOX ? "sandbox" : "production"].payment),
+      ),
+      apiUrl: trimSlash(
+        env.FIUU_API_URL ?? (localSandbox ? `${publicUrl}/sandbox/fiuu` : fiuuHosts[env.FIUU_SANDBOX ? "sandbox" : "production"].api),
+      ),
       extendedVcode: env.FIUU_EXTENDED_VCODE,
       timeoutMs: env.FIUU_TIMEOUT,
       retryAttempts: env.FIUU_RETRY_ATTEMPTS,
@@ -528,7 +550,13 @@ export function resolveSecrets(raw: RawConfig, source: SecretSource): Config {
   const { merchantId, verifyKey, secretKey } = raw.fiuu;
   const webhookSecret = raw.webhooks.secret;
   if (jwtSecret && encryptionKey && webhookSecret && merchantId && verifyKey && secretKey) {
-    return { ...raw, jwtSecret, encryptionKey, fiuu: { ...raw.fiuu, merchantId, verifyKey, secretKey }, webhooks: { ...raw.webhooks, secret: webhookSecret } };
+    return {
+      ...raw,
+      jwtSecret,
+      encryptionKey,
+      fiuu: { ...raw.fiuu, merchantId, verifyKey, secretKey },
+      webhooks: { ...raw.webhooks, secret: webhookSecret },
+    };
   }
   const fill = "devSecrets" in source && !raw.isProduction ? source.devSecrets : undefined;
   if (!fill) {
@@ -584,7 +612,10 @@ export function parseTrustedProxies(text: string): TrustedProxies | string {
     return count <= 16 ? { kind: "hops", count } : "a hop count is at most 16";
   }
   const networks: { address: string; prefix: number; family: 4 | 6 }[] = [];
-  for (const entry of value.split(",").map((part) => part.trim()).filter(Boolean)) {
+  for (const entry of value
+    .split(",")
+    .map((part) => part.trim())
+    .filter(Boolean)) {
     const [address = "", prefixText, extra] = entry.split("/");
     const family = isIP(address);
     if (family === 0 || extra !== undefined) return `"${entry}" is not a hop count, an IP address or a CIDR network`;
@@ -701,9 +732,7 @@ export function loadDatabaseConfig(source: Record<string, string | undefined> = 
 }
 
 function composeDatabaseUrl(env: DatabaseEnv): string {
-  const auth = env.DB_PASSWORD
-    ? `${encodeURIComponent(env.DB_USER)}:${encodeURIComponent(env.DB_PASSWORD)}`
-    : encodeURIComponent(env.DB_USER);
+  const auth = env.DB_PASSWORD ? `${encodeURIComponent(env.DB_USER)}:${encodeURIComponent(env.DB_PASSWORD)}` : encodeURIComponent(env.DB_USER);
   return `postgres://${auth}@${env.DB_HOST}:${env.DB_PORT}/${encodeURIComponent(env.DB_NAME)}`;
 }
 

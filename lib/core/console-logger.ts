@@ -36,15 +36,17 @@ export function createConsoleLogger(level: LevelName, keys: readonly string[] = 
   const sensitive = new Set([...keys, ...sensitiveHeaders].map((k) => k.toLowerCase()));
   const make = (bindings: Record<string, unknown>): Logger => {
     const threshold = levelValues[level];
-    const write = (name: Exclude<LevelName, "silent">) => (first?: unknown, ...rest: unknown[]) => {
-      if (levelValues[name] < threshold) return;
-      const fields = typeof first === "object" && first !== null ? (redact(first, sensitive) as Record<string, unknown>) : {};
-      const message = typeof first === "string" ? first : typeof rest[0] === "string" ? rest[0] : undefined;
-      const line = JSON.stringify({ level: name, time: new Date().toISOString(), ...bindings, ...fields, ...(message ? { msg: message } : {}) });
-      if (levelValues[name] >= levelValues.error) console.error(line);
-      else if (name === "warn") console.warn(line);
-      else console.log(line);
-    };
+    const write =
+      (name: Exclude<LevelName, "silent">) =>
+      (first?: unknown, ...rest: unknown[]) => {
+        if (levelValues[name] < threshold) return;
+        const fields = typeof first === "object" && first !== null ? (redact(first, sensitive) as Record<string, unknown>) : {};
+        const message = typeof first === "string" ? first : typeof rest[0] === "string" ? rest[0] : undefined;
+        const line = JSON.stringify({ level: name, time: new Date().toISOString(), ...bindings, ...fields, ...(message ? { msg: message } : {}) });
+        if (levelValues[name] >= levelValues.error) console.error(line);
+        else if (name === "warn") console.warn(line);
+        else console.log(line);
+      };
     const logger = {
       level,
       trace: write("trace"),

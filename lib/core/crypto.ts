@@ -68,7 +68,8 @@ export function createFieldCipher(currentKey: Buffer, previousKeys: Buffer[] = [
 
     decrypt(stored) {
       const parts = stored.split(".");
-      if (parts.length !== 5 || parts[0] !== version) throw new Error("Not an encrypted field value (expected v1.<keyId>.<nonce>.<ciphertext>.<tag>)");
+      if (parts.length !== 5 || parts[0] !== version)
+        throw new Error("Not an encrypted field value (expected v1.<keyId>.<nonce>.<ciphertext>.<tag>)");
       const [, keyId, noncePart, ciphertextPart, tagPart] = parts as [string, string, string, string, string];
       const key = keys.get(keyId);
       if (!key) throw new Error(`Encrypted with an unknown key (id ${keyId})`);

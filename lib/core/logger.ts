@@ -14,10 +14,7 @@ export const redactPaths = [
 ];
 
 /** The service's pino logger: JSON lines by default, readable text with LOG_FORMAT=text. */
-export async function createLogger(
-  options: Config["log"],
-  destination?: pino.DestinationStream,
-): Promise<Logger> {
+export async function createLogger(options: Config["log"], destination?: pino.DestinationStream): Promise<Logger> {
   const base: pino.LoggerOptions = {
     level: options.level,
     base: { service: "payment-service" },

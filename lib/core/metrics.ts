@@ -101,8 +101,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       name: "db_pool_connections",
       // postgres.js keeps its pool private, so this is PostgreSQL's own view (pg_stat_activity),
       // read at scrape time: every replica reports the same cluster-wide numbers.
-      help:
-        "Connections of all payment-service replicas to this database as PostgreSQL sees them (pg_stat_activity, application_name payment-service), by state: active, idle, idle_in_transaction, other; embedded PGlite: one idle connection",
+      help: "Connections of all payment-service replicas to this database as PostgreSQL sees them (pg_stat_activity, application_name payment-service), by state: active, idle, idle_in_transaction, other; embedded PGlite: one idle connection",
       labelNames: ["state"] as const,
       registers,
     }),

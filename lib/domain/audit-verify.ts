@@ -25,10 +25,9 @@ interface ChainRow {
  */
 export async function verifyAuditChain(db: Database, options: { batchSize?: number } = {}): Promise<AuditChainResult> {
   const batchSize = options.batchSize ?? 1000;
-  const [{ unsealed }] = (await queryRows<{ unsealed: number }>(
-    db,
-    sql`select count(*)::int as unsealed from audit_log where seq is null`,
-  )) as [{ unsealed: number }];
+  const [{ unsealed }] = (await queryRows<{ unsealed: number }>(db, sql`select count(*)::int as unsealed from audit_log where seq is null`)) as [
+    { unsealed: number },
+  ];
 
   let expectedSeq = 1;
   let previousHash = "";
@@ -62,7 +61,5 @@ export async function verifyAuditChain(db: Database, options: { batchSize?: numb
 /** The one-line verdict the CLI prints. */
 export function describeAuditChain(result: AuditChainResult): string {
   const pending = result.unsealed > 0 ? ` (${result.unsealed} not sealed yet)` : "";
-  return result.intact
-    ? `audit chain intact: ${result.rows} rows${pending}`
-    : `audit chain broken at seq ${result.seq}: ${result.reason}`;
+  return result.intact ? `audit chain intact: ${result.rows} rows${pending}` : `audit chain broken at seq ${result.seq}: ${result.reason}`;
 }

@@ -31,6 +31,4 @@ export interface AppDeps {
 }
 
 /** Who is calling: a bearer of a JWT (shop backend, operator, scheduler) or a checkout page holding a payment's client secret. */
-export type Principal =
-  | { kind: "token"; sub: string; role: "service" | "admin" | "system" }
-  | { kind: "client"; secret: string };
+export type Principal = { kind: "token"; sub: string; role: "service" | "admin" | "system" } | { kind: "client"; secret: string };

@@ -3,7 +3,6 @@ import { jobs } from "../../drizzle/schema.js";
 import { executeSql, queryRows, type Database } from "../adapters/db/client.js";
 import type { AppDeps } from "./deps.js";
 
-
 /**
  * What a runner reports: finished; try again at a time of its choosing (the attempt counts, and
  * the job goes back in line at that time); wait; or give up for good.
@@ -130,7 +129,9 @@ export async function claimDueJobs(
   // sub-select, each oldest due first (run_at, id).
   const picks = [
     ...(shared.length > 0 ? [inArray(jobs.id, due(shared, options.limit))] : []),
-    ...capped.filter((kind) => options.perKind![kind]! > 0).map((kind) => inArray(jobs.id, due([kind], Math.min(options.perKind![kind]!, options.limit)))),
+    ...capped
+      .filter((kind) => options.perKind![kind]! > 0)
+      .map((kind) => inArray(jobs.id, due([kind], Math.min(options.perKind![kind]!, options.limit)))),
   ];
   if (picks.length === 0) return [];
   const rows = await db
@@ -182,7 +183,10 @@ export async function completeJobs(db: Database, finished: readonly Pick<Job, "i
     const rows = await queryRows<{ id: number | string }>(
       db,
       sql`update jobs set status = 'done', locked_until = null, updated_at = ${now.toISOString()}::timestamptz
-        where id in (${sql.join(ids.map((id) => sql`${id}`), sql`, `)}) and status = 'pending'
+        where id in (${sql.join(
+          ids.map((id) => sql`${id}`),
+          sql`, `,
+        )}) and status = 'pending'
           and locked_until = ${new Date(lockedUntil).toISOString()}::timestamptz
         returning id`,
     );

@@ -16,8 +16,7 @@ export interface Page<T> {
  * The condition for rows after the cursor on an id column listed newest first (ids are
  * time-ordered), or undefined without a cursor; `and()` drops it then.
  */
-export const afterCursor = (id: AnyColumn, query: PageQuery): SQL | undefined =>
-  query.starting_after ? lt(id, query.starting_after) : undefined;
+export const afterCursor = (id: AnyColumn, query: PageQuery): SQL | undefined => (query.starting_after ? lt(id, query.starting_after) : undefined);
 
 /** Rows to fetch for a page: one more than the page holds, to learn whether another follows. */
 export const fetchLimit = (query: PageQuery): number => query.limit + 1;

@@ -39,7 +39,10 @@ async function main(command: string | undefined) {
   } catch (error) {
     if (error instanceof ConfigError) throw error;
     const problem = describeDatabaseError(error);
-    const hint = problem.cause === "permission denied" ? "; migrations run as the owner role (MIGRATION_DATABASE_URL naming payment_owner, drizzle/roles.sql)" : "";
+    const hint =
+      problem.cause === "permission denied"
+        ? "; migrations run as the owner role (MIGRATION_DATABASE_URL naming payment_owner, drizzle/roles.sql)"
+        : "";
     process.stderr.write(`migrate: ${target}: ${problem.message}${hint}\n`);
     return 1;
   } finally {

@@ -168,7 +168,7 @@ async function release(c: Context<AppEnv>, redisKey: string, owner: string) {
 function replay(c: Context<AppEnv>, done: Done): Response {
   const headers: Record<string, string> = { "Idempotency-Replayed": "true" };
   if (done.contentType) headers["content-type"] = done.contentType;
-  if (done.location) headers["location"] = done.location;
+  if (done.location) headers.location = done.location;
   if (nullBodyStatuses.has(done.status)) return c.body(null, done.status as 204, headers);
   return c.body(done.body, done.status as ContentfulStatusCode, headers);
 }
@@ -179,7 +179,9 @@ async function withoutErased(c: Context<AppEnv>, done: Done): Promise<Done> {
     return { ...done, body: await withoutErasedData(c.get("deps").database.db, done.body, done.contentType) };
   } catch (error) {
     requestLog(c)!.warn({ err: error }, "could not check a replayed answer for erased data; refusing the replay");
-    throw new ApiError("unavailable", "The stored answer cannot be checked right now; retry with the same Idempotency-Key shortly.", { retryAfterSeconds: 5 });
+    throw new ApiError("unavailable", "The stored answer cannot be checked right now; retry with the same Idempotency-Key shortly.", {
+      retryAfterSeconds: 5,
+    });
   }
 }
 

@@ -31,11 +31,20 @@ export const ProblemSchema = z
     type: z.string().openapi({ description: "`/problems/<code>`", example: "/problems/invalid_request" }),
     title: z.string().openapi({ description: "Short, the same for every answer with this code", example: "Invalid request" }),
     status: z.number().int().openapi({ description: "The HTTP status, repeated", example: 400 }),
-    detail: z.string().openapi({ description: "What went wrong with this request, for a person", example: "The request has invalid or missing fields." }),
-    code: z.enum(Object.keys(errorCatalog) as [ErrorCode, ...ErrorCode[]]).openapi({ description: "Machine-readable: branch on this, not on the text" }),
-    request_id: z.string().nullable().openapi({ description: "The X-Request-Id of the request, for support and the logs", example: "0b8f6a2e-3c1d-4e5f-9a7b-2d4c6e8f0a1b" }),
+    detail: z
+      .string()
+      .openapi({ description: "What went wrong with this request, for a person", example: "The request has invalid or missing fields." }),
+    code: z
+      .enum(Object.keys(errorCatalog) as [ErrorCode, ...ErrorCode[]])
+      .openapi({ description: "Machine-readable: branch on this, not on the text" }),
+    request_id: z
+      .string()
+      .nullable()
+      .openapi({ description: "The X-Request-Id of the request, for support and the logs", example: "0b8f6a2e-3c1d-4e5f-9a7b-2d4c6e8f0a1b" }),
     errors: z
-      .array(z.object({ field: z.string().openapi({ example: "customer.email" }), message: z.string().openapi({ example: "Invalid email address" }) }))
+      .array(
+        z.object({ field: z.string().openapi({ example: "customer.email" }), message: z.string().openapi({ example: "Invalid email address" }) }),
+      )
       .optional()
       .openapi({ description: "invalid_request only: one entry per field that failed" }),
   })
@@ -56,7 +65,9 @@ export function problems(...statuses: number[]) {
         status,
         {
           description: `${problemDescriptions[status] ?? "Error"}${codes.length ? ` (code ${codes.map((code) => `\`${code}\``).join(", ")})` : ""}`,
-          ...(retryAfter ? { headers: { "Retry-After": { description: "Seconds to wait before trying again", schema: { type: "integer" as const } } } } : {}),
+          ...(retryAfter
+            ? { headers: { "Retry-After": { description: "Seconds to wait before trying again", schema: { type: "integer" as const } } } }
+            : {}),
           content: {
             "application/problem+json": {
               schema: ProblemSchema,
@@ -149,7 +160,10 @@ export const apiTags = [
   },
   { name: "Refunds", description: "Refunds of succeeded payments through Fiuu, whole or partial, and reading them." },
   { name: "Events", description: "The event log behind the outgoing webhooks, and redelivery (role `admin`)." },
-  { name: "Jobs", description: "One batch of background work now, for schedulers (role `system`) where the Node server's own job loop does not run." },
+  {
+    name: "Jobs",
+    description: "One batch of background work now, for schedulers (role `system`) where the Node server's own job loop does not run.",
+  },
   {
     name: "Webhooks",
     description:

@@ -34,10 +34,7 @@ const elapsed = (started: number) => Math.round(performance.now() - started);
  * Readiness: the database answers and has every migration this build ships, and Redis answers.
  * Each check is bounded by HEALTH_CHECK_TIMEOUT so a hung dependency reads as failing, not as a hang.
  */
-export async function checkReadiness(
-  deps: AppDeps,
-  expected: number,
-): Promise<{ ready: boolean; checks: Record<string, CheckResult> }> {
+export async function checkReadiness(deps: AppDeps, expected: number): Promise<{ ready: boolean; checks: Record<string, CheckResult> }> {
   const timeoutMs = deps.config.health.timeoutMs;
   const [database, redis] = await Promise.all([
     timed(timeoutMs, async () => {

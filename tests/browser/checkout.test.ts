@@ -1,14 +1,13 @@
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { haveChromium, launchChromium } from "../support/chromium.js";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { freePort, startServiceProcess, type ServiceProcess } from "../support/process.js";
 
 // A shopper in a real browser (Debian's Chromium through playwright-core) against the service as
 // `npm start` runs it: the demo shop, the checkout page, the local Fiuu sandbox, the result page.
-
 
 describe.skipIf(!haveChromium)("checkout in a browser (needs /usr/bin/chromium: apt-get install chromium; required in CI)", () => {
   let service: ServiceProcess;

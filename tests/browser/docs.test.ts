@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { haveChromium, launchChromium } from "../support/chromium.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventTypes } from "../../lib/domain/webhooks/events.js";
@@ -9,7 +9,6 @@ import { freePort, startServiceProcess, type ServiceProcess } from "../support/p
 
 // A developer reading /docs in a real browser (Debian's Chromium through playwright-core) against
 // the service as `npm start` runs it, with its CSP: what they should see, and a screenshot of it.
-
 
 /** Screenshots of every run, kept as artifacts (test-results/ is gitignored). */
 const screenshots = path.resolve("test-results/screenshots");
@@ -73,13 +72,25 @@ describe.skipIf(!haveChromium)("the API reference in a browser", () => {
 
   it("explains authentication (the roles and the client secret) and the error model", async () => {
     const text = (await page.textContent("body"))!;
-    for (const phrase of ["Authentication", "service", "admin", "system", "X-Client-Secret", "client_secret", "application/problem+json", "idempotency_key_reused", "amount_exceeds_refundable"]) {
+    for (const phrase of [
+      "Authentication",
+      "service",
+      "admin",
+      "system",
+      "X-Client-Secret",
+      "client_secret",
+      "application/problem+json",
+      "idempotency_key_reused",
+      "amount_exceeds_refundable",
+    ]) {
       expect(text).toContain(phrase);
     }
   });
 
   it("renders a request schema as fields, with no raw schema text on the page", async () => {
-    const operation = page.locator('[id="tag/Payments/operation/post_v1_payments"], [data-section-id="tag/Payments/operation/post_v1_payments"]').first();
+    const operation = page
+      .locator('[id="tag/Payments/operation/post_v1_payments"], [data-section-id="tag/Payments/operation/post_v1_payments"]')
+      .first();
     const section = (await operation.count()) ? operation : page.locator("div").filter({ hasText: "Create a payment for an order" }).last();
     await section.scrollIntoViewIfNeeded();
     for (const field of ["order_id", "amount", "currency", "description", "customer", "return_url"]) {

@@ -1,8 +1,7 @@
 import { mkdirSync } from "node:fs";
-import type { AddressInfo } from "node:net";
 import { serve, type ServerType } from "@hono/node-server";
 import { eq } from "drizzle-orm";
-import { type Browser, type BrowserContext, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { haveChromium, launchChromium } from "../support/chromium.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { payments } from "../../drizzle/schema.js";
@@ -15,7 +14,6 @@ import { freePort } from "../support/process.js";
 // and phone), the sandbox's list of payments left pending, and the demo shop end to end.
 // Screenshots of every page are written on every run to test-results/screenshots/ (gitignored).
 
-
 const screenshots = "test-results/screenshots";
 const viewports = {
   desktop: { viewport: { width: 1280, height: 860 } },
@@ -27,7 +25,10 @@ async function lowContrast(page: Page, selector: string): Promise<string[]> {
   return page.$$eval(selector, (elements) => {
     const rgb = (text: string) => (text.match(/[\d.]+/g) ?? []).map(Number);
     const luminance = ([r, g, b]: number[]) =>
-      [r!, g!, b!].map((v) => v / 255).map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4)).reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i]!, 0);
+      [r!, g!, b!]
+        .map((v) => v / 255)
+        .map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4))
+        .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i]!, 0);
     const background = (element: Element | null): number[] => {
       for (let at = element; at; at = at.parentElement) {
         const color = rgb(getComputedStyle(at).backgroundColor);
@@ -81,7 +82,10 @@ describe.skipIf(!haveChromium)("pages people look at, in a browser", () => {
 
   /** A signed server-to-server report for a payment, as Fiuu sends it. */
   async function report(payment: { gateway: { order_id: string } }, status: "00" | "11" | "22", amount = "25.90") {
-    const res = await t.app.request("/webhooks/fiuu/notify", formPost(signedReport(t.deps.config.fiuu, { orderid: payment.gateway.order_id, status, amount, nbcb: "2" })));
+    const res = await t.app.request(
+      "/webhooks/fiuu/notify",
+      formPost(signedReport(t.deps.config.fiuu, { orderid: payment.gateway.order_id, status, amount, nbcb: "2" })),
+    );
     expect(res.status).toBe(200);
   }
 
@@ -104,7 +108,10 @@ describe.skipIf(!haveChromium)("pages people look at, in a browser", () => {
         await report(payment, "11");
         break;
       case "cancelled": {
-        const res = await t.app.request(`/v1/payments/${payment.id}/cancel`, jsonRequest("POST", {}, { ...(await bearer(t)), "Idempotency-Key": newKey() }));
+        const res = await t.app.request(
+          `/v1/payments/${payment.id}/cancel`,
+          jsonRequest("POST", {}, { ...(await bearer(t)), "Idempotency-Key": newKey() }),
+        );
         expect(res.status).toBe(200);
         break;
       }
@@ -187,7 +194,8 @@ describe.skipIf(!haveChromium)("pages people look at, in a browser", () => {
   it("a declined payment offers no Try again once another payment holds its order", async () => {
     const failed = await createPayment(t, { return_url: "https://shop.example.my/orders/return" });
     await report(failed, "11");
-    const orderId = ((await (await t.app.request(`/v1/payments/${failed.id}`, { headers: await bearer(t) })).json()) as { order_id: string }).order_id;
+    const orderId = ((await (await t.app.request(`/v1/payments/${failed.id}`, { headers: await bearer(t) })).json()) as { order_id: string })
+      .order_id;
     await createPayment(t, { order_id: orderId });
     const page = await newPage();
     await page.goto(`${base}/pay/${failed.id}/result`);
@@ -267,7 +275,8 @@ describe.skipIf(!haveChromium)("pages people look at, in a browser", () => {
     const second = new URL(page.url()).searchParams.get("payment_id")!;
     expect(second).not.toBe(first);
     expect(await page.getByTestId("demo-outcome").textContent()).toBe("Thank you, your order is paid");
-    const read = async (id: string) => (await (await t.app.request(`/v1/payments/${id}`, { headers: await bearer(t) })).json()) as { order_id: string; status: string };
+    const read = async (id: string) =>
+      (await (await t.app.request(`/v1/payments/${id}`, { headers: await bearer(t) })).json()) as { order_id: string; status: string };
     const [a, b] = [await read(first), await read(second)];
     expect([a.status, b.status]).toEqual(["failed", "succeeded"]);
     expect(b.order_id).toBe(a.order_id);

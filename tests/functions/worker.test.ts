@@ -127,7 +127,8 @@ describe.skipIf(missing.length > 0)(`the Workers build in workerd${skipReason}`,
       description: "Nasi lemak",
       customer: { name: "Ali", email: "ali@example.my" },
     });
-    const create = () => call("/v1/payments", { method: "POST", body, headers: { ...auth, "content-type": "application/json", "idempotency-key": key } });
+    const create = () =>
+      call("/v1/payments", { method: "POST", body, headers: { ...auth, "content-type": "application/json", "idempotency-key": key } });
 
     const created = await create();
     expect(created.status).toBe(201);

@@ -36,7 +36,11 @@ const missing = ["TEST_DATABASE_URL", "TEST_REDIS_HOST"].filter((name) => !proce
 const prometheus = locateTool("prometheus");
 const alertmanager = alertmanagerBinary();
 const skipReason =
-  missing.length > 0 ? ` (skipped: needs ${missing.join(" and ")}; the 5xx burst is a Postgres outage behind a proxy)` : !prometheus ? " (skipped: no prometheus on PATH)" : "";
+  missing.length > 0
+    ? ` (skipped: needs ${missing.join(" and ")}; the 5xx burst is a Postgres outage behind a proxy)`
+    : !prometheus
+      ? " (skipped: no prometheus on PATH)"
+      : "";
 
 /** The shipped rules with every `for:` cut to 1 s, in a scratch file. */
 function rulesWithShortFor(dir: string): string {
@@ -121,7 +125,11 @@ describe.skipIf(missing.length > 0 || (!prometheus && !inCI))(`alerts the runnin
     metricsUrl = `http://127.0.0.1:${service.ports.metrics}/metrics`;
     // Alertmanager is required in CI (.ci/run installs it); elsewhere the alerts are checked in Prometheus only.
     if (alertmanager || inCI) manager = await startAlertmanager(path.resolve("infra/prometheus/alertmanager.yml"));
-    running = await startPrometheus({ target: `127.0.0.1:${service.ports.metrics}`, ruleFiles: [rulesWithShortFor(scratch)], alertmanager: manager?.address });
+    running = await startPrometheus({
+      target: `127.0.0.1:${service.ports.metrics}`,
+      ruleFiles: [rulesWithShortFor(scratch)],
+      alertmanager: manager?.address,
+    });
   }, 90_000);
 
   afterAll(async () => {
@@ -156,7 +164,13 @@ describe.skipIf(missing.length > 0 || (!prometheus && !inCI))(`alerts the runnin
     const created = await fetch(`${api}/v1/payments`, {
       method: "POST",
       headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "idempotency-key": `alerts-${Date.now()}` },
-      body: JSON.stringify({ order_id: `ALERT-${Date.now()}`, amount: 2590, currency: "MYR", description: "Kopi set", customer: { name: "Mei Ling", email: "mei@example.my", mobile: "+60174823915" } }),
+      body: JSON.stringify({
+        order_id: `ALERT-${Date.now()}`,
+        amount: 2590,
+        currency: "MYR",
+        description: "Kopi set",
+        customer: { name: "Mei Ling", email: "mei@example.my", mobile: "+60174823915" },
+      }),
     });
     expect(created.status).toBe(201);
     const payment = (await created.json()) as { id: string; gateway: { order_id: string } };
@@ -200,7 +214,9 @@ describe.skipIf(missing.length > 0 || (!prometheus && !inCI))(`alerts the runnin
         states = await activeAlerts();
         return watched.every((name) => states.has(name)) ? states : undefined;
       }).catch((error: Error) => {
-        throw new Error(`${error.message}; active: ${JSON.stringify(Object.fromEntries(states))}, missing: ${watched.filter((n) => !states.has(n)).join(", ")}`);
+        throw new Error(
+          `${error.message}; active: ${JSON.stringify(Object.fromEntries(states))}, missing: ${watched.filter((n) => !states.has(n)).join(", ")}`,
+        );
       });
     } finally {
       burst = false;
@@ -213,7 +229,10 @@ describe.skipIf(missing.length > 0 || (!prometheus && !inCI))(`alerts the runnin
 
     // The alerts carry the labels their annotations and routing use.
     const alerts = await running.alerts();
-    expect(alerts.find((a) => a.labels.alertname === "FiuuCircuitBreakerOpen")?.labels).toMatchObject({ merchant_id: fiuu.merchantId, severity: "critical" });
+    expect(alerts.find((a) => a.labels.alertname === "FiuuCircuitBreakerOpen")?.labels).toMatchObject({
+      merchant_id: fiuu.merchantId,
+      severity: "critical",
+    });
     expect(alerts.find((a) => a.labels.alertname === "PaymentConflicted")?.labels).toMatchObject({ job: "payment-service", severity: "critical" });
     expect(running.log()).not.toMatch(/level=error/);
 

@@ -30,15 +30,17 @@ function rows(): Map<string, Panel[]> {
     if (panel.type === "row") {
       current = [];
       byRow.set(panel.title, current);
-    }
-    else current?.push(panel);
+    } else current?.push(panel);
   }
   return byRow;
 }
 
 describe("metricNamesIn (the check below relies on it)", () => {
   it.each([
-    ['histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{job="a",route!="x"}[5m])))', ["http_request_duration_seconds_bucket"]],
+    [
+      'histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{job="a",route!="x"}[5m])))',
+      ["http_request_duration_seconds_bucket"],
+    ],
     ['sum(rate(a_total{status=~"5.."}[$__rate_interval])) / on(job) group_left max by (job) (b_bytes)', ["a_total", "b_bytes"]],
     ["up == 0 and on(instance) c offset 5m or vector(1e3)", ["up", "c"]],
     ['max without (state) (db_pool_connections{state="idle"}) > bool 0.8', ["db_pool_connections"]],
@@ -104,21 +106,24 @@ describe("Grafana dashboard", () => {
     for (const p of dashboard.panels) expect(p.gridPos.x + p.gridPos.w, p.title).toBeLessThanOrEqual(24);
   });
 
-  it.skipIf(!locateTool("promtool") && !inCI)("has queries that are valid PromQL (parsed by promtool; needs promtool on PATH: apt-get install prometheus; required in CI)", () => {
-    const promtool = locateTool("promtool");
-    if (!promtool) throw new Error("promtool is not on PATH: install Debian's \"prometheus\" package; .ci/run does");
-    const scratch = mkdtempSync(path.join(tmpdir(), "grafana-promql-"));
-    try {
-      const rules = expressions.map(({ expr }, i) => ({
-        record: `dashboard:query_${i}`,
-        expr: expr.replace(/\$__rate_interval|\$__interval|\$\{__interval\}/g, "5m"),
-      }));
-      writeFileSync(path.join(scratch, "queries.yml"), stringify({ groups: [{ name: "dashboard", rules }] }));
-      const result = run(promtool, ["check", "rules", path.join(scratch, "queries.yml")]);
-      expect(result.status, result.output).toBe(0);
-      expect(result.output).toContain(`SUCCESS: ${rules.length} rules found`);
-    } finally {
-      rmSync(scratch, { recursive: true, force: true });
-    }
-  });
+  it.skipIf(!locateTool("promtool") && !inCI)(
+    "has queries that are valid PromQL (parsed by promtool; needs promtool on PATH: apt-get install prometheus; required in CI)",
+    () => {
+      const promtool = locateTool("promtool");
+      if (!promtool) throw new Error('promtool is not on PATH: install Debian\'s "prometheus" package; .ci/run does');
+      const scratch = mkdtempSync(path.join(tmpdir(), "grafana-promql-"));
+      try {
+        const rules = expressions.map(({ expr }, i) => ({
+          record: `dashboard:query_${i}`,
+          expr: expr.replace(/\$__rate_interval|\$__interval|\$\{__interval\}/g, "5m"),
+        }));
+        writeFileSync(path.join(scratch, "queries.yml"), stringify({ groups: [{ name: "dashboard", rules }] }));
+        const result = run(promtool, ["check", "rules", path.join(scratch, "queries.yml")]);
+        expect(result.status, result.output).toBe(0);
+        expect(result.output).toContain(`SUCCESS: ${rules.length} rules found`);
+      } finally {
+        rmSync(scratch, { recursive: true, force: true });
+      }
+    },
+  );
 });

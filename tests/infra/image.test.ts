@@ -123,7 +123,12 @@ describe("one supported Node runtime everywhere the service is deployed", () => 
   });
 
   it("leaves no deployment instruction on Node 20 in the README or docs/", () => {
-    const guides = ["README.md", ...readdirSync(path.join(root, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
+    const guides = [
+      "README.md",
+      ...readdirSync(path.join(root, "docs"))
+        .filter((f) => f.endsWith(".md"))
+        .map((f) => `docs/${f}`),
+    ];
     for (const guide of guides) {
       expect(readFileSync(path.join(root, guide), "utf8"), guide).not.toMatch(/Node(\.js)? 20(?![.\d])(?! is past)|nodejs20|node:20/);
     }

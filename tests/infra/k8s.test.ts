@@ -64,11 +64,13 @@ const one = (kind: string, name?: string) => {
   expect(found, `${kind} ${name ?? ""}`).toHaveLength(1);
   return found[0]!;
 };
-const deployment = () => one("Deployment") as Manifest & { spec: { replicas?: number; selector: { matchLabels: Record<string, string> }; template: PodTemplate } };
+const deployment = () =>
+  one("Deployment") as Manifest & { spec: { replicas?: number; selector: { matchLabels: Record<string, string> }; template: PodTemplate } };
 const configMapData = () => (one("ConfigMap", "payment-service-config") as Manifest & { data: Record<string, string> }).data;
 const secretData = () => (one("Secret", "payment-service-secrets") as Manifest & { stringData: Record<string, string> }).stringData;
 const job = () => one("Job") as Manifest & { spec: { template: PodTemplate } };
-const cronJobs = () => all("CronJob") as (Manifest & { spec: { suspend?: boolean; schedule: string; jobTemplate: { spec: { template: PodTemplate } } } })[];
+const cronJobs = () =>
+  all("CronJob") as (Manifest & { spec: { suspend?: boolean; schedule: string; jobTemplate: { spec: { template: PodTemplate } } } })[];
 const podTemplates = (): [string, PodTemplate][] => [
   ["Deployment", deployment().spec.template],
   ["Job", job().spec.template],
@@ -131,7 +133,11 @@ describe("Kubernetes manifests", () => {
     expect(Object.fromEntries(container!.ports!.map((p) => [p.name, p.containerPort]))).toEqual({ http: 8086, metrics: 9090, health: 8087 });
     const data = configMapData();
     expect([data.PORT, data.METRICS_PORT, data.HEALTH_CHECK_PORT]).toEqual(["8086", "9090", "8087"]);
-    expect(d.spec.template.metadata.annotations).toMatchObject({ "prometheus.io/scrape": "true", "prometheus.io/port": "9090", "prometheus.io/path": "/metrics" });
+    expect(d.spec.template.metadata.annotations).toMatchObject({
+      "prometheus.io/scrape": "true",
+      "prometheus.io/port": "9090",
+      "prometheus.io/path": "/metrics",
+    });
   });
 
   it("probes liveness on /health and readiness on /ready, on the health port 8087", () => {
@@ -171,7 +177,10 @@ describe("Kubernetes manifests", () => {
 
   it("gives the service and the migration a writable /tmp (an emptyDir) and the database's CA read-only, nothing else", () => {
     const caFile = configMapData().DB_SSL_CA_FILE!;
-    for (const [name, pod] of [["Deployment", deployment().spec.template], ["Job", job().spec.template]] as const) {
+    for (const [name, pod] of [
+      ["Deployment", deployment().spec.template],
+      ["Job", job().spec.template],
+    ] as const) {
       const [c] = pod.spec.containers;
       expect(c!.volumeMounts, name).toEqual([
         { name: "tmp", mountPath: "/tmp" },
@@ -198,7 +207,12 @@ describe("Kubernetes manifests", () => {
     expect(sources(job().spec.template)).toEqual(["payment-service-migration"]);
     // What `migrate up` reads in the Job: the ConfigMap and the filled migration Secret, nothing else.
     const owner = "postgres://payment_owner:an-owner-password@postgres.data.svc.cluster.local:5432/payments";
-    const { migrationDatabase } = loadDatabaseConfig({ ...configMapData(), DB_SSL_CA_FILE: "", DB_SSL_CA: "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----", MIGRATION_DATABASE_URL: owner });
+    const { migrationDatabase } = loadDatabaseConfig({
+      ...configMapData(),
+      DB_SSL_CA_FILE: "",
+      DB_SSL_CA: "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----",
+      MIGRATION_DATABASE_URL: owner,
+    });
     expect(migrationDatabase).toMatchObject({ kind: "postgres", url: owner, ssl: "verify-full", urlVariable: "MIGRATION_DATABASE_URL" });
   });
 
@@ -222,7 +236,9 @@ describe("Kubernetes manifests", () => {
     const known = new Set(configVariables);
     const config = Object.keys(configMapData());
     const secret = Object.keys(secretData());
-    const explicit = [deployment().spec.template, job().spec.template].flatMap((p) => p.spec.containers.flatMap((c) => (c.env ?? []).map((e) => e.name)));
+    const explicit = [deployment().spec.template, job().spec.template].flatMap((p) =>
+      p.spec.containers.flatMap((c) => (c.env ?? []).map((e) => e.name)),
+    );
     // NAME_FILE names a file holding NAME (a mounted Secret, such as the database's CA).
     for (const key of [...config, ...secret, ...explicit]) expect(known, key).toContain(key.replace(/_FILE$/, ""));
     expect(config.filter((k) => secret.includes(k))).toEqual([]);
@@ -252,7 +268,10 @@ describe("Kubernetes manifests", () => {
         expect(value === "" || /^<[^<>]+>$/.test(value), `${secret.metadata.name}.${key} = ${value}`).toBe(true);
       }
     }
-    const attempt = (overrides: Record<string, string> = {}) => () => loadConfig({ ...configMapData(), ...secretData(), ...overrides });
+    const attempt =
+      (overrides: Record<string, string> = {}) =>
+      () =>
+        loadConfig({ ...configMapData(), ...secretData(), ...overrides });
     expect(attempt()).toThrow(ConfigError);
     expect(attempt()).toThrow(/JWT_SECRET/);
     // Even with only JWT_SECRET filled in, the placeholder encryption key stops start-up.
@@ -271,7 +290,10 @@ describe("Kubernetes manifests", () => {
         }
         return [];
       })();
-      expect(problems.map((p) => p.split(":")[0]), placeholder).toContain(key);
+      expect(
+        problems.map((p) => p.split(":")[0]),
+        placeholder,
+      ).toContain(key);
       expect(problems.join("\n")).not.toContain(placeholder);
     },
   );
@@ -280,7 +302,11 @@ describe("Kubernetes manifests", () => {
     expect(Object.keys(filledSecret).sort()).toEqual(Object.keys(secretData()).sort());
     const config = loadConfig({ ...configMapData(), ...filledSecret });
     expect(config.isProduction).toBe(true);
-    expect(config.database).toMatchObject({ kind: "postgres", ssl: "verify-full", url: "postgres://payment_app:a-database-password@postgres.data.svc.cluster.local:5432/payments" });
+    expect(config.database).toMatchObject({
+      kind: "postgres",
+      ssl: "verify-full",
+      url: "postgres://payment_app:a-database-password@postgres.data.svc.cluster.local:5432/payments",
+    });
     expect(config.redis).toMatchObject({ kind: "tcp", host: "redis.data.svc.cluster.local", password: "a-redis-password" });
     expect(config.fiuu).toMatchObject({ sandbox: false, paymentUrl: "https://pay.fiuu.com", merchantId: "merchant_1" });
     expect({ port: config.port, metrics: config.metrics.port, health: config.health.port }).toEqual({ port: 8086, metrics: 9090, health: 8087 });
@@ -290,15 +316,21 @@ describe("Kubernetes manifests", () => {
   it("routes the Service and the Ingress to the API port, and selects the API pods everywhere", () => {
     const podLabels = deployment().spec.template.metadata.labels;
     const selects = (selector: Record<string, string>) => Object.entries(selector).every(([k, v]) => podLabels[k] === v);
-    const service = one("Service") as Manifest & { spec: { selector: Record<string, string>; ports: { name: string; port: number; targetPort: string }[] } };
+    const service = one("Service") as Manifest & {
+      spec: { selector: Record<string, string>; ports: { name: string; port: number; targetPort: string }[] };
+    };
     expect(selects(service.spec.selector)).toBe(true);
     expect(service.spec.ports).toEqual([{ name: "http", port: 80, targetPort: "http", protocol: "TCP" }]);
-    const ingress = one("Ingress") as Manifest & { spec: { rules: { http: { paths: { backend: { service: { name: string; port: { name: string } } } }[] } }[] } };
+    const ingress = one("Ingress") as Manifest & {
+      spec: { rules: { http: { paths: { backend: { service: { name: string; port: { name: string } } } }[] } }[] };
+    };
     expect(ingress.spec.rules[0]!.http.paths[0]!.backend.service).toEqual({ name: service.metadata.name, port: { name: "http" } });
     expect(selects(deployment().spec.selector.matchLabels)).toBe(true);
     const pdb = one("PodDisruptionBudget") as Manifest & { spec: { minAvailable: number; selector: { matchLabels: Record<string, string> } } };
     expect(selects(pdb.spec.selector.matchLabels)).toBe(true);
-    const hpa = one("HorizontalPodAutoscaler") as Manifest & { spec: { scaleTargetRef: { kind: string; name: string }; minReplicas: number; maxReplicas: number } };
+    const hpa = one("HorizontalPodAutoscaler") as Manifest & {
+      spec: { scaleTargetRef: { kind: string; name: string }; minReplicas: number; maxReplicas: number };
+    };
     expect(pdb.spec.minAvailable).toBeLessThan(hpa.spec.minReplicas);
     expect(hpa.spec.scaleTargetRef).toMatchObject({ kind: "Deployment", name: deployment().metadata.name });
     expect(hpa.spec.maxReplicas).toBeGreaterThan(hpa.spec.minReplicas);
@@ -306,7 +338,9 @@ describe("Kubernetes manifests", () => {
 
   it("lets in only the ingress controller, the CronJobs and Prometheus, and out only DNS, Postgres, Redis, the API and HTTPS", () => {
     type Rule = { ports: { port: number; protocol: string }[] };
-    const policy = one("NetworkPolicy") as Manifest & { spec: { podSelector: { matchLabels: Record<string, string> }; policyTypes: string[]; ingress: Rule[]; egress: Rule[] } };
+    const policy = one("NetworkPolicy") as Manifest & {
+      spec: { podSelector: { matchLabels: Record<string, string> }; policyTypes: string[]; ingress: Rule[]; egress: Rule[] };
+    };
     expect(policy.spec.policyTypes.sort()).toEqual(["Egress", "Ingress"]);
     expect(policy.spec.podSelector.matchLabels).toEqual({ "app.kubernetes.io/name": "payment-service" });
     const ports = (rules: Rule[]) => [...new Set(rules.flatMap((r) => r.ports.map((p) => p.port)))].sort((a, b) => a - b);
@@ -322,12 +356,16 @@ describe("Kubernetes manifests", () => {
   });
 
   it("has a CronJob for each job group, from the service's image, with the system token from its own Secret", () => {
-    const groups = cronJobs().map((c) => c.spec.jobTemplate.spec.template.spec.containers[0]!.env!.find((e) => e.name === "JOB")!.value).sort();
+    const groups = cronJobs()
+      .map((c) => c.spec.jobTemplate.spec.template.spec.containers[0]!.env!.find((e) => e.name === "JOB")!.value)
+      .sort();
     expect(groups).toEqual(["deliver", "expire", "reconcile"]);
     for (const cron of cronJobs()) {
       const [c] = cron.spec.jobTemplate.spec.template.spec.containers;
       expect(c!.image).toBe(deployment().spec.template.spec.containers[0]!.image);
-      expect(c!.env!.find((e) => e.name === "SYSTEM_TOKEN")?.valueFrom).toEqual({ secretKeyRef: { name: "payment-service-jobs-token", key: "token" } });
+      expect(c!.env!.find((e) => e.name === "SYSTEM_TOKEN")?.valueFrom).toEqual({
+        secretKeyRef: { name: "payment-service-jobs-token", key: "token" },
+      });
       expect(cron.spec.jobTemplate.spec.template.metadata.labels["app.kubernetes.io/component"]).toBe("jobs");
     }
   });

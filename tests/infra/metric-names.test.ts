@@ -10,10 +10,14 @@ import { metricNamesIn } from "./support/prometheus.js";
 // rule on a metric nobody increments can never fire. That the written series carry the label
 // values the alerts select is tests/infra/alerts-fire.test.ts's business.
 
-const rules = (parse(readFileSync(path.resolve("infra/prometheus/alerts.yml"), "utf8")) as { groups: { rules: { alert: string; expr: string }[] }[] }).groups.flatMap(
-  (g) => g.rules,
-);
-const panels = (JSON.parse(readFileSync(path.resolve("infra/grafana/payment-service.json"), "utf8")) as { panels: { title: string; targets?: { expr: string }[] }[] }).panels;
+const rules = (
+  parse(readFileSync(path.resolve("infra/prometheus/alerts.yml"), "utf8")) as { groups: { rules: { alert: string; expr: string }[] }[] }
+).groups.flatMap((g) => g.rules);
+const panels = (
+  JSON.parse(readFileSync(path.resolve("infra/grafana/payment-service.json"), "utf8")) as {
+    panels: { title: string; targets?: { expr: string }[] }[];
+  }
+).panels;
 const reads: { where: string; name: string }[] = [
   ...rules.flatMap((r) => [...metricNamesIn(r.expr)].map((name) => ({ where: `alert ${r.alert}`, name }))),
   ...panels.flatMap((p) => (p.targets ?? []).flatMap((t) => [...metricNamesIn(t.expr)].map((name) => ({ where: `panel ${p.title}`, name })))),
@@ -48,7 +52,9 @@ describe("metric names the alerts and the dashboard read", () => {
     for (const { where, name } of reads) {
       const property = owners.get(name);
       if (!property) continue; // a default process_* / nodejs_* metric, collected by prom-client itself
-      expect(new RegExp(`\\.${property}\\b`).test(code), `${where} reads ${name}; nothing outside lib/core/metrics.ts uses metrics.${property}`).toBe(true);
+      expect(new RegExp(`\\.${property}\\b`).test(code), `${where} reads ${name}; nothing outside lib/core/metrics.ts uses metrics.${property}`).toBe(
+        true,
+      );
     }
   });
 });

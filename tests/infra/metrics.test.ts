@@ -57,7 +57,10 @@ describe("scrape-time database metrics", () => {
       expect(bytes.find((s) => s.labels.table === table)?.value).toBeGreaterThan(0);
       expect(samples.some((s) => s.name === "db_table_rows" && s.labels.table === table)).toBe(true);
     }
-    const overdue = samples.filter((s) => s.name === "retention_overdue_rows").map((s) => s.labels.kind).sort();
+    const overdue = samples
+      .filter((s) => s.name === "retention_overdue_rows")
+      .map((s) => s.labels.kind)
+      .sort();
     expect(overdue).toEqual(["gateway_messages", "personal_data", "webhook_bodies"]);
   });
 
@@ -169,9 +172,18 @@ describe("payments_total as the alerts and the dashboard read it", () => {
   afterAll(() => t.close());
 
   const count = async (name: string, labels: Record<string, string>) => sampleValue(await scrape(createMetricsApp(t.deps)), name, labels) ?? 0;
-  const notify = async (payment: { gateway: { order_id: string } }, report: { status: "00" | "11" | "22"; amount: string; channel: string; tranID?: string }) => {
+  const notify = async (
+    payment: { gateway: { order_id: string } },
+    report: { status: "00" | "11" | "22"; amount: string; channel: string; tranID?: string },
+  ) => {
     // nbcb=2: Fiuu's server-to-server notification, whose channel the service believes.
-    const fields = signedReport(t.deps.config.fiuu, { orderid: payment.gateway.order_id, status: report.status, amount: report.amount, tranID: report.tranID, nbcb: "2" });
+    const fields = signedReport(t.deps.config.fiuu, {
+      orderid: payment.gateway.order_id,
+      status: report.status,
+      amount: report.amount,
+      tranID: report.tranID,
+      nbcb: "2",
+    });
     const res = await t.app.request("/webhooks/fiuu/notify", formPost({ ...fields, channel: report.channel }));
     expect(res.status).toBe(200);
     return fields.tranID!;

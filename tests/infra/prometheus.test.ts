@@ -97,18 +97,22 @@ describe("alert rules and scrape configs (static checks)", () => {
   });
 
   it("has a promtool unit test where each alert fires and one where it stays silent", () => {
-    const tests = (
-      parse(readFileSync(file("alerts.test.yml"), "utf8")) as {
-        rule_files: string[];
-        tests: { alert_rule_test?: { alertname: string; exp_alerts?: unknown[] }[] }[];
-      }
-    );
+    const tests = parse(readFileSync(file("alerts.test.yml"), "utf8")) as {
+      rule_files: string[];
+      tests: { alert_rule_test?: { alertname: string; exp_alerts?: unknown[] }[] }[];
+    };
     expect(tests.rule_files).toEqual(["alerts.yml"]);
     const cases = tests.tests.flatMap((t) => t.alert_rule_test ?? []);
     for (const { alert } of alertRules()) {
       const own = cases.filter((c) => c.alertname === alert);
-      expect(own.some((c) => (c.exp_alerts ?? []).length > 0), `${alert} fires in some test`).toBe(true);
-      expect(own.some((c) => (c.exp_alerts ?? []).length === 0), `${alert} stays silent in some test`).toBe(true);
+      expect(
+        own.some((c) => (c.exp_alerts ?? []).length > 0),
+        `${alert} fires in some test`,
+      ).toBe(true);
+      expect(
+        own.some((c) => (c.exp_alerts ?? []).length === 0),
+        `${alert} stays silent in some test`,
+      ).toBe(true);
     }
   });
 
@@ -126,7 +130,18 @@ describe("alert rules and scrape configs (static checks)", () => {
   it("discovers Kubernetes pods the way infra/k8s/deployment.yaml annotates and names them", () => {
     const [job] = prometheusConfig("prometheus.kubernetes.yml").scrape_configs;
     const deployment = parseAllDocuments(readFileSync(path.resolve("infra/k8s/deployment.yaml"), "utf8"))
-      .map((d) => d.toJSON() as { kind: string; spec: { template: { metadata: { labels: Record<string, string>; annotations: Record<string, string> }; spec: { containers: { ports: { name: string; containerPort: number }[] }[] } } } })
+      .map(
+        (d) =>
+          d.toJSON() as {
+            kind: string;
+            spec: {
+              template: {
+                metadata: { labels: Record<string, string>; annotations: Record<string, string> };
+                spec: { containers: { ports: { name: string; containerPort: number }[] }[] };
+              };
+            };
+          },
+      )
       .find((d) => d.kind === "Deployment")!;
     const pod = deployment.spec.template;
     const namespace = (parse(readFileSync(path.resolve("infra/k8s/kustomization.yaml"), "utf8")) as { namespace: string }).namespace;
@@ -206,64 +221,69 @@ describe.skipIf(!promtool && !inCI)("promtool (needs promtool on PATH: apt-get i
   });
 });
 
-describe.skipIf(!prometheus && !inCI)("a real Prometheus scraping the service (needs prometheus on PATH: apt-get install prometheus; required in CI)", () => {
-  let t: TestContext;
-  let metricsServer: ServerType;
-  let running: RunningPrometheus | undefined;
-  const query = (promql: string) => running!.query(promql);
+describe.skipIf(!prometheus && !inCI)(
+  "a real Prometheus scraping the service (needs prometheus on PATH: apt-get install prometheus; required in CI)",
+  () => {
+    let t: TestContext;
+    let metricsServer: ServerType;
+    let running: RunningPrometheus | undefined;
+    const query = (promql: string) => running!.query(promql);
 
-  beforeAll(async () => {
-    if (!prometheus) throw new Error(missing("prometheus"));
-    t = await createTestApp();
-    expect((await t.app.request("/v1/payment-methods")).status).toBe(200);
-    const metricsApp = createMetricsApp(t.deps);
-    metricsServer = await new Promise<ServerType>((resolve) => {
-      const server = serve({ fetch: metricsApp.fetch, port: 0, hostname: "127.0.0.1" }, () => resolve(server));
+    beforeAll(async () => {
+      if (!prometheus) throw new Error(missing("prometheus"));
+      t = await createTestApp();
+      expect((await t.app.request("/v1/payment-methods")).status).toBe(200);
+      const metricsApp = createMetricsApp(t.deps);
+      metricsServer = await new Promise<ServerType>((resolve) => {
+        const server = serve({ fetch: metricsApp.fetch, port: 0, hostname: "127.0.0.1" }, () => resolve(server));
+      });
+      // The shipped config with its static job pointed at this service, and the shipped rules as they are.
+      running = await startPrometheus({ target: `127.0.0.1:${(metricsServer.address() as AddressInfo).port}`, ruleFiles: [file("alerts.yml")] });
+    }, 30_000);
+
+    afterAll(async () => {
+      await running?.stop();
+      if (metricsServer) await new Promise((resolve) => metricsServer.close(resolve));
+      await t?.close();
     });
-    // The shipped config with its static job pointed at this service, and the shipped rules as they are.
-    running = await startPrometheus({ target: `127.0.0.1:${(metricsServer.address() as AddressInfo).port}`, ruleFiles: [file("alerts.yml")] });
-  }, 30_000);
 
-  afterAll(async () => {
-    await running?.stop();
-    if (metricsServer) await new Promise((resolve) => metricsServer.close(resolve));
-    await t?.close();
-  });
+    it("scrapes the metrics port: up is 1 for job payment-service", async () => {
+      const up = await waitFor("a successful scrape", 10_000, async () => {
+        const result = await query('up{job="payment-service"}');
+        return result[0]?.value[1] === "1" ? result : undefined;
+      });
+      expect(up).toHaveLength(1);
+    }, 15_000);
 
-  it("scrapes the metrics port: up is 1 for job payment-service", async () => {
-    const up = await waitFor("a successful scrape", 10_000, async () => {
-      const result = await query('up{job="payment-service"}');
-      return result[0]?.value[1] === "1" ? result : undefined;
+    it("stores the service's own metrics: requests by route template, process and database metrics", async () => {
+      const requests = await query('http_requests_total{job="payment-service",route="/v1/payment-methods",status_code="200"}');
+      expect(Number(requests[0]?.value[1])).toBeGreaterThanOrEqual(1);
+      expect((await query('process_cpu_seconds_total{job="payment-service"}')).length).toBe(1);
+      expect(Number((await query('db_size_bytes{job="payment-service"}'))[0]?.value[1])).toBeGreaterThan(0);
+      expect((await query('readiness_check_up{job="payment-service"} == 1')).map((r) => r.metric.check).sort()).toEqual(["database", "redis"]);
     });
-    expect(up).toHaveLength(1);
-  }, 15_000);
 
-  it("stores the service's own metrics: requests by route template, process and database metrics", async () => {
-    const requests = await query('http_requests_total{job="payment-service",route="/v1/payment-methods",status_code="200"}');
-    expect(Number(requests[0]?.value[1])).toBeGreaterThanOrEqual(1);
-    expect((await query('process_cpu_seconds_total{job="payment-service"}')).length).toBe(1);
-    expect(Number((await query('db_size_bytes{job="payment-service"}'))[0]?.value[1])).toBeGreaterThan(0);
-    expect((await query('readiness_check_up{job="payment-service"} == 1')).map((r) => r.metric.check).sort()).toEqual(["database", "redis"]);
-  });
-
-  it("loads and evaluates every alert rule without errors, and none fires for a healthy service", async () => {
-    const names = alertRules().map((r) => r.alert).sort();
-    type Rule = PrometheusRule;
-    const readRules = () => running!.rules();
-    // Rules evaluated before the first scrape may be pending (PaymentServiceAbsent); give them a
-    // few evaluations with data, then judge the last reading.
-    let rules: Rule[] = [];
-    const deadline = Date.now() + 10_000;
-    do {
-      rules = await readRules();
-      if (rules.length === names.length && rules.every((r) => r.health === "ok" && r.state === "inactive")) break;
-      await new Promise((r) => setTimeout(r, 250));
-    } while (Date.now() < deadline);
-    expect(rules.map((r) => r.name).sort()).toEqual(names);
-    for (const rule of rules) {
-      expect(rule.health, `${rule.name}: ${rule.lastError ?? ""}`).toBe("ok");
-      expect(rule.state, rule.name).toBe("inactive");
-    }
-    expect(running!.log()).not.toMatch(/level=error/);
-  }, 15_000);
-});
+    it("loads and evaluates every alert rule without errors, and none fires for a healthy service", async () => {
+      const names = alertRules()
+        .map((r) => r.alert)
+        .sort();
+      type Rule = PrometheusRule;
+      const readRules = () => running!.rules();
+      // Rules evaluated before the first scrape may be pending (PaymentServiceAbsent); give them a
+      // few evaluations with data, then judge the last reading.
+      let rules: Rule[] = [];
+      const deadline = Date.now() + 10_000;
+      do {
+        rules = await readRules();
+        if (rules.length === names.length && rules.every((r) => r.health === "ok" && r.state === "inactive")) break;
+        await new Promise((r) => setTimeout(r, 250));
+      } while (Date.now() < deadline);
+      expect(rules.map((r) => r.name).sort()).toEqual(names);
+      for (const rule of rules) {
+        expect(rule.health, `${rule.name}: ${rule.lastError ?? ""}`).toBe("ok");
+        expect(rule.state, rule.name).toBe("inactive");
+      }
+      expect(running!.log()).not.toMatch(/level=error/);
+    }, 15_000);
+  },
+);

@@ -173,9 +173,7 @@ describe("Docker Swarm stack", () => {
     afterAll(() => rmSync(secretsDir, { recursive: true, force: true }));
 
     it("is a configuration loadConfig accepts in production", () => {
-      const env = Object.fromEntries(
-        Object.entries(service.environment!).map(([k, v]) => [k, v.replace(/^\/run\/secrets\//, `${secretsDir}/`)]),
-      );
+      const env = Object.fromEntries(Object.entries(service.environment!).map(([k, v]) => [k, v.replace(/^\/run\/secrets\//, `${secretsDir}/`)]));
       const config = loadConfig(resolveFiles(env));
       expect(config.isProduction).toBe(true);
       expect(config.jwtSecret).toBe(jwtSecret);
@@ -203,9 +201,14 @@ describe("Docker Swarm stack", () => {
       const previous = path.join(secretsDir, "rotating_previous");
       writeFileSync(previous, "7c1e9a4f2b6d8e0a3c5f7b9d1e4a6c8f0b2d4e6a8c1f3b5d7e9a2c4f6b8d0e1a\n");
       const env = Object.fromEntries(
-        Object.entries(service.environment!).map(([k, v]) => [k, k === "ENCRYPTION_KEY_PREVIOUS_FILE" ? previous : v.replace(/^\/run\/secrets\//, `${secretsDir}/`)]),
+        Object.entries(service.environment!).map(([k, v]) => [
+          k,
+          k === "ENCRYPTION_KEY_PREVIOUS_FILE" ? previous : v.replace(/^\/run\/secrets\//, `${secretsDir}/`),
+        ]),
       );
-      expect(loadConfig(resolveFiles(env)).previousEncryptionKeys.map((k) => k.toString("hex"))).toEqual(["7c1e9a4f2b6d8e0a3c5f7b9d1e4a6c8f0b2d4e6a8c1f3b5d7e9a2c4f6b8d0e1a"]);
+      expect(loadConfig(resolveFiles(env)).previousEncryptionKeys.map((k) => k.toString("hex"))).toEqual([
+        "7c1e9a4f2b6d8e0a3c5f7b9d1e4a6c8f0b2d4e6a8c1f3b5d7e9a2c4f6b8d0e1a",
+      ]);
     });
 
     it("is refused when a secret holds the stack's example command instead of its output, naming the variable", () => {
@@ -216,10 +219,15 @@ describe("Docker Swarm stack", () => {
         const file = path.join(secretsDir, `pasted_${variable}`);
         writeFileSync(file, `${example}\n`);
         const env = Object.fromEntries(
-          Object.entries(service.environment!).map(([k, v]) => [k, k === `${variable}_FILE` ? file : v.replace(/^\/run\/secrets\//, `${secretsDir}/`)]),
+          Object.entries(service.environment!).map(([k, v]) => [
+            k,
+            k === `${variable}_FILE` ? file : v.replace(/^\/run\/secrets\//, `${secretsDir}/`),
+          ]),
         );
         // JWT_SECRET is refused by its length first; the others by what they hold.
-        expect(() => loadConfig(resolveFiles(env)), variable).toThrow(new RegExp(`${variable}: (holds the command that makes a secret|.*at least 32)`));
+        expect(() => loadConfig(resolveFiles(env)), variable).toThrow(
+          new RegExp(`${variable}: (holds the command that makes a secret|.*at least 32)`),
+        );
       }
     });
 
@@ -259,12 +267,15 @@ describe("Docker Swarm stack", () => {
   });
 
   const amtool = locateTool("amtool");
-  it.skipIf(!amtool && !inCI)("ships an Alertmanager configuration amtool accepts (needs amtool on PATH: apt-get install prometheus-alertmanager; required in CI)", () => {
-    if (!amtool) throw new Error('amtool is not on PATH: install Debian\'s "prometheus-alertmanager" package; .ci/run does');
-    const result = run(amtool, ["check-config", path.resolve("infra/prometheus/alertmanager.yml")]);
-    expect(result.status, result.output).toBe(0);
-    expect(result.output).toContain("SUCCESS");
-  });
+  it.skipIf(!amtool && !inCI)(
+    "ships an Alertmanager configuration amtool accepts (needs amtool on PATH: apt-get install prometheus-alertmanager; required in CI)",
+    () => {
+      if (!amtool) throw new Error('amtool is not on PATH: install Debian\'s "prometheus-alertmanager" package; .ci/run does');
+      const result = run(amtool, ["check-config", path.resolve("infra/prometheus/alertmanager.yml")]);
+      expect(result.status, result.output).toBe(0);
+      expect(result.output).toContain("SUCCESS");
+    },
+  );
 });
 
 describe("the Swarm healthcheck: ready only once migrated, then liveness only", () => {

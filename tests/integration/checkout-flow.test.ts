@@ -9,8 +9,12 @@ import { createPayment, payThroughSandbox } from "../support/flow.js";
 // The whole flow as a shopper's browser and Fiuu make it: the service's checkout page, the local
 // sandbox's hosted page and its buttons, Fiuu's server-to-server reports, the return, and the jobs.
 
-const payThrough = (t: TestContext, hosted: (url: string, init: RequestInit) => Response | Promise<Response>, checkoutUrl: string, outcome: "approve" | "decline" | "pending") =>
-  payThroughSandbox(t, checkoutUrl, outcome, hosted);
+const payThrough = (
+  t: TestContext,
+  hosted: (url: string, init: RequestInit) => Response | Promise<Response>,
+  checkoutUrl: string,
+  outcome: "approve" | "decline" | "pending",
+) => payThroughSandbox(t, checkoutUrl, outcome, hosted);
 
 /** A hosted-page fetch that also keeps every payment form posted to Fiuu's /RMS/pay/{merchantID}/. */
 function watchHostedPage(hosted: (url: string, init: RequestInit) => Response | Promise<Response>) {
@@ -78,7 +82,11 @@ describe("through the sandbox mounted on the service", () => {
   });
 
   it("a payment through Maybank2E goes to Fiuu as FPX_M2E", async () => {
-    const payment = await createPayment(t, { channel: "FPX_M2E", amount: 200, customer: { name: "Mei Ling", email: "mei@example.my", mobile: "+60 17-482 3915" } });
+    const payment = await createPayment(t, {
+      channel: "FPX_M2E",
+      amount: 200,
+      customer: { name: "Mei Ling", email: "mei@example.my", mobile: "+60 17-482 3915" },
+    });
     const { sent, watching } = watchHostedPage(hosted);
     await payThrough(t, watching, payment.checkout_url, "approve");
     expect(sent[0]).toMatchObject({ channel: "FPX_M2E", amount: "2.00" });
@@ -155,7 +163,10 @@ describe("reconciliation when Fiuu's reports do not arrive", () => {
     await runJob(t, "reconcile");
     expect(await statusOf(t, payment.id)).toBe("succeeded");
     expect(await eventsOf(t, payment.id)).toEqual(["payment.pending", "payment.succeeded"]);
-    const messages = await queryRows<{ kind: string; outcome: string }>(t.database.handle.db, sql`select kind, outcome from gateway_messages where payment_id = ${payment.id} and kind = 'requery'`);
+    const messages = await queryRows<{ kind: string; outcome: string }>(
+      t.database.handle.db,
+      sql`select kind, outcome from gateway_messages where payment_id = ${payment.id} and kind = 'requery'`,
+    );
     expect(messages).toEqual([{ kind: "requery", outcome: "applied" }]);
   });
 

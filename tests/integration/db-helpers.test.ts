@@ -36,7 +36,10 @@ const insertPayment = (id: string, gatewayOrderId: string) =>
 describe("rowOf and columnsOf", () => {
   it("read a raw select of every column back as the row Drizzle's own select returns", async () => {
     await insertPayment("pay_rowof1", "payrowof1");
-    const [raw] = await queryRows<Record<string, unknown>>(database.handle.db, sql`select ${columnsOf(payments)} from payments where id = 'pay_rowof1'`);
+    const [raw] = await queryRows<Record<string, unknown>>(
+      database.handle.db,
+      sql`select ${columnsOf(payments)} from payments where id = 'pay_rowof1'`,
+    );
     const [viaDrizzle] = await database.handle.db.select().from(payments).where(eq(payments.id, "pay_rowof1"));
     const row = rowOf(payments, raw!);
     expect(row).toEqual(viaDrizzle);
@@ -136,8 +139,12 @@ describe("executeAll", () => {
     await insertPayment("pay_batch1", "paybatch1");
     const statements = [
       updateById(payments, "pay_batch1", { status: "succeeded", tranId: "T-batch-1" }),
-      ...eventInserts(["https://shop.example/a", "https://shop.example/b"], { type: "payment.succeeded", paymentId: "pay_batch1", data: {}, now: new Date() })
-        .statements,
+      ...eventInserts(["https://shop.example/a", "https://shop.example/b"], {
+        type: "payment.succeeded",
+        paymentId: "pay_batch1",
+        data: {},
+        now: new Date(),
+      }).statements,
     ];
     expect(statements).toHaveLength(3);
     await database.handle.db.transaction((tx) => executeAll(tx, statements));

@@ -80,7 +80,13 @@ function setup(options: SetupOptions = {}) {
     breaker: { threshold: 5, resetMs: 30_000 },
     ...options.fiuu,
   };
-  const client = createFiuuClient({ fiuu, metrics, logger, transport: formPostOver(fetch), ...(options.breaker ? { breaker: options.breaker } : {}) });
+  const client = createFiuuClient({
+    fiuu,
+    metrics,
+    logger,
+    transport: formPostOver(fetch),
+    ...(options.breaker ? { breaker: options.breaker } : {}),
+  });
   return { client, app, sent, hooks, notifications, metrics, logLines };
 }
 
@@ -101,7 +107,17 @@ async function setFault(app: App, mode: "none" | "down" | "slow" | "error", dela
 
 /** A shopper paying as a browser does: the signed form to the hosted page, then one of its buttons. */
 async function pay(app: App, outcome: "approve" | "decline" | "pending", orderid: string, amount = "10.50") {
-  const form = { amount, orderid, currency: "MYR", channel: "FPX_MB2U", bill_name: "Siti Aminah", bill_email: "siti@example.my", bill_mobile: "0191234567", bill_desc: "Order", country: "MY" };
+  const form = {
+    amount,
+    orderid,
+    currency: "MYR",
+    channel: "FPX_MB2U",
+    bill_name: "Siti Aminah",
+    bill_email: "siti@example.my",
+    bill_mobile: "0191234567",
+    bill_desc: "Order",
+    country: "MY",
+  };
   const page = await postForm(app, `${base}/RMS/pay/${merchantId}/`, { ...form, vcode: md5(amount + merchantId + orderid + verifyKey) });
   expect(page.status).toBe(200);
   const html = await page.text();
@@ -147,8 +163,16 @@ describe("Fiuu client: requery", () => {
   // (FIUU.md §3), returned by a fake Fiuu where the sandbox is not needed.
   const noRate = { enforceQueryRate: false };
   const textAnswer = (fields: Record<string, string>, separator = ": ") =>
-    new Response(Object.entries(fields).map(([name, value]) => `${name}${separator}${value}`).join("\n") + "\n", { headers: { "content-type": "text/plain" } });
-  const answering = (fields: Record<string, string>): Intercept => async () => textAnswer(fields);
+    new Response(
+      `${Object.entries(fields)
+        .map(([name, value]) => `${name}${separator}${value}`)
+        .join("\n")}\n`,
+      { headers: { "content-type": "text/plain" } },
+    );
+  const answering =
+    (fields: Record<string, string>): Intercept =>
+    async () =>
+      textAnswer(fields);
   const refusalOf = async (promise: Promise<unknown>) => {
     const error = await promise.catch((e: unknown) => e);
     expect(error).toBeInstanceOf(FiuuProtocolError);
@@ -178,10 +202,16 @@ describe("Fiuu client: requery", () => {
     const answer = await client.requeryByOrder({ orderId: "ORDPAID1", amount: "10.50" });
 
     expect(answer).toMatchObject({ found: true, statCode: "00", tranId: tranID, amount: "10.50", currency: "MYR", orderId: "ORDPAID1" });
-    expect(answer.fields.VrfKey).toBe(md5("10.50" + secretKey + merchantId + "ORDPAID1" + "00"));
+    expect(answer.fields.VrfKey).toBe(md5(`10.50${secretKey}${merchantId}ORDPAID100`));
     expect(sent).toHaveLength(1);
     expect(sent[0]!.url.pathname).toBe("/sandbox/fiuu/RMS/query/q_by_oid.php");
-    expect(sent[0]!.form).toEqual({ amount: "10.50", oID: "ORDPAID1", domain: merchantId, type: "0", skey: md5("ORDPAID1" + merchantId + verifyKey + "10.50") });
+    expect(sent[0]!.form).toEqual({
+      amount: "10.50",
+      oID: "ORDPAID1",
+      domain: merchantId,
+      type: "0",
+      skey: md5(`ORDPAID1${merchantId}${verifyKey}10.50`),
+    });
     expect(await requests(metrics, "requery", "success")).toBe(1);
     expect(await metricValue(metrics, "fiuu_request_duration_seconds", { operation: "requery" })).toBe(1);
   });
@@ -198,7 +228,13 @@ describe("Fiuu client: requery", () => {
     const answer = await client.requeryByTranId({ tranId: tranID, amount: "25.00" });
     expect(answer).toMatchObject({ found: true, statCode: "11", tranId: tranID, amount: "25.00" });
     expect(sent[0]!.url.pathname).toBe("/sandbox/fiuu/RMS/q_by_tid.php");
-    expect(sent[0]!.form).toEqual({ amount: "25.00", txID: tranID, domain: merchantId, type: "0", skey: md5(tranID + merchantId + verifyKey + "25.00") });
+    expect(sent[0]!.form).toEqual({
+      amount: "25.00",
+      txID: tranID,
+      domain: merchantId,
+      type: "0",
+      skey: md5(`${tranID + merchantId + verifyKey}25.00`),
+    });
   });
 
   it.each([
@@ -206,20 +242,42 @@ describe("Fiuu client: requery", () => {
     ["Key: Value", ": "],
   ])("reads and verifies a plain-text answer written as %s lines", async (_name, separator) => {
     const fields = {
-      StatCode: "00", StatName: "captured", OrderID: "ORDTEXT1", Amount: "10.50", TranID: "30000000001", Domain: merchantId,
-      BillingDate: "2026-12-01 10:15:00", BillingName: "Siti Aminah", VrfKey: md5("10.50" + secretKey + merchantId + "ORDTEXT1" + "00"),
-      Channel: "FPX_MB2U", Currency: "MYR", ErrorCode: "", ErrorDesc: "",
+      StatCode: "00",
+      StatName: "captured",
+      OrderID: "ORDTEXT1",
+      Amount: "10.50",
+      TranID: "30000000001",
+      Domain: merchantId,
+      BillingDate: "2026-12-01 10:15:00",
+      BillingName: "Siti Aminah",
+      VrfKey: md5(`10.50${secretKey}${merchantId}ORDTEXT100`),
+      Channel: "FPX_MB2U",
+      Currency: "MYR",
+      ErrorCode: "",
+      ErrorDesc: "",
     };
     const { client } = setup({ intercept: async () => textAnswer(fields, separator) });
     const answer = await client.requeryByOrder({ orderId: "ORDTEXT1", amount: "10.50" });
-    expect(answer).toMatchObject({ found: true, statCode: "00", tranId: "30000000001", amount: "10.50", orderId: "ORDTEXT1", fields: { BillingDate: "2026-12-01 10:15:00" } });
+    expect(answer).toMatchObject({
+      found: true,
+      statCode: "00",
+      tranId: "30000000001",
+      amount: "10.50",
+      orderId: "ORDTEXT1",
+      fields: { BillingDate: "2026-12-01 10:15:00" },
+    });
   });
 
   it("verifies a JSON (type=2 style) answer whose Amount is the JSON number 30.00", async () => {
-    const vrf = md5("30.00" + secretKey + merchantId + "ORDJSON1" + "00");
+    const vrf = md5(`30.00${secretKey}${merchantId}ORDJSON100`);
     const body = `{"StatCode":"00","StatName":"captured","OrderID":"ORDJSON1","Amount":30.00,"TranID":30000000002,"Domain":"${merchantId}","VrfKey":"${vrf}","Channel":"credit","Currency":"MYR","ErrorCode":null,"ErrorDesc":null}`;
     const { client } = setup({ intercept: async () => new Response(body, { headers: { "content-type": "application/json" } }) });
-    expect(await client.requeryByOrder({ orderId: "ORDJSON1", amount: "30.00" })).toMatchObject({ found: true, statCode: "00", amount: "30.00", tranId: "30000000002" });
+    expect(await client.requeryByOrder({ orderId: "ORDJSON1", amount: "30.00" })).toMatchObject({
+      found: true,
+      statCode: "00",
+      amount: "30.00",
+      tranId: "30000000002",
+    });
   });
 
   it.each([
@@ -236,7 +294,10 @@ describe("Fiuu client: requery", () => {
   });
 
   it.each(["Q03", "Q00007", "Q00008", "Q05"])("refuses %s (busy) with its code, without resending the query", async (code) => {
-    const { client, sent, metrics } = setup({ fiuu: { retryAttempts: 3 }, intercept: answering({ ErrorCode: code, ErrorDesc: "System is busy now" }) });
+    const { client, sent, metrics } = setup({
+      fiuu: { retryAttempts: 3 },
+      intercept: answering({ ErrorCode: code, ErrorDesc: "System is busy now" }),
+    });
     expect(await refusalOf(client.requeryByOrder({ orderId: "ORDBUSY1", amount: "10.50" }))).toEqual({ code, refusal: "busy", retryable: true });
     expect(sent).toHaveLength(1);
     expect(await metricValue(metrics, "fiuu_retry_attempts_total")).toBe(0);
@@ -249,7 +310,11 @@ describe("Fiuu client: requery", () => {
       fiuu: { retryAttempts: 3 },
       intercept: answering({ ErrorCode: "Q99", ErrorDesc: "Service blocked due to massive connection. Please send only 1 request every 5 minutes." }),
     });
-    expect(await refusalOf(client.requeryByOrder({ orderId: "ORDQ99", amount: "10.50" }))).toEqual({ code: "Q99", refusal: "blocked", retryable: false });
+    expect(await refusalOf(client.requeryByOrder({ orderId: "ORDQ99", amount: "10.50" }))).toEqual({
+      code: "Q99",
+      refusal: "blocked",
+      retryable: false,
+    });
     expect(sent).toHaveLength(1);
     expect(await metricValue(metrics, "fiuu_retry_attempts_total")).toBe(0);
   });
@@ -265,8 +330,15 @@ describe("Fiuu client: requery", () => {
   it.each(["Q01", "Q00001", "Q02", "Q00002", "Q07", "Q04", "Q00003", "Q101", "Q201", "Q00004", "Q102", "Q202", "Q150", "Q204"])(
     "refuses %s as a misconfiguration: logged with the code, counted for the alert, not resent",
     async (code) => {
-      const { client, sent, metrics, logLines } = setup({ fiuu: { retryAttempts: 3 }, intercept: answering({ ErrorCode: code, ErrorDesc: "Invalid Parameter Value" }) });
-      expect(await refusalOf(client.requeryByOrder({ orderId: "ORDCONF1", amount: "10.50" }))).toEqual({ code, refusal: "misconfigured", retryable: false });
+      const { client, sent, metrics, logLines } = setup({
+        fiuu: { retryAttempts: 3 },
+        intercept: answering({ ErrorCode: code, ErrorDesc: "Invalid Parameter Value" }),
+      });
+      expect(await refusalOf(client.requeryByOrder({ orderId: "ORDCONF1", amount: "10.50" }))).toEqual({
+        code,
+        refusal: "misconfigured",
+        retryable: false,
+      });
       expect(sent).toHaveLength(1);
       expect(await misconfigured(metrics, code)).toBe(1);
       const logged = logLines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((l) => l.code === code);
@@ -276,11 +348,19 @@ describe("Fiuu client: requery", () => {
 
   it("refuses an unlisted code like a misconfiguration (logged and counted), and Q06 as the end of the window (not counted)", async () => {
     const unknown = setup({ intercept: answering({ ErrorCode: "Q42", ErrorDesc: "Something new" }) });
-    expect(await refusalOf(unknown.client.requeryByOrder({ orderId: "ORDUNK1", amount: "10.50" }))).toEqual({ code: "Q42", refusal: "unknown", retryable: false });
+    expect(await refusalOf(unknown.client.requeryByOrder({ orderId: "ORDUNK1", amount: "10.50" }))).toEqual({
+      code: "Q42",
+      refusal: "unknown",
+      retryable: false,
+    });
     expect(await misconfigured(unknown.metrics, "Q42")).toBe(1);
 
     const over = setup({ intercept: answering({ ErrorCode: "Q06", ErrorDesc: "Query period expired" }) });
-    expect(await refusalOf(over.client.requeryByOrder({ orderId: "ORDOLD1", amount: "10.50" }))).toEqual({ code: "Q06", refusal: "window_over", retryable: false });
+    expect(await refusalOf(over.client.requeryByOrder({ orderId: "ORDOLD1", amount: "10.50" }))).toEqual({
+      code: "Q06",
+      refusal: "window_over",
+      retryable: false,
+    });
     expect(await metricValue(over.metrics, "fiuu_misconfiguration_total")).toBe(0);
   });
 
@@ -305,7 +385,7 @@ describe("Fiuu client: requery", () => {
     const { client, app } = setup({
       sandbox: noRate,
       intercept: async (request, forward) =>
-        forward(await withForm(request, { oID: "ORDOTHER1", skey: md5("ORDOTHER1" + merchantId + verifyKey + "10.50") })),
+        forward(await withForm(request, { oID: "ORDOTHER1", skey: md5(`ORDOTHER1${merchantId}${verifyKey}10.50`) })),
     });
     await pay(app, "approve", "ORDOTHER1");
     await expect(client.requeryByOrder({ orderId: "ORDASKED1", amount: "10.50" })).rejects.toThrow(/another order/);
@@ -318,8 +398,16 @@ describe("Fiuu client: requery", () => {
 
   it("picks the success from a list of attempts for one order, verifying each", async () => {
     const vrf = (statCode: string, tranID: string) => ({
-      StatCode: statCode, TranID: tranID, Amount: "10.50", Domain: merchantId, OrderID: "ORDLIST1", Currency: "MYR", Channel: "credit",
-      ErrorCode: "", ErrorDesc: "", VrfKey: md5("10.50" + secretKey + merchantId + "ORDLIST1" + statCode),
+      StatCode: statCode,
+      TranID: tranID,
+      Amount: "10.50",
+      Domain: merchantId,
+      OrderID: "ORDLIST1",
+      Currency: "MYR",
+      Channel: "credit",
+      ErrorCode: "",
+      ErrorDesc: "",
+      VrfKey: md5(`10.50${secretKey}${merchantId}ORDLIST1${statCode}`),
     });
     const { client } = setup({ intercept: async () => Response.json([vrf("11", "1000000001"), vrf("00", "1000000002"), vrf("22", "1000000003")]) });
     const answer = await client.requeryByOrder({ orderId: "ORDLIST1", amount: "10.50" });
@@ -331,7 +419,12 @@ describe("Fiuu client: requery", () => {
 
   it.each([
     ["a 503", async () => new Response("Service Unavailable", { status: 503 })],
-    ["a network failure", async (): Promise<Response> => { throw new TypeError("fetch failed"); }],
+    [
+      "a network failure",
+      async (): Promise<Response> => {
+        throw new TypeError("fetch failed");
+      },
+    ],
   ])("never resends a requery after %s: the next one waits for the next query slot", async (_name, fail) => {
     const { client, sent, metrics } = setup({ fiuu: { retryAttempts: 3 }, intercept: fail });
     await expect(client.requeryByOrder({ orderId: "ORDDOWN1", amount: "10.50" })).rejects.toBeInstanceOf(FiuuUnavailableError);
@@ -348,7 +441,9 @@ describe("Fiuu client: requery", () => {
 
 describe("Fiuu client: IPN echo", () => {
   it("posts every notification field back unchanged plus treq=1, to the payment host", async () => {
-    const { client, app, sent, notifications, metrics } = setup({ fiuu: { paymentUrl: "http://pay.fiuu.test/sandbox/fiuu", apiUrl: "http://api.fiuu.test/sandbox/fiuu" } });
+    const { client, app, sent, notifications, metrics } = setup({
+      fiuu: { paymentUrl: "http://pay.fiuu.test/sandbox/fiuu", apiUrl: "http://api.fiuu.test/sandbox/fiuu" },
+    });
     const { tranID } = await pay(app, "approve", "ORDECHO1");
     const notification = notifications.find((n) => n.tranID === tranID && n.nbcb === "2");
     expect(notification).toBeDefined();
@@ -358,7 +453,9 @@ describe("Fiuu client: IPN echo", () => {
     expect(sent).toHaveLength(1);
     expect(sent[0]!.url.host).toBe("pay.fiuu.test");
     expect(sent[0]!.url.pathname).toBe("/sandbox/fiuu/RMS/API/chkstat/returnipn.php");
-    const log = (await (await app.request(`${base}/_control/log`)).json()) as { ipnEchoes: Array<{ fields: Record<string, string>; problems: string[] }> };
+    const log = (await (await app.request(`${base}/_control/log`)).json()) as {
+      ipnEchoes: Array<{ fields: Record<string, string>; problems: string[] }>;
+    };
     expect(log.ipnEchoes).toHaveLength(1);
     expect(log.ipnEchoes[0]!.fields).toEqual({ ...notification, treq: "1" });
     expect(log.ipnEchoes[0]!.problems).toEqual([]);
@@ -376,7 +473,17 @@ describe("Fiuu client: IPN echo", () => {
 describe("Fiuu client: refunds", () => {
   /** A card payment (Fiuu refunds it to the card: no beneficiary), paid through the sandbox's page. */
   async function payByCard(app: App, orderid: string, amount = "10.50") {
-    const form = { amount, orderid, currency: "MYR", channel: "credit", bill_name: "Siti Aminah", bill_email: "siti@example.my", bill_mobile: "0191234567", bill_desc: "Order", country: "MY" };
+    const form = {
+      amount,
+      orderid,
+      currency: "MYR",
+      channel: "credit",
+      bill_name: "Siti Aminah",
+      bill_email: "siti@example.my",
+      bill_mobile: "0191234567",
+      bill_desc: "Order",
+      country: "MY",
+    };
     const page = await postForm(app, `${base}/RMS/pay/${merchantId}/`, { ...form, vcode: md5(amount + merchantId + orderid + verifyKey) });
     const html = await page.text();
     const tranID = /<input type="hidden" name="tranID" value="(\d+)">/.exec(html)?.[1];
@@ -386,7 +493,11 @@ describe("Fiuu client: refunds", () => {
     return { tranID };
   }
   const settle = (app: App, refId: string, status: string) =>
-    app.request(`${base}/_control/refunds/${refId}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ status }) });
+    app.request(`${base}/_control/refunds/${refId}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ status }),
+    });
   const next = (app: App, body: Record<string, unknown>) =>
     app.request(`${base}/_control/next`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 
@@ -404,19 +515,21 @@ describe("Fiuu client: refunds", () => {
       TxnID: tranID,
       Amount: "4.00",
       notify_url: `${shop}/fiuu/refund`,
-      Signature: md5("P" + merchantId + "RF20240101A" + tranID + "4.00" + secretKey),
+      Signature: md5(`P${merchantId}RF20240101A${tranID}4.00${secretKey}`),
     });
-    const received = (await (await app.request(`${base}/_control/requests?operation=refund`)).json()) as { requests: { idempotencyKey: string | null; answer: string }[] };
+    const received = (await (await app.request(`${base}/_control/requests?operation=refund`)).json()) as {
+      requests: { idempotencyKey: string | null; answer: string }[];
+    };
     expect(received.requests.at(-1)!.idempotencyKey).toBe("RF20240101A");
     expect(result.kind).toBe("accepted");
     if (result.kind !== "accepted") return;
     expect(result.status).toBe("pending");
     expect(result.refundId).toMatch(/^\d+$/);
-    expect(result.fields.Signature).toBe(md5("P" + merchantId + "RF20240101A" + result.refundId + tranID + "4.00" + "22" + secretKey));
+    expect(result.fields.Signature).toBe(md5(`P${merchantId}RF20240101A${result.refundId}${tranID}4.0022${secretKey}`));
 
     const pending = await client.refundStatus("RF20240101A");
     expect(sent.at(-1)!.url.pathname).toBe("/sandbox/fiuu/RMS/API/refundAPI/q_by_refID.php");
-    expect(sent.at(-1)!.form).toEqual({ RefID: "RF20240101A", MerchantID: merchantId, Signature: md5("RF20240101A" + merchantId + verifyKey) });
+    expect(sent.at(-1)!.form).toEqual({ RefID: "RF20240101A", MerchantID: merchantId, Signature: md5(`RF20240101A${merchantId}${verifyKey}`) });
     expect(pending).toMatchObject({ kind: "found", refId: "RF20240101A", refundId: result.refundId, txnId: tranID, status: "pending" });
 
     expect((await settle(app, "RF20240101A", "processing")).status).toBe(200);
@@ -453,7 +566,11 @@ describe("Fiuu client: refunds", () => {
     const { client, app } = setup();
     const { tranID } = await payByCard(app, "ORDREF4");
     expect((await client.refund({ refId: "RFSAME1", txnId: tranID, amount: "1.00" })).kind).toBe("accepted");
-    expect(await client.refund({ refId: "RFSAME1", txnId: tranID, amount: "1.00" })).toMatchObject({ kind: "rejected", code: "PR016", refusal: "exists" });
+    expect(await client.refund({ refId: "RFSAME1", txnId: tranID, amount: "1.00" })).toMatchObject({
+      kind: "rejected",
+      code: "PR016",
+      refusal: "exists",
+    });
   });
 
   it("returns an over-refund as rejected (PR011) with Fiuu's text instead of throwing", async () => {
@@ -468,10 +585,19 @@ describe("Fiuu client: refunds", () => {
   it("sends the beneficiary of a non-card refund as BankCode, BankCountry, BeneficiaryName, BeneficiaryAccNo", async () => {
     const { client, app, sent } = setup();
     const { tranID } = await pay(app, "approve", "ORDREF6");
-    expect(await client.refund({ refId: "RFFPX0", txnId: tranID, amount: "1.00" })).toMatchObject({ kind: "rejected", code: "PR014", refusal: "final" });
+    expect(await client.refund({ refId: "RFFPX0", txnId: tranID, amount: "1.00" })).toMatchObject({
+      kind: "rejected",
+      code: "PR014",
+      refusal: "final",
+    });
     const beneficiary = { bankCode: "MBB0228", name: "Siti Aminah", accountNumber: "512345678901", country: "MY" };
     expect(await client.refund({ refId: "RFFPX1", txnId: tranID, amount: "1.00", beneficiary })).toMatchObject({ kind: "accepted" });
-    expect(sent.at(-1)!.form).toMatchObject({ BankCode: "MBB0228", BankCountry: "MY", BeneficiaryName: "Siti Aminah", BeneficiaryAccNo: "512345678901" });
+    expect(sent.at(-1)!.form).toMatchObject({
+      BankCode: "MBB0228",
+      BankCountry: "MY",
+      BeneficiaryName: "Siti Aminah",
+      BeneficiaryAccNo: "512345678901",
+    });
   });
 
   it.each([
@@ -650,7 +776,7 @@ describe("Fiuu client: timeouts, retries and the circuit breaker", () => {
     const everything = logLines.join("\n");
     expect(everything).not.toContain(secretKey);
     expect(everything).not.toContain(verifyKey);
-    expect(everything).not.toContain(md5(tranID + merchantId + verifyKey + "10.50"));
+    expect(everything).not.toContain(md5(`${tranID + merchantId + verifyKey}10.50`));
   });
 
   it("counts a refused answer as Fiuu being up: protocol errors never open the breaker", async () => {
@@ -670,7 +796,20 @@ describe("Fiuu client: timeouts, retries and the circuit breaker", () => {
     expect(await breakerGauge(metrics)).toBe(0);
     const metrics2 = createMetrics({ defaultMetrics: false });
     const logger = pino({ level: "silent" });
-    const fiuu = { sandbox: true, localSandbox: false, extendedVcode: false, timeoutMs: 100, retryAttempts: 0, retryDelayMs: 1, queryIntervalMs: 5000, breaker: { threshold: 5, resetMs: 30_000 }, merchantId, verifyKey, paymentUrl: base, apiUrl: base };
+    const fiuu = {
+      sandbox: true,
+      localSandbox: false,
+      extendedVcode: false,
+      timeoutMs: 100,
+      retryAttempts: 0,
+      retryDelayMs: 1,
+      queryIntervalMs: 5000,
+      breaker: { threshold: 5, resetMs: 30_000 },
+      merchantId,
+      verifyKey,
+      paymentUrl: base,
+      apiUrl: base,
+    };
     expect(() => createFiuuClient({ fiuu, metrics: metrics2, logger })).toThrow(/secretKey/);
   });
 });

@@ -20,7 +20,14 @@ async function newPayment(extra: Record<string, unknown> = {}) {
     "/v1/payments",
     jsonRequest(
       "POST",
-      { order_id: `R-${Date.now()}-${++orders}`, amount: 1050, currency: "MYR", description: "Nasi lemak", customer: { name: "Ali", email: "ali@example.my" }, ...extra },
+      {
+        order_id: `R-${Date.now()}-${++orders}`,
+        amount: 1050,
+        currency: "MYR",
+        description: "Nasi lemak",
+        customer: { name: "Ali", email: "ali@example.my" },
+        ...extra,
+      },
       { ...(await bearer(t)), "Idempotency-Key": newKey() },
     ),
   );
@@ -28,17 +35,24 @@ async function newPayment(extra: Record<string, unknown> = {}) {
   return (await res.json()) as { id: string; gateway: { order_id: string }; status: string };
 }
 
-const report = (payment: { gateway: { order_id: string } }, status: "00" | "11" | "22", extra: Parameters<typeof signedReport>[1] extends infer R ? Partial<R> : never = {}, options = {}) =>
-  signedReport(t.deps.config.fiuu, { orderid: payment.gateway.order_id, status, amount: "10.50", ...extra }, options);
+const report = (
+  payment: { gateway: { order_id: string } },
+  status: "00" | "11" | "22",
+  extra: Parameters<typeof signedReport>[1] extends infer R ? Partial<R> : never = {},
+  options = {},
+) => signedReport(t.deps.config.fiuu, { orderid: payment.gateway.order_id, status, amount: "10.50", ...extra }, options);
 
 const notify = (fields: Record<string, string>) => t.app.request("/webhooks/fiuu/notify", formPost({ ...fields, nbcb: "2" }));
 const callback = (fields: Record<string, string>) => t.app.request("/webhooks/fiuu/callback", formPost({ ...fields, nbcb: "1" }));
 const returnUrl = (fields: Record<string, string>) => t.app.request("/webhooks/fiuu/return", formPost(fields));
 
 const statusOf = async (id: string) => (await rows<{ status: string }>(sql`select status from payments where id = ${id}`))[0]!.status;
-const eventsOf = async (id: string) => (await rows<{ type: string }>(sql`select type from events where payment_id = ${id} order by id`)).map((e) => e.type);
+const eventsOf = async (id: string) =>
+  (await rows<{ type: string }>(sql`select type from events where payment_id = ${id} order by id`)).map((e) => e.type);
 const messagesOf = async (id: string) =>
-  (await rows<{ kind: string; outcome: string }>(sql`select kind, outcome from gateway_messages where payment_id = ${id} order by id`)).map((m) => `${m.kind}:${m.outcome}`);
+  (await rows<{ kind: string; outcome: string }>(sql`select kind, outcome from gateway_messages where payment_id = ${id} order by id`)).map(
+    (m) => `${m.kind}:${m.outcome}`,
+  );
 
 describe("notification, callback and return", () => {
   it("applies a signed notification once, answers OK, and queues the IPN echo", async () => {
@@ -50,9 +64,13 @@ describe("notification, callback and return", () => {
     expect(await statusOf(payment.id)).toBe("succeeded");
     expect(await eventsOf(payment.id)).toEqual(["payment.succeeded"]);
     expect(await messagesOf(payment.id)).toEqual(["notification:applied"]);
-    const [stored] = await rows<{ tran_id: string; appcode: string; paid_channel: string }>(sql`select tran_id, appcode, paid_channel from payments where id = ${payment.id}`);
+    const [stored] = await rows<{ tran_id: string; appcode: string; paid_channel: string }>(
+      sql`select tran_id, appcode, paid_channel from payments where id = ${payment.id}`,
+    );
     expect(stored).toEqual({ tran_id: fields.tranID, appcode: "123456", paid_channel: "maybank2u" });
-    const echo = await rows<{ payload: { fields: Record<string, string> } }>(sql`select payload from jobs where kind = 'ipn_echo' and dedupe_key like ${`ipn_echo:${fields.tranID}:%`}`);
+    const echo = await rows<{ payload: { fields: Record<string, string> } }>(
+      sql`select payload from jobs where kind = 'ipn_echo' and dedupe_key like ${`ipn_echo:${fields.tranID}:%`}`,
+    );
     expect(echo).toHaveLength(1);
     expect(echo[0]!.payload.fields).toEqual({ ...fields, nbcb: "2" });
     const audit = await rows<{ actor: string; action: string }>(sql`select actor, action from audit_log where entity_id = ${payment.id} order by id`);
@@ -66,7 +84,9 @@ describe("notification, callback and return", () => {
     expect(res.headers.get("content-type")).toMatch(/^text\/plain/);
     expect(await res.text()).toBe("CBTOKEN:MPSTATOK");
     expect(await statusOf(payment.id)).toBe("failed");
-    const [row] = await rows<{ failure_code: string; failure_message: string }>(sql`select failure_code, failure_message from payments where id = ${payment.id}`);
+    const [row] = await rows<{ failure_code: string; failure_message: string }>(
+      sql`select failure_code, failure_message from payments where id = ${payment.id}`,
+    );
     expect(row).toEqual({ failure_code: "FPX_1A", failure_message: "Declined by bank" });
   });
 
@@ -125,7 +145,9 @@ describe("reports that are not believed", () => {
     expect(await statusOf(payment.id)).toBe("created");
     expect(await eventsOf(payment.id)).toEqual([]);
     // The same forgery three times is one stored message, counted three times.
-    const stored = await rows<{ outcome: string; times_received: number }>(sql`select outcome, times_received from gateway_messages where payment_id = ${payment.id}`);
+    const stored = await rows<{ outcome: string; times_received: number }>(
+      sql`select outcome, times_received from gateway_messages where payment_id = ${payment.id}`,
+    );
     expect(stored).toEqual([{ outcome: "rejected", times_received: 3 }]);
     const jobs = await rows<{ kind: string }>(sql`select kind from jobs where dedupe_key = ${`requery:${payment.id}`} and status = 'pending'`);
     expect(jobs).toEqual([{ kind: "requery" }]);
@@ -168,7 +190,9 @@ describe("reports that are not believed", () => {
     expect(res.status).toBe(400);
     expect(await statusOf(payment.id)).toBe("created");
     expect(await eventsOf(payment.id)).toEqual([]);
-    const [row] = await rows<{ signature_valid: boolean; outcome: string; detail: string }>(sql`select signature_valid, outcome, detail from gateway_messages where payment_id = ${payment.id}`);
+    const [row] = await rows<{ signature_valid: boolean; outcome: string; detail: string }>(
+      sql`select signature_valid, outcome, detail from gateway_messages where payment_id = ${payment.id}`,
+    );
     expect(row).toMatchObject({ signature_valid: true, outcome: "rejected" });
     // The genuine report still applies afterwards.
     expect((await notify(genuine)).status).toBe(200);
@@ -220,7 +244,9 @@ describe("what a signed report is believed for", () => {
     const payment = await newPayment();
     const fields: Record<string, string> = { ...report(payment, "00"), channel: "made-up-by-browser", error_desc: "<script>", extraP: "{}" };
     expect((await returnUrl(fields)).status).toBe(303);
-    const before = await rows<{ status: string; paid_channel: string | null }>(sql`select status, paid_channel from payments where id = ${payment.id}`);
+    const before = await rows<{ status: string; paid_channel: string | null }>(
+      sql`select status, paid_channel from payments where id = ${payment.id}`,
+    );
     expect(before).toEqual([{ status: "succeeded", paid_channel: null }]);
     expect((await notify(report(payment, "00", { tranID: fields.tranID }))).status).toBe(200);
     const after = await rows<{ paid_channel: string | null }>(sql`select paid_channel from payments where id = ${payment.id}`);
@@ -231,7 +257,9 @@ describe("what a signed report is believed for", () => {
     const payment = await newPayment();
     const fields = report(payment, "00");
     await returnUrl({ ...fields, injected: "x".repeat(50), channel: "browser" });
-    const [echo] = await rows<{ payload: { fields: Record<string, string> } }>(sql`select payload from jobs where kind = 'ipn_echo' and dedupe_key = ${`ipn_echo:${fields.tranID}:00:return`}`);
+    const [echo] = await rows<{ payload: { fields: Record<string, string> } }>(
+      sql`select payload from jobs where kind = 'ipn_echo' and dedupe_key = ${`ipn_echo:${fields.tranID}:00:return`}`,
+    );
     const signedNames = ["tranID", "orderid", "status", "domain", "amount", "currency", "paydate", "appcode", "skey"];
     expect(Object.keys(echo!.payload.fields).sort()).toEqual(signedNames.sort());
     for (const name of signedNames) expect(echo!.payload.fields[name]).toBe(fields[name]);
@@ -241,7 +269,9 @@ describe("what a signed report is believed for", () => {
     const payment = await newPayment();
     const fields = report(payment, "00");
     await notify({ ...fields, injected: "1" });
-    const [echo] = await rows<{ payload: { fields: Record<string, string> } }>(sql`select payload from jobs where kind = 'ipn_echo' and dedupe_key = ${`ipn_echo:${fields.tranID}:00:notification`}`);
+    const [echo] = await rows<{ payload: { fields: Record<string, string> } }>(
+      sql`select payload from jobs where kind = 'ipn_echo' and dedupe_key = ${`ipn_echo:${fields.tranID}:00:notification`}`,
+    );
     expect(echo!.payload.fields).toEqual({ ...fields, nbcb: "2" });
   });
 
@@ -388,7 +418,9 @@ describe("GET /v1/events", () => {
     expect(body.object).toBe("list");
     expect(body.data.map((e) => e.type)).toEqual(["payment.succeeded", "payment.pending"]);
     expect(body.data[0]!.data).toMatchObject({ id: payment.id, status: "succeeded" });
-    const filtered = (await (await t.app.request(`/v1/events?payment_id=${payment.id}&type=payment.pending`, { headers: admin })).json()) as typeof body;
+    const filtered = (await (
+      await t.app.request(`/v1/events?payment_id=${payment.id}&type=payment.pending`, { headers: admin })
+    ).json()) as typeof body;
     expect(filtered.data.map((e) => e.type)).toEqual(["payment.pending"]);
     expect((await t.app.request("/v1/events", { headers: await bearer(t, "service") })).status).toBe(403);
   });

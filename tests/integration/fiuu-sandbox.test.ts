@@ -113,7 +113,12 @@ function seamlessForm(overrides: Record<string, string> = {}): Record<string, st
 }
 
 function decodeHtml(text: string): string {
-  return text.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&");
+  return text
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&lt;/g, "<")
+    .replace(/&gt;/g, ">")
+    .replace(/&amp;/g, "&");
 }
 
 function hiddenInputs(html: string): Record<string, string> {
@@ -290,7 +295,10 @@ describe("Fiuu sandbox: hosted payment page", () => {
     const html = await page.text();
     const action = formAction(html, "sandbox-approve");
     expect(action).toBe(`/sandbox/fiuu/RMS/pay/${merchantId}/decide`);
-    const result = await parent.request(action, { method: "POST", body: new URLSearchParams({ tranID: hiddenInputs(html).tranID!, outcome: "approve" }) });
+    const result = await parent.request(action, {
+      method: "POST",
+      body: new URLSearchParams({ tranID: hiddenInputs(html).tranID!, outcome: "approve" }),
+    });
     expect(result.status).toBe(200);
     expect(merchant.on("/fiuu/notify")).toHaveLength(1);
   });
@@ -322,7 +330,7 @@ describe("Fiuu sandbox: seamless requests", () => {
 
   it("refuses a seamless form signed only by a vcode field with P03: that name is not read there", async () => {
     const { sandbox } = setup();
-    const form = seamlessForm({ vcode: md5("25.00" + merchantId + "SEAM20240101" + verifyKey) });
+    const form = seamlessForm({ vcode: md5(`25.00${merchantId}SEAM20240101${verifyKey}`) });
     expect(form.mpsvcode).toBeUndefined();
     const response = await post(sandbox, `/RMS/pay/${merchantId}/`, form);
     expect(response.status).toBe(400);
@@ -334,7 +342,7 @@ describe("Fiuu sandbox: seamless requests", () => {
 
   it("refuses a seamless form whose mpsvcode does not match with P03", async () => {
     const { sandbox } = setup();
-    const response = await post(sandbox, `/RMS/pay/${merchantId}/`, seamlessForm({ mpsvcode: md5("25.00" + merchantId + "SEAM20240101" + "wrong") }));
+    const response = await post(sandbox, `/RMS/pay/${merchantId}/`, seamlessForm({ mpsvcode: md5(`25.00${merchantId}SEAM20240101wrong`) }));
     expect(response.status).toBe(400);
     expect(await response.text()).toContain("P03");
     expect(await storedTransactions(sandbox)).toEqual([]);
@@ -415,7 +423,15 @@ describe("Fiuu sandbox: reports", () => {
     expect(notification?.fields.nbcb).toBe("2");
     expect(callback?.fields.nbcb).toBe("1");
     for (const report of [notification!.fields, callback!.fields]) {
-      expect(report).toMatchObject({ tranID, orderid: "ORD20240101A", status: "00", domain: merchantId, amount: "10.50", currency: "MYR", channel: "maybank2u" });
+      expect(report).toMatchObject({
+        tranID,
+        orderid: "ORD20240101A",
+        status: "00",
+        domain: merchantId,
+        amount: "10.50",
+        currency: "MYR",
+        channel: "maybank2u",
+      });
       expect(report.appcode).toMatch(/^[0-9]{6}$/);
       expect(report.paydate).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/);
       expect(report.skey).toBe(expectedSkey(report));
@@ -521,7 +537,9 @@ describe("Fiuu sandbox: IPN echo", () => {
     const notification = merchant.on("/fiuu/notify")[0]!.fields;
     const response = await post(sandbox, "/RMS/API/chkstat/returnipn.php", { ...notification, treq: "1" });
     expect(response.status).toBe(200);
-    const log = (await (await sandbox.request("/_control/log")).json()) as { ipnEchoes: Array<{ fields: Record<string, string>; problems: string[] }> };
+    const log = (await (await sandbox.request("/_control/log")).json()) as {
+      ipnEchoes: Array<{ fields: Record<string, string>; problems: string[] }>;
+    };
     expect(log.ipnEchoes).toHaveLength(1);
     expect(log.ipnEchoes[0]!.fields).toEqual({ ...notification, treq: "1" });
     expect(log.ipnEchoes[0]!.problems).toEqual([]);
@@ -569,7 +587,21 @@ describe("Fiuu sandbox: requery answers", () => {
     expect(response.headers.get("content-type")).toMatch(/application\/json/);
     const raw = await response.text();
     expect(raw).toContain('"Amount":10.50');
-    expect(jsonKeys(raw)).toEqual(["StatCode", "StatName", "OrderID", "Amount", "TranID", "Domain", "BillingDate", "BillingName", "VrfKey", "Channel", "Currency", "ErrorCode", "ErrorDesc"]);
+    expect(jsonKeys(raw)).toEqual([
+      "StatCode",
+      "StatName",
+      "OrderID",
+      "Amount",
+      "TranID",
+      "Domain",
+      "BillingDate",
+      "BillingName",
+      "VrfKey",
+      "Channel",
+      "Currency",
+      "ErrorCode",
+      "ErrorDesc",
+    ]);
     const answer = JSON.parse(raw) as Record<string, unknown>;
     expect(answer).toMatchObject({
       StatCode: "00",
@@ -584,7 +616,7 @@ describe("Fiuu sandbox: requery answers", () => {
       ErrorDesc: null,
     });
     expect(answer.BillingDate).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/);
-    expect(answer.VrfKey).toBe(md5("10.50" + secretKey + merchantId + "ORD20240101A" + "00"));
+    expect(answer.VrfKey).toBe(md5(`10.50${secretKey}${merchantId}ORD20240101A00`));
   });
 
   it("q_by_oid type=0 (and no type): plain text `Key: Value` lines, also on GET", async () => {
@@ -596,11 +628,25 @@ describe("Fiuu sandbox: requery answers", () => {
     ]) {
       expect(response.headers.get("content-type")).toMatch(/text\/plain/);
       const lines = textLines(await response.text(), ": ");
-      expect(lines.map(([name]) => name)).toEqual(["StatCode", "StatName", "OrderID", "Amount", "TranID", "Domain", "BillingDate", "BillingName", "VrfKey", "Channel", "Currency", "ErrorCode", "ErrorDesc"]);
+      expect(lines.map(([name]) => name)).toEqual([
+        "StatCode",
+        "StatName",
+        "OrderID",
+        "Amount",
+        "TranID",
+        "Domain",
+        "BillingDate",
+        "BillingName",
+        "VrfKey",
+        "Channel",
+        "Currency",
+        "ErrorCode",
+        "ErrorDesc",
+      ]);
       const answer = Object.fromEntries(lines);
       expect(answer).toMatchObject({ StatCode: "11", StatName: "failed", OrderID: "ORD20240101A", Amount: "10.50", TranID: tranID });
       expect(answer.ErrorCode).toBeTruthy();
-      expect(answer.VrfKey).toBe(md5("10.50" + secretKey + merchantId + "ORD20240101A" + "11"));
+      expect(answer.VrfKey).toBe(md5(`10.50${secretKey}${merchantId}ORD20240101A11`));
     }
   });
 
@@ -609,10 +655,30 @@ describe("Fiuu sandbox: requery answers", () => {
     const { tranID } = await pay(sandbox, "approve");
     const response = await post(sandbox, gateQuery, byTran(tranID, "10.50", "0"));
     const lines = textLines(await response.text(), "=");
-    expect(lines.map(([name]) => name)).toEqual(["StatCode", "StatName", "TranID", "Amount", "Domain", "Channel", "VrfKey", "Currency", "ErrorCode", "ErrorDesc"]);
+    expect(lines.map(([name]) => name)).toEqual([
+      "StatCode",
+      "StatName",
+      "TranID",
+      "Amount",
+      "Domain",
+      "Channel",
+      "VrfKey",
+      "Currency",
+      "ErrorCode",
+      "ErrorDesc",
+    ]);
     const answer = Object.fromEntries(lines);
-    expect(answer).toMatchObject({ StatCode: "00", TranID: tranID, Amount: "10.50", Domain: merchantId, Channel: "maybank2u", Currency: "MYR", ErrorCode: "", ErrorDesc: "" });
-    expect(answer.VrfKey).toBe(md5("10.50" + secretKey + merchantId + tranID + "00"));
+    expect(answer).toMatchObject({
+      StatCode: "00",
+      TranID: tranID,
+      Amount: "10.50",
+      Domain: merchantId,
+      Channel: "maybank2u",
+      Currency: "MYR",
+      ErrorCode: "",
+      ErrorDesc: "",
+    });
+    expect(answer.VrfKey).toBe(md5(`10.50${secretKey}${merchantId}${tranID}00`));
   });
 
   it("q_by_tid type=0: plain text `Key: Value` lines with OrderID, VrfKey over the TranID", async () => {
@@ -620,10 +686,22 @@ describe("Fiuu sandbox: requery answers", () => {
     const { tranID } = await pay(sandbox, "pending");
     const response = await post(sandbox, qByTid, byTran(tranID, "10.50"));
     const lines = textLines(await response.text(), ": ");
-    expect(lines.map(([name]) => name)).toEqual(["StatCode", "StatName", "TranID", "Amount", "Domain", "VrfKey", "Channel", "OrderID", "Currency", "ErrorCode", "ErrorDesc"]);
+    expect(lines.map(([name]) => name)).toEqual([
+      "StatCode",
+      "StatName",
+      "TranID",
+      "Amount",
+      "Domain",
+      "VrfKey",
+      "Channel",
+      "OrderID",
+      "Currency",
+      "ErrorCode",
+      "ErrorDesc",
+    ]);
     const answer = Object.fromEntries(lines);
     expect(answer).toMatchObject({ StatCode: "22", StatName: "pending", TranID: tranID, OrderID: "ORD20240101A" });
-    expect(answer.VrfKey).toBe(md5("10.50" + secretKey + merchantId + tranID + "22"));
+    expect(answer.VrfKey).toBe(md5(`10.50${secretKey}${merchantId}${tranID}22`));
   });
 
   it.each([gateQuery, qByTid, "/MOLPay/q_by_tid.php"])("%s type=2: JSON, Amount a number, VrfKey over the TranID", async (path) => {
@@ -636,7 +714,7 @@ describe("Fiuu sandbox: requery answers", () => {
     expect(answer.TranID).toBe(tranID);
     expect(answer.OrderID).toBe(path === gateQuery ? undefined : "ORD20240101A");
     expect(answer.ErrorCode).toBeNull();
-    expect(answer.VrfKey).toBe(md5("10.50" + secretKey + merchantId + tranID + "00"));
+    expect(answer.VrfKey).toBe(md5(`10.50${secretKey}${merchantId}${tranID}00`));
   });
 
   it("answers a payment the shopper has not finished as pending (22)", async () => {
@@ -645,7 +723,7 @@ describe("Fiuu sandbox: requery answers", () => {
     const tranID = hiddenInputs(page).tranID!;
     const answer = JSON.parse(await (await post(sandbox, qByTid, byTran(tranID, "10.50", "2"))).text()) as Record<string, string>;
     expect(answer.StatCode).toBe("22");
-    expect(answer.VrfKey).toBe(md5("10.50" + secretKey + merchantId + tranID + "22"));
+    expect(answer.VrfKey).toBe(md5(`10.50${secretKey}${merchantId}${tranID}22`));
   });
 
   it("writes the amount with two decimals for a payment asked for as an integer, and signs that text", async () => {
@@ -653,10 +731,10 @@ describe("Fiuu sandbox: requery answers", () => {
     const { tranID } = await pay(sandbox, "approve", { amount: "3899" });
     const text = Object.fromEntries(textLines(await (await post(sandbox, gateQuery, byTran(tranID, "3899"))).text(), "="));
     expect(text.Amount).toBe("3899.00");
-    expect(text.VrfKey).toBe(md5("3899.00" + secretKey + merchantId + tranID + "00"));
+    expect(text.VrfKey).toBe(md5(`3899.00${secretKey}${merchantId}${tranID}00`));
     const raw = await (await post(sandbox, qByOid, byOrder("ORD20240101A", "3899.00", "2"))).text();
     expect(raw).toContain('"Amount":3899.00');
-    expect(rawMember(raw, "VrfKey")).toBe(`"${md5("3899.00" + secretKey + merchantId + "ORD20240101A" + "00")}"`);
+    expect(rawMember(raw, "VrfKey")).toBe(`"${md5(`3899.00${secretKey}${merchantId}ORD20240101A00`)}"`);
   });
 
   it("writes Amount as a string with requeryJsonAmount: string", async () => {
@@ -672,7 +750,10 @@ describe("Fiuu sandbox: requery refusals", () => {
 
   it("answers an unknown order on q_by_oid with ErrorCode Q203 alone: no StatCode, no VrfKey", async () => {
     const { sandbox } = open();
-    expect(await json(await post(sandbox, qByOid, byOrder("NOSUCHORDER", "10.00", "2")))).toEqual({ ErrorCode: "Q203", ErrorDesc: "Transaction record not found" });
+    expect(await json(await post(sandbox, qByOid, byOrder("NOSUCHORDER", "10.00", "2")))).toEqual({
+      ErrorCode: "Q203",
+      ErrorDesc: "Transaction record not found",
+    });
     const text = await (await post(sandbox, qByOid, byOrder("NOSUCHORDER", "10.00", "0"))).text();
     expect(text).toBe("ErrorCode: Q203\nErrorDesc: Transaction record not found\n");
   });
@@ -685,25 +766,41 @@ describe("Fiuu sandbox: requery refusals", () => {
 
   it("answers an unknown tranID with Q203 on q_by_tid and Q00005 on gate-query", async () => {
     const { sandbox } = open();
-    expect(await json(await post(sandbox, qByTid, byTran("1234567890", "10.00", "2")))).toEqual({ ErrorCode: "Q203", ErrorDesc: "Transaction record not found" });
-    expect(await (await post(sandbox, qByTid, byTran("1234567890", "10.00"))).text()).toBe("ErrorCode: Q203\nErrorDesc: Transaction record not found\n");
-    expect(await (await post(sandbox, gateQuery, byTran("1234567890", "10.00"))).text()).toBe("ErrorCode=Q00005\nErrorDesc=Transaction record not found\n");
-    expect(await json(await post(sandbox, gateQuery, byTran("1234567890", "10.00", "2")))).toEqual({ ErrorCode: "Q00005", ErrorDesc: "Transaction record not found" });
+    expect(await json(await post(sandbox, qByTid, byTran("1234567890", "10.00", "2")))).toEqual({
+      ErrorCode: "Q203",
+      ErrorDesc: "Transaction record not found",
+    });
+    expect(await (await post(sandbox, qByTid, byTran("1234567890", "10.00"))).text()).toBe(
+      "ErrorCode: Q203\nErrorDesc: Transaction record not found\n",
+    );
+    expect(await (await post(sandbox, gateQuery, byTran("1234567890", "10.00"))).text()).toBe(
+      "ErrorCode=Q00005\nErrorDesc=Transaction record not found\n",
+    );
+    expect(await json(await post(sandbox, gateQuery, byTran("1234567890", "10.00", "2")))).toEqual({
+      ErrorCode: "Q00005",
+      ErrorDesc: "Transaction record not found",
+    });
   });
 
   it("answers a known payment asked for with another amount with Q204 (Q00004 on gate-query)", async () => {
     const { sandbox } = open();
     const { tranID } = await pay(sandbox, "approve");
-    expect(await json(await post(sandbox, qByOid, byOrder("ORD20240101A", "10.00", "2")))).toEqual({ ErrorCode: "Q204", ErrorDesc: "Incorrect amount" });
+    expect(await json(await post(sandbox, qByOid, byOrder("ORD20240101A", "10.00", "2")))).toEqual({
+      ErrorCode: "Q204",
+      ErrorDesc: "Incorrect amount",
+    });
     expect(await json(await post(sandbox, qByTid, byTran(tranID, "10.00", "2")))).toEqual({ ErrorCode: "Q204", ErrorDesc: "Incorrect amount" });
-    expect(await json(await post(sandbox, gateQuery, byTran(tranID, "10.00", "2")))).toEqual({ ErrorCode: "Q00004", ErrorDesc: "Correct skey with invalid data" });
+    expect(await json(await post(sandbox, gateQuery, byTran(tranID, "10.00", "2")))).toEqual({
+      ErrorCode: "Q00004",
+      ErrorDesc: "Correct skey with invalid data",
+    });
   });
 
   it("refuses a wrong request skey with each endpoint's code: Q202, Q102, Q00004", async () => {
     const { sandbox } = open();
     const { tranID } = await pay(sandbox, "approve");
-    const wrongOrder = { ...byOrder("ORD20240101A", "10.50", "2"), skey: md5("ORD20240101A" + merchantId + "wrong" + "10.50") };
-    const wrongTran = { ...byTran(tranID, "10.50", "2"), skey: md5(tranID + merchantId + "wrong" + "10.50") };
+    const wrongOrder = { ...byOrder("ORD20240101A", "10.50", "2"), skey: md5(`ORD20240101A${merchantId}wrong10.50`) };
+    const wrongTran = { ...byTran(tranID, "10.50", "2"), skey: md5(`${tranID + merchantId}wrong10.50`) };
     expect(await json(await post(sandbox, qByOid, wrongOrder))).toEqual({ ErrorCode: "Q202", ErrorDesc: "Incorrect skey" });
     expect(await json(await post(sandbox, qByTid, wrongTran))).toEqual({ ErrorCode: "Q102", ErrorDesc: "Incorrect skey" });
     expect(await json(await post(sandbox, gateQuery, wrongTran))).toEqual({ ErrorCode: "Q00004", ErrorDesc: "Incorrect skey" });
@@ -720,15 +817,31 @@ describe("Fiuu sandbox: requery refusals", () => {
 
   it("refuses another merchant with Q04 (Q00003 on gate-query)", async () => {
     const { sandbox } = open();
-    const other = (fields: Record<string, string>, id: string) => ({ ...fields, domain: "SB_other", skey: md5(id + "SB_other" + verifyKey + "10.00") });
-    expect(await json(await post(sandbox, qByOid, other(byOrder("ORD1", "10.00", "2"), "ORD1")))).toEqual({ ErrorCode: "Q04", ErrorDesc: "Merchant info not found." });
-    expect(await json(await post(sandbox, qByTid, other(byTran("1234567890", "10.00", "2"), "1234567890")))).toEqual({ ErrorCode: "Q04", ErrorDesc: "Merchant info not found." });
-    expect(await json(await post(sandbox, gateQuery, other(byTran("1234567890", "10.00", "2"), "1234567890")))).toEqual({ ErrorCode: "Q00003", ErrorDesc: "Merchant info not found." });
+    const other = (fields: Record<string, string>, id: string) => ({
+      ...fields,
+      domain: "SB_other",
+      skey: md5(`${id}SB_other${verifyKey}10.00`),
+    });
+    expect(await json(await post(sandbox, qByOid, other(byOrder("ORD1", "10.00", "2"), "ORD1")))).toEqual({
+      ErrorCode: "Q04",
+      ErrorDesc: "Merchant info not found.",
+    });
+    expect(await json(await post(sandbox, qByTid, other(byTran("1234567890", "10.00", "2"), "1234567890")))).toEqual({
+      ErrorCode: "Q04",
+      ErrorDesc: "Merchant info not found.",
+    });
+    expect(await json(await post(sandbox, gateQuery, other(byTran("1234567890", "10.00", "2"), "1234567890")))).toEqual({
+      ErrorCode: "Q00003",
+      ErrorDesc: "Merchant info not found.",
+    });
   });
 
   it("refuses an amount that is not a number with Q02, naming it", async () => {
     const { sandbox } = open();
-    expect(await json(await post(sandbox, qByOid, byOrder("ORD1", "ten", "2")))).toEqual({ ErrorCode: "Q02", ErrorDesc: "Invalid Parameter Value (amount)." });
+    expect(await json(await post(sandbox, qByOid, byOrder("ORD1", "ten", "2")))).toEqual({
+      ErrorCode: "Q02",
+      ErrorDesc: "Invalid Parameter Value (amount).",
+    });
   });
 
   it("answers Q99 to a second query from the same merchant within 5 s, by default, on any endpoint", async () => {
@@ -745,8 +858,10 @@ describe("Fiuu sandbox: requery refusals", () => {
     now = new Date(now.getTime() + 1);
     expect((await json(await post(sandbox, qByOid, byOrder("NOSUCHORDER", "10.00", "2")))).ErrorCode).toBe("Q203");
     // Another merchant has its own window.
-    const otherSkey = md5("X1" + "SB_other" + verifyKey + "1.00");
-    expect((await json(await post(sandbox, qByOid, { amount: "1.00", oID: "X1", domain: "SB_other", skey: otherSkey, type: "2" }))).ErrorCode).toBe("Q04");
+    const otherSkey = md5(`X1SB_other${verifyKey}1.00`);
+    expect((await json(await post(sandbox, qByOid, { amount: "1.00", oID: "X1", domain: "SB_other", skey: otherSkey, type: "2" }))).ErrorCode).toBe(
+      "Q04",
+    );
   });
 
   it("takes the window from queryWindowMs, and turns it off with 0 or enforceQueryRate: false", async () => {
@@ -769,7 +884,8 @@ describe("Fiuu sandbox: requery refusals", () => {
         publicUrl: "http://localhost:3000",
         fiuu: { localSandbox: true, merchantId, verifyKey, secretKey, extendedVcode: false, queryIntervalMs },
       }) as unknown as Config;
-    const query = async (s: Hono) => (await json(await s.request(qByOid, { method: "POST", body: new URLSearchParams(byOrder("NOSUCHORDER", "10.00", "2")) }))).ErrorCode;
+    const query = async (s: Hono) =>
+      (await json(await s.request(qByOid, { method: "POST", body: new URLSearchParams(byOrder("NOSUCHORDER", "10.00", "2")) }))).ErrorCode;
     const fast = localFiuuSandbox(config(1))!(async () => new Response("OK"));
     expect(await query(fast)).toBe("Q203");
     await new Promise((resolve) => setTimeout(resolve, 5));
@@ -790,7 +906,7 @@ const refundRequest = (txnId: string, refId: string, amount: string, extra: Reco
   RefID: refId,
   TxnID: txnId,
   Amount: amount,
-  Signature: md5("P" + merchantId + refId + txnId + amount + secretKey),
+  Signature: md5(`P${merchantId}${refId}${txnId}${amount}${secretKey}`),
   ...extra,
 });
 const refundPath = "/RMS/API/refundAPI/index.php";
@@ -800,7 +916,8 @@ const refundRaw = async (sandbox: Sandbox, fields: Record<string, string>, heade
   return response.text();
 };
 const refund = async (sandbox: Sandbox, fields: Record<string, string>) => JSON.parse(await refundRaw(sandbox, fields)) as Record<string, unknown>;
-const storedRefunds = async (sandbox: Sandbox) => ((await (await sandbox.request("/_control/refunds")).json()) as { refunds: Array<Record<string, unknown>> }).refunds;
+const storedRefunds = async (sandbox: Sandbox) =>
+  ((await (await sandbox.request("/_control/refunds")).json()) as { refunds: Array<Record<string, unknown>> }).refunds;
 /** A paid card payment (the shopper chose on the page: card in the sandbox) and a paid FPX one. */
 const paidByCard = (sandbox: Sandbox, orderid = "ORDCARD1") => pay(sandbox, "approve", { channel: "", orderid });
 const paidByFpx = (sandbox: Sandbox, orderid = "ORDFPX1") => pay(sandbox, "approve", { channel: "FPX_MB2U", orderid });
@@ -816,8 +933,10 @@ describe("Fiuu sandbox: refund API", () => {
     expect(rawMember(raw, "TxnID")).toBe(tranID);
     const answer = JSON.parse(raw) as Record<string, unknown>;
     expect(answer).toMatchObject({ RefundType: "P", MerchantID: merchantId, RefID: "RF1", Amount: "5.00", Status: "22", TxnID: Number(tranID) });
-    expect(answer.Signature).toBe(md5("P" + merchantId + "RF1" + refundId + tranID + "5.00" + "22" + secretKey));
-    expect(await storedRefunds(sandbox)).toEqual([expect.objectContaining({ refId: "RF1", refundId, txnId: tranID, amount: "5.00", state: "pending" })]);
+    expect(answer.Signature).toBe(md5(`P${merchantId}RF1${refundId}${tranID}5.0022${secretKey}`));
+    expect(await storedRefunds(sandbox)).toEqual([
+      expect.objectContaining({ refId: "RF1", refundId, txnId: tranID, amount: "5.00", state: "pending" }),
+    ]);
   });
 
   it("accepts a refund of an FPX payment with the beneficiary's bank details, and records them", async () => {
@@ -850,16 +969,24 @@ describe("Fiuu sandbox: refund API", () => {
   it("refuses a RefundType other than P with PR001", async () => {
     const { sandbox } = setup();
     const { tranID } = await paidByCard(sandbox);
-    const fields = { ...refundRequest(tranID, "RF1", "1.00"), RefundType: "F", Signature: md5("F" + merchantId + "RF1" + tranID + "1.00" + secretKey) };
+    const fields = {
+      ...refundRequest(tranID, "RF1", "1.00"),
+      RefundType: "F",
+      Signature: md5(`F${merchantId}RF1${tranID}1.00${secretKey}`),
+    };
     expect(await refund(sandbox, fields)).toEqual({ error_code: "PR001", error_desc: "Refund Type not found." });
   });
 
   it("refuses another MerchantID with PR007 and a wrong Signature with PR008", async () => {
     const { sandbox } = setup();
     const { tranID } = await paidByCard(sandbox);
-    const other = { ...refundRequest(tranID, "RF1", "1.00"), MerchantID: "SB_other", Signature: md5("P" + "SB_other" + "RF1" + tranID + "1.00" + secretKey) };
+    const other = {
+      ...refundRequest(tranID, "RF1", "1.00"),
+      MerchantID: "SB_other",
+      Signature: md5(`PSB_otherRF1${tranID}1.00${secretKey}`),
+    };
     expect(await refund(sandbox, other)).toEqual({ error_code: "PR007", error_desc: "Merchant ID not found." });
-    const wrongKey = { ...refundRequest(tranID, "RF1", "1.00"), Signature: md5("P" + merchantId + "RF1" + tranID + "1.00" + verifyKey) };
+    const wrongKey = { ...refundRequest(tranID, "RF1", "1.00"), Signature: md5(`P${merchantId}RF1${tranID}1.00${verifyKey}`) };
     expect(await refund(sandbox, wrongKey)).toEqual({ error_code: "PR008", error_desc: "Invalid Signature." });
     const tampered = { ...refundRequest(tranID, "RF1", "1.00"), Amount: "10.00" };
     expect(await refund(sandbox, tampered)).toEqual({ error_code: "PR008", error_desc: "Invalid Signature." });
@@ -887,7 +1014,10 @@ describe("Fiuu sandbox: refund API", () => {
     const { sandbox } = setup();
     const { tranID } = await paidByCard(sandbox);
     expect((await refund(sandbox, refundRequest(tranID, "RF1", "6.00"))).Status).toBe("22");
-    expect(await refund(sandbox, refundRequest(tranID, "RF2", "4.51"))).toEqual({ error_code: "PR011", error_desc: "Exceed refund amount for this transaction." });
+    expect(await refund(sandbox, refundRequest(tranID, "RF2", "4.51"))).toEqual({
+      error_code: "PR011",
+      error_desc: "Exceed refund amount for this transaction.",
+    });
     expect((await refund(sandbox, refundRequest(tranID, "RF3", "4.50"))).Status).toBe("22");
     expect((await refund(sandbox, refundRequest(tranID, "RF4", "0.01"))).error_code).toBe("PR011");
     await postJson(sandbox, "/_control/refunds/RF1", { status: "11" });
@@ -910,7 +1040,10 @@ describe("Fiuu sandbox: refund API", () => {
     const { tranID } = await paidByFpx(sandbox);
     const fields: Record<string, string> = refundRequest(tranID, "RF1", "1.00", bankFields);
     delete fields[field];
-    expect(await refund(sandbox, fields)).toEqual({ error_code: "PR014", error_desc: "Bank information is mandatory for non-credit channel transaction." });
+    expect(await refund(sandbox, fields)).toEqual({
+      error_code: "PR014",
+      error_desc: "Bank information is mandatory for non-credit channel transaction.",
+    });
   });
 
   it("asks bank details for every non-card channel (e-wallet too) with PR014", async () => {
@@ -928,7 +1061,14 @@ describe("Fiuu sandbox: refund API", () => {
       error_desc: "BankCode not found in our database, please contact support.",
     });
     expect((await refund(sandbox, refundRequest(tranID, "RF2", "1.00", { ...bankFields, BankCountry: "SG" }))).error_code).toBe("PR013");
-    for (const [refId, code] of [["RF3", "BCBB0235"], ["RF4", "PBB0233"], ["RF5", "HLB0224"], ["RF6", "RHB0218"], ["RF7", "AMBB0209"], ["RF8", "BIMB0340"]]) {
+    for (const [refId, code] of [
+      ["RF3", "BCBB0235"],
+      ["RF4", "PBB0233"],
+      ["RF5", "HLB0224"],
+      ["RF6", "RHB0218"],
+      ["RF7", "AMBB0209"],
+      ["RF8", "BIMB0340"],
+    ]) {
       expect((await refund(sandbox, refundRequest(tranID, refId!, "1.00", { ...bankFields, BankCode: code! }))).Status).toBe("22");
     }
   });
@@ -979,7 +1119,11 @@ describe("Fiuu sandbox: refund API", () => {
   it("refuses an Amount that is not a positive 2-decimal amount with PR005", async () => {
     const { sandbox } = setup();
     const { tranID } = await paidByCard(sandbox);
-    for (const [refId, amount] of [["RF1", "1.5"], ["RF2", "0.00"], ["RF3", "1,000.00"]]) {
+    for (const [refId, amount] of [
+      ["RF1", "1.5"],
+      ["RF2", "0.00"],
+      ["RF3", "1,000.00"],
+    ]) {
       expect((await refund(sandbox, refundRequest(tranID, refId!, amount!))).error_code).toBe("PR005");
     }
   });
@@ -989,9 +1133,18 @@ describe("Fiuu sandbox: refund API", () => {
     const { tranID } = await paidByCard(sandbox);
     await refundRaw(sandbox, refundRequest(tranID, "RF1", "1.00"), { "idempotency-key": "RF1" });
     await refundRaw(sandbox, refundRequest(tranID, "RF2", "1.00"));
-    const { requests } = (await (await sandbox.request("/_control/requests?operation=refund")).json()) as { requests: Array<Record<string, unknown>> };
+    const { requests } = (await (await sandbox.request("/_control/requests?operation=refund")).json()) as {
+      requests: Array<Record<string, unknown>>;
+    };
     expect(requests).toHaveLength(2);
-    expect(requests[0]).toMatchObject({ operation: "refund", method: "POST", path: refundPath, idempotencyKey: "RF1", outcome: "answered", status: 200 });
+    expect(requests[0]).toMatchObject({
+      operation: "refund",
+      method: "POST",
+      path: refundPath,
+      idempotencyKey: "RF1",
+      outcome: "answered",
+      status: 200,
+    });
     expect(requests[0]!.fields).toEqual(refundRequest(tranID, "RF1", "1.00"));
     expect(requests[1]!.idempotencyKey).toBeNull();
     const log = (await (await sandbox.request("/_control/log")).json()) as { requests: unknown[] };
@@ -1005,7 +1158,7 @@ describe("Fiuu sandbox: refund status", () => {
   const status = async (sandbox: Sandbox, path: string, fields: Record<string, string>) => {
     const response = await post(sandbox, `/RMS/API/refundAPI/${path}`, fields);
     expect(response.status).toBe(200);
-    return (await response.text());
+    return await response.text();
   };
 
   it("q_by_refID answers an array of one unsigned refund record, its Status a word", async () => {
@@ -1036,7 +1189,8 @@ describe("Fiuu sandbox: refund status", () => {
     const { tranID } = await paidByCard(sandbox);
     await refund(sandbox, refundRequest(tranID, "RF1", "1.00"));
     await refund(sandbox, refundRequest(tranID, "RF2", "1.00"));
-    const word = async (refId: string) => (JSON.parse(await status(sandbox, "q_by_refID.php", byRefID(refId))) as Array<{ Status: string }>)[0]!.Status;
+    const word = async (refId: string) =>
+      (JSON.parse(await status(sandbox, "q_by_refID.php", byRefID(refId))) as Array<{ Status: string }>)[0]!.Status;
     await postJson(sandbox, "/_control/refunds/RF1", { status: "processing" });
     expect(await word("RF1")).toBe("processing");
     await postJson(sandbox, "/_control/refunds/RF1", { status: "00" });
@@ -1057,20 +1211,38 @@ describe("Fiuu sandbox: refund status", () => {
   it("refuses missing fields with INQ011 / INQ001, INQ002, INQ003", async () => {
     const { sandbox } = setup();
     const without = (fields: Record<string, string>, name: string) => Object.fromEntries(Object.entries(fields).filter(([n]) => n !== name));
-    expect(JSON.parse(await status(sandbox, "q_by_refID.php", without(byRefID("RF1"), "RefID")))).toEqual({ error_code: "INQ011", error_desc: "RefID field is mandatory." });
-    expect(JSON.parse(await status(sandbox, "q_by_txn.php", without(byTxn("123"), "TxnID")))).toEqual({ error_code: "INQ001", error_desc: "TxnID field is mandatory." });
-    expect(JSON.parse(await status(sandbox, "q_by_refID.php", without(byRefID("RF1"), "MerchantID")))).toEqual({ error_code: "INQ002", error_desc: "MerchantID field is mandatory." });
-    expect(JSON.parse(await status(sandbox, "q_by_txn.php", without(byTxn("123"), "Signature")))).toEqual({ error_code: "INQ003", error_desc: "Signature field is mandatory." });
+    expect(JSON.parse(await status(sandbox, "q_by_refID.php", without(byRefID("RF1"), "RefID")))).toEqual({
+      error_code: "INQ011",
+      error_desc: "RefID field is mandatory.",
+    });
+    expect(JSON.parse(await status(sandbox, "q_by_txn.php", without(byTxn("123"), "TxnID")))).toEqual({
+      error_code: "INQ001",
+      error_desc: "TxnID field is mandatory.",
+    });
+    expect(JSON.parse(await status(sandbox, "q_by_refID.php", without(byRefID("RF1"), "MerchantID")))).toEqual({
+      error_code: "INQ002",
+      error_desc: "MerchantID field is mandatory.",
+    });
+    expect(JSON.parse(await status(sandbox, "q_by_txn.php", without(byTxn("123"), "Signature")))).toEqual({
+      error_code: "INQ003",
+      error_desc: "Signature field is mandatory.",
+    });
   });
 
   it("refuses another merchant with INQ004 and a wrong Signature (secret key instead of verify key) with INQ005", async () => {
     const { sandbox } = setup();
     const { tranID } = await paidByCard(sandbox);
     await refund(sandbox, refundRequest(tranID, "RF1", "1.00"));
-    const other = { RefID: "RF1", MerchantID: "SB_other", Signature: md5("RF1" + "SB_other" + verifyKey) };
+    const other = { RefID: "RF1", MerchantID: "SB_other", Signature: md5(`RF1SB_other${verifyKey}`) };
     expect(JSON.parse(await status(sandbox, "q_by_refID.php", other))).toEqual({ error_code: "INQ004", error_desc: "Merchant ID not found." });
-    expect(JSON.parse(await status(sandbox, "q_by_refID.php", byRefID("RF1", secretKey)))).toEqual({ error_code: "INQ005", error_desc: "Invalid Signature." });
-    expect(JSON.parse(await status(sandbox, "q_by_txn.php", byTxn(tranID, secretKey)))).toEqual({ error_code: "INQ005", error_desc: "Invalid Signature." });
+    expect(JSON.parse(await status(sandbox, "q_by_refID.php", byRefID("RF1", secretKey)))).toEqual({
+      error_code: "INQ005",
+      error_desc: "Invalid Signature.",
+    });
+    expect(JSON.parse(await status(sandbox, "q_by_txn.php", byTxn(tranID, secretKey)))).toEqual({
+      error_code: "INQ005",
+      error_desc: "Invalid Signature.",
+    });
   });
 
   it("answers on GET too", async () => {
@@ -1078,7 +1250,7 @@ describe("Fiuu sandbox: refund status", () => {
     const { tranID } = await paidByCard(sandbox);
     await refund(sandbox, refundRequest(tranID, "RF1", "1.00"));
     const response = await sandbox.request(`/RMS/API/refundAPI/q_by_refID.php?${new URLSearchParams(byRefID("RF1"))}`);
-    expect((JSON.parse(await response.text()) as unknown[])).toHaveLength(1);
+    expect(JSON.parse(await response.text()) as unknown[]).toHaveLength(1);
   });
 });
 
@@ -1093,11 +1265,29 @@ describe("Fiuu sandbox: refund notice", () => {
     expect((await settle(sandbox, "RF1", { status: "00" })).status).toBe(200);
     const [notice] = merchant.on("/fiuu/refund");
     expect(notice?.contentType).toMatch(/^application\/json/);
-    expect(jsonKeys(notice!.raw)).toEqual(["RefundType", "MerchantID", "RefID", "RefundID", "TxnID", "Amount", "Status", "Signature", "reason", "FPXTxnID"]);
+    expect(jsonKeys(notice!.raw)).toEqual([
+      "RefundType",
+      "MerchantID",
+      "RefID",
+      "RefundID",
+      "TxnID",
+      "Amount",
+      "Status",
+      "Signature",
+      "reason",
+      "FPXTxnID",
+    ]);
     expect(rawMember(notice!.raw, "RefundID")).toBe(refundId);
     expect(rawMember(notice!.raw, "TxnID")).toBe(tranID);
-    expect(JSON.parse(notice!.raw)).toMatchObject({ RefundType: "P", MerchantID: merchantId, RefID: "RF1", Amount: "10.50", Status: "00", reason: "" });
-    expect(JSON.parse(notice!.raw).Signature).toBe(md5("P" + merchantId + "RF1" + refundId + tranID + "10.50" + "00" + secretKey));
+    expect(JSON.parse(notice!.raw)).toMatchObject({
+      RefundType: "P",
+      MerchantID: merchantId,
+      RefID: "RF1",
+      Amount: "10.50",
+      Status: "00",
+      reason: "",
+    });
+    expect(JSON.parse(notice!.raw).Signature).toBe(md5(`P${merchantId}RF1${refundId}${tranID}10.5000${secretKey}`));
     const log = (await (await sandbox.request("/_control/log")).json()) as { deliveries: Array<Record<string, unknown>> };
     expect(log.deliveries.find((d) => d.kind === "refund_notice")).toMatchObject({ encoding: "json", payload: notice!.raw, status: 200 });
   });
@@ -1109,7 +1299,7 @@ describe("Fiuu sandbox: refund notice", () => {
     await settle(sandbox, "RF1", { status: "11", reason: "Account closed" });
     const notice = JSON.parse(merchant.on("/fiuu/refund")[0]!.raw) as Record<string, string>;
     expect(notice).toMatchObject({ Status: "11", reason: "Account closed" });
-    expect(notice.Signature).toBe(md5("P" + merchantId + "RF1" + refundId + tranID + "1.00" + "11" + secretKey));
+    expect(notice.Signature).toBe(md5(`P${merchantId}RF1${refundId}${tranID}1.0011${secretKey}`));
   });
 
   it("with statusAs: word, says success/rejected in Status while the Signature stays over the code", async () => {
@@ -1123,9 +1313,9 @@ describe("Fiuu sandbox: refund notice", () => {
     await settle(sandbox, "RF2", { status: "11", statusAs: "word" });
     const [ok, rejected] = merchant.on("/fiuu/refund").map((r) => JSON.parse(r.raw) as Record<string, string>);
     expect(ok!.Status).toBe("success");
-    expect(ok!.Signature).toBe(md5("P" + merchantId + "RF1" + ids.RF1 + tranID + "1.00" + "00" + secretKey));
+    expect(ok!.Signature).toBe(md5(`P${merchantId}RF1${ids.RF1}${tranID}1.0000${secretKey}`));
     expect(rejected!.Status).toBe("rejected");
-    expect(rejected!.Signature).toBe(md5("P" + merchantId + "RF2" + ids.RF2 + tranID + "1.00" + "11" + secretKey));
+    expect(rejected!.Signature).toBe(md5(`P${merchantId}RF2${ids.RF2}${tranID}1.0011${secretKey}`));
   });
 
   it("with encoding: form, posts the notice form-encoded", async () => {
@@ -1136,7 +1326,7 @@ describe("Fiuu sandbox: refund notice", () => {
     const [notice] = merchant.on("/fiuu/refund");
     expect(notice!.contentType).toMatch(/application\/x-www-form-urlencoded/);
     expect(notice!.fields).toMatchObject({ RefID: "RF1", RefundID: refundId, TxnID: tranID, Amount: "1.00", Status: "00" });
-    expect(notice!.fields.Signature).toBe(md5("P" + merchantId + "RF1" + refundId + tranID + "1.00" + "00" + secretKey));
+    expect(notice!.fields.Signature).toBe(md5(`P${merchantId}RF1${refundId}${tranID}1.0000${secretKey}`));
   });
 
   it("sends nothing for processing, nor without a notify_url, and settles a refund only once", async () => {
@@ -1164,9 +1354,19 @@ describe("Fiuu sandbox: controls for lost, dropped and refused requests", () => 
     expect(await lost.text()).toBe("");
     expect(await storedRefunds(sandbox)).toEqual([expect.objectContaining({ refId: "RF1", state: "pending" })]);
     expect((await refund(sandbox, refundRequest(tranID, "RF1", "1.00"))).error_code).toBe("PR016");
-    const found = JSON.parse(await (await post(sandbox, "/RMS/API/refundAPI/q_by_refID.php", { RefID: "RF1", MerchantID: merchantId, Signature: md5("RF1" + merchantId + verifyKey) })).text()) as unknown[];
+    const found = JSON.parse(
+      await (
+        await post(sandbox, "/RMS/API/refundAPI/q_by_refID.php", {
+          RefID: "RF1",
+          MerchantID: merchantId,
+          Signature: md5(`RF1${merchantId}${verifyKey}`),
+        })
+      ).text(),
+    ) as unknown[];
     expect(found).toHaveLength(1);
-    const { requests } = (await (await sandbox.request("/_control/requests?operation=refund")).json()) as { requests: Array<Record<string, unknown>> };
+    const { requests } = (await (await sandbox.request("/_control/requests?operation=refund")).json()) as {
+      requests: Array<Record<string, unknown>>;
+    };
     expect(requests.map((r) => r.outcome)).toEqual(["answer_lost", "answered"]);
     expect(requests[0]!.status).toBe(504);
   });
@@ -1181,7 +1381,15 @@ describe("Fiuu sandbox: controls for lost, dropped and refused requests", () => 
       expect(await dropped.text()).toBe("");
     }
     expect(await storedRefunds(sandbox)).toEqual([]);
-    const notFound = JSON.parse(await (await post(sandbox, "/RMS/API/refundAPI/q_by_refID.php", { RefID: "RF1", MerchantID: merchantId, Signature: md5("RF1" + merchantId + verifyKey) })).text());
+    const notFound = JSON.parse(
+      await (
+        await post(sandbox, "/RMS/API/refundAPI/q_by_refID.php", {
+          RefID: "RF1",
+          MerchantID: merchantId,
+          Signature: md5(`RF1${merchantId}${verifyKey}`),
+        })
+      ).text(),
+    );
     expect(notFound).toEqual({ error_code: "INQ006", error_desc: "Unable to find refund transaction." });
     expect((await refund(sandbox, refundRequest(tranID, "RF1", "1.00"))).Status).toBe("22");
   });
@@ -1190,7 +1398,10 @@ describe("Fiuu sandbox: controls for lost, dropped and refused requests", () => 
     const { sandbox } = setup();
     const { tranID } = await paidByCard(sandbox);
     await next(sandbox, { operation: "refund", effect: "error_code", code: "PR015" });
-    expect(await refund(sandbox, refundRequest(tranID, "RF1", "1.00"))).toEqual({ error_code: "PR015", error_desc: "Server is busy, try again later." });
+    expect(await refund(sandbox, refundRequest(tranID, "RF1", "1.00"))).toEqual({
+      error_code: "PR015",
+      error_desc: "Server is busy, try again later.",
+    });
     expect(await storedRefunds(sandbox)).toEqual([]);
     expect((await refund(sandbox, refundRequest(tranID, "RF1", "1.00"))).Status).toBe("22");
   });
@@ -1199,7 +1410,10 @@ describe("Fiuu sandbox: controls for lost, dropped and refused requests", () => 
     const { sandbox } = setup();
     const { tranID } = await paidByCard(sandbox);
     await next(sandbox, { operation: "refund", effect: "error_code", code });
-    const desc = { PR019: "Refund is not allowed / Only partial refund is allowed / Only full refund is allowed.", PR020: "Insufficient balance to refund." }[code];
+    const desc = {
+      PR019: "Refund is not allowed / Only partial refund is allowed / Only full refund is allowed.",
+      PR020: "Insufficient balance to refund.",
+    }[code];
     expect(await refund(sandbox, refundRequest(tranID, "RF1", "1.00"))).toEqual({ error_code: code, error_desc: desc });
   });
 
@@ -1211,7 +1425,10 @@ describe("Fiuu sandbox: controls for lost, dropped and refused requests", () => 
     const busy = "System is busy now, temporary out of services. Please try again later.";
     expect(await (await post(sandbox, qByTid, byTran(tranID, "10.50"))).text()).toBe(`ErrorCode: Q03\nErrorDesc: ${busy}\n`);
     expect(await (await post(sandbox, gateQuery, byTran(tranID, "10.50"))).text()).toBe(`ErrorCode=Q03\nErrorDesc=${busy}\n`);
-    expect(JSON.parse(await (await post(sandbox, qByOid, byOrder("ORD20240101A", "10.50", "2"))).text())).toEqual({ ErrorCode: "Q03", ErrorDesc: busy });
+    expect(JSON.parse(await (await post(sandbox, qByOid, byOrder("ORD20240101A", "10.50", "2"))).text())).toEqual({
+      ErrorCode: "Q03",
+      ErrorDesc: busy,
+    });
     // None of them counted as a query: the next one is answered.
     expect(JSON.parse(await (await post(sandbox, qByTid, byTran(tranID, "10.50", "2"))).text()).StatCode).toBe("00");
     now = new Date(now.getTime() + 1);
@@ -1221,7 +1438,9 @@ describe("Fiuu sandbox: controls for lost, dropped and refused requests", () => 
   it("error_code: a refund status query answers an INQ code", async () => {
     const { sandbox } = setup();
     await next(sandbox, { operation: "refund_status", effect: "error_code", code: "INQ006" });
-    const answer = JSON.parse(await (await post(sandbox, "/RMS/API/refundAPI/q_by_txn.php", { TxnID: "1", MerchantID: merchantId, Signature: "x" })).text());
+    const answer = JSON.parse(
+      await (await post(sandbox, "/RMS/API/refundAPI/q_by_txn.php", { TxnID: "1", MerchantID: merchantId, Signature: "x" })).text(),
+    );
     expect(answer).toEqual({ error_code: "INQ006", error_desc: "Unable to find refund transaction." });
   });
 
@@ -1270,11 +1489,22 @@ describe("Fiuu sandbox: controls for lost, dropped and refused requests", () => 
     const { sandbox } = setup({ queryWindowMs: 0 });
     const { tranID } = await pay(sandbox, "approve");
     await sandbox.request(`${qByTid}?${new URLSearchParams(byTran(tranID, "10.50"))}`);
-    await post(sandbox, "/RMS/API/refundAPI/q_by_txn.php", { TxnID: tranID, MerchantID: merchantId, Signature: md5(tranID + merchantId + verifyKey) });
+    await post(sandbox, "/RMS/API/refundAPI/q_by_txn.php", {
+      TxnID: tranID,
+      MerchantID: merchantId,
+      Signature: md5(tranID + merchantId + verifyKey),
+    });
     const requests = async (operation: string) =>
       ((await (await sandbox.request(`/_control/requests?operation=${operation}`)).json()) as { requests: Array<Record<string, unknown>> }).requests;
     expect(await requests("requery")).toEqual([
-      expect.objectContaining({ method: "GET", path: qByTid, fields: byTran(tranID, "10.50"), outcome: "answered", status: 200, idempotencyKey: null }),
+      expect.objectContaining({
+        method: "GET",
+        path: qByTid,
+        fields: byTran(tranID, "10.50"),
+        outcome: "answered",
+        status: 200,
+        idempotencyKey: null,
+      }),
     ]);
     expect(await requests("refund_status")).toEqual([expect.objectContaining({ method: "POST", path: "/RMS/API/refundAPI/q_by_txn.php" })]);
     expect(await requests("refund")).toEqual([]);
@@ -1284,7 +1514,7 @@ describe("Fiuu sandbox: controls for lost, dropped and refused requests", () => 
 describe("Fiuu sandbox: fault injection", () => {
   it("takes the server APIs down, slows them, and brings them back", async () => {
     const { sandbox } = setup({ queryWindowMs: 0 });
-    const query = { amount: "1.00", oID: "X1", domain: merchantId, skey: md5("X1" + merchantId + verifyKey + "1.00"), type: "2" };
+    const query = { amount: "1.00", oID: "X1", domain: merchantId, skey: md5(`X1${merchantId}${verifyKey}1.00`), type: "2" };
     expect((await postJson(sandbox, "/_control/faults", { mode: "down" })).status).toBe(200);
     expect((await post(sandbox, qByOid, query)).status).toBe(503);
     expect((await post(sandbox, refundPath, {})).status).toBe(503);

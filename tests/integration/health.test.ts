@@ -100,33 +100,36 @@ describe("readiness names what fails", () => {
     }
   });
 
-  it.skipIf(!realPostgresUrl)("turns 503 when Postgres is cut off and 200 again by itself when it returns (needs TEST_DATABASE_URL: a real PostgreSQL behind a TCP proxy; runs in CI's real-servers pass)", async () => {
-    const database = await createTestDatabase();
-    const target = new URL(database.url!);
-    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
-    target.host = `127.0.0.1:${proxy.port}`;
-    const viaProxy = await openPostgres(target.toString(), { ssl: "disable", max: 2 });
-    const t = await createTestApp({ env: { HEALTH_CHECK_TIMEOUT: "2s" } });
-    try {
-      const app = createHealthApp({ ...t.deps, database: viaProxy });
-      expect((await readiness(app)).status).toBe(200);
-      proxy.cut();
-      const down = await readiness(app);
-      expect(down.status).toBe(503);
-      expect(down.body.checks.database!.status).toBe("failing");
-      expect(down.body.checks.database!.detail).toMatch(/^host unreachable: |^no answer within/);
-      proxy.restore();
-      let status = 0;
-      for (let i = 0; i < 20 && status !== 200; i++) {
-        status = (await readiness(app)).status;
-        if (status !== 200) await new Promise((r) => setTimeout(r, 250));
+  it.skipIf(!realPostgresUrl)(
+    "turns 503 when Postgres is cut off and 200 again by itself when it returns (needs TEST_DATABASE_URL: a real PostgreSQL behind a TCP proxy; runs in CI's real-servers pass)",
+    async () => {
+      const database = await createTestDatabase();
+      const target = new URL(database.url!);
+      const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
+      target.host = `127.0.0.1:${proxy.port}`;
+      const viaProxy = await openPostgres(target.toString(), { ssl: "disable", max: 2 });
+      const t = await createTestApp({ env: { HEALTH_CHECK_TIMEOUT: "2s" } });
+      try {
+        const app = createHealthApp({ ...t.deps, database: viaProxy });
+        expect((await readiness(app)).status).toBe(200);
+        proxy.cut();
+        const down = await readiness(app);
+        expect(down.status).toBe(503);
+        expect(down.body.checks.database!.status).toBe("failing");
+        expect(down.body.checks.database!.detail).toMatch(/^host unreachable: |^no answer within/);
+        proxy.restore();
+        let status = 0;
+        for (let i = 0; i < 20 && status !== 200; i++) {
+          status = (await readiness(app)).status;
+          if (status !== 200) await new Promise((r) => setTimeout(r, 250));
+        }
+        expect(status).toBe(200);
+      } finally {
+        await viaProxy.close();
+        await proxy.close();
+        await t.close();
+        await database.drop();
       }
-      expect(status).toBe(200);
-    } finally {
-      await viaProxy.close();
-      await proxy.close();
-      await t.close();
-      await database.drop();
-    }
-  });
+    },
+  );
 });

@@ -84,7 +84,10 @@ afterAll(async () => {
 
 const order = { item: "kopi", quantity: 2 };
 
-function post(path: string, options: { key?: string | null; body?: unknown; token?: string; headers?: Record<string, string>; app?: Hono<AppEnv> } = {}) {
+function post(
+  path: string,
+  options: { key?: string | null; body?: unknown; token?: string; headers?: Record<string, string>; app?: Hono<AppEnv> } = {},
+) {
   const headers: Record<string, string> = { "content-type": "application/json", ...options.headers };
   if (!options.headers?.["X-Client-Secret"]) headers.Authorization = `Bearer ${options.token ?? serviceToken}`;
   if (options.key !== null) headers["Idempotency-Key"] = options.key ?? randomUUID();
@@ -298,7 +301,11 @@ describe("the stored answer", () => {
     const raw = (await t.deps.redis.get<string>(redisKey(key)))!;
     expect(raw).not.toContain(item);
     expect(raw).not.toContain(Buffer.from(item).toString("base64").slice(0, 12));
-    expect(JSON.parse(t.deps.cipher.decrypt(record.sealed as string))).toMatchObject({ status: 201, contentType: "application/json", body: await first.text() });
+    expect(JSON.parse(t.deps.cipher.decrypt(record.sealed as string))).toMatchObject({
+      status: 201,
+      contentType: "application/json",
+      body: await first.text(),
+    });
   });
 
   it("replays after ENCRYPTION_KEY rotates, read with ENCRYPTION_KEY_PREVIOUS; new answers are sealed with the new key", async () => {
@@ -330,14 +337,22 @@ describe("the stored answer", () => {
     expect(timesRun(m)).toBe(1);
     expect(t.logs.lines.filter((l) => l.level === 50 || l.level === "error").length).toBe(errorsBefore + 1);
     // The same key with another request is still refused as reused, without reading the answer.
-    await expectProblem(await post(`/test/orders/${m}`, { key, token: await token(), app: forgotten, body: { item: "teh", quantity: 9 } }), 422, "idempotency_key_reused");
+    await expectProblem(
+      await post(`/test/orders/${m}`, { key, token: await token(), app: forgotten, body: { item: "teh", quantity: 9 } }),
+      422,
+      "idempotency_key_reused",
+    );
   });
 
   it("replays a record in plain text, as replicas before sealing wrote them", async () => {
     const m = marker();
     const key = randomUUID();
     const fingerprint = hashSecret(`POST\n/test/orders/${m}\n${JSON.stringify(order)}`);
-    await t.deps.redis.set(redisKey(key), { state: "done", fingerprint, status: 201, body: '{"legacy":true}', contentType: "application/json" }, { ex: 60 });
+    await t.deps.redis.set(
+      redisKey(key),
+      { state: "done", fingerprint, status: 201, body: '{"legacy":true}', contentType: "application/json" },
+      { ex: 60 },
+    );
     const res = await post(`/test/orders/${m}`, { key, token: await token() });
     expect(res.status).toBe(201);
     expect(res.headers.get("idempotency-replayed")).toBe("true");

@@ -268,7 +268,10 @@ describe("runJobBatch", () => {
     const runner = async (_deps: AppDeps, job: { id: number; payload: Record<string, unknown> }) => {
       if (job.payload.n === 1) {
         // Its lock runs out and another worker claims it while this one is still running.
-        await db.update(jobs).set({ lockedUntil: new Date(Date.now() + 600_000) }).where(eq(jobs.id, job.id));
+        await db
+          .update(jobs)
+          .set({ lockedUntil: new Date(Date.now() + 600_000) })
+          .where(eq(jobs.id, job.id));
         stolen.resolve(job.id);
       }
       return { done: true as const };
@@ -287,7 +290,13 @@ describe("runJobBatch", () => {
   });
 
   it("records each runner's outcome: done, retry at its time, throw as retry with backoff, failed", async () => {
-    const [done, retry, thrower, failer, unrun] = ["done", "retry", "throw", "failed", "norunner"].map(newKind) as [string, string, string, string, string];
+    const [done, retry, thrower, failer, unrun] = ["done", "retry", "throw", "failed", "norunner"].map(newKind) as [
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     for (const kind of [done, retry, thrower, failer, unrun]) {
       await enqueueJob(db, { kind, payload: { card_marker: "MARKER-4111" }, runAt: ago(1000) });
     }
@@ -332,7 +341,10 @@ describe("runJobBatch", () => {
     for (let i = 0; i < 3; i++) {
       expect(await runJobBatch(t.deps, { [kind]: runner })).toMatchObject({ claimed: 1, retried: 1, failed: 0 });
       expect((await rowsOf(kind))[0]).toMatchObject({ status: "pending", runAt, attempts: 0, lockedUntil: waitUntil, lastError: null });
-      await db.update(jobs).set({ lockedUntil: ago(1) }).where(eq(jobs.kind, kind));
+      await db
+        .update(jobs)
+        .set({ lockedUntil: ago(1) })
+        .where(eq(jobs.kind, kind));
     }
     expect(runs).toBe(3);
   });
@@ -605,7 +617,9 @@ describe("the job table's schedules", () => {
   });
 
   it("are the Vercel crons, one GET /jobs/<group> per group", async () => {
-    const vercel = JSON.parse(await readFile(path.join(root, "infra/functions/vercel.json"), "utf8")) as { crons: { path: string; schedule: string }[] };
+    const vercel = JSON.parse(await readFile(path.join(root, "infra/functions/vercel.json"), "utf8")) as {
+      crons: { path: string; schedule: string }[];
+    };
     expect(Object.fromEntries(vercel.crons.map((c) => [c.path, c.schedule]))).toEqual(
       Object.fromEntries(jobGroupNames.map((group) => [`/jobs/${group}`, jobGroups[group].cron])),
     );

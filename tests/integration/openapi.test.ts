@@ -31,7 +31,11 @@ type ValidCall = (auth: Auth) => Promise<Call>;
 let t: TestContext;
 let doc: Doc;
 const roles: Role[] = ["service", "admin", "system"];
-const unknownIds: Record<string, string> = { payment: "pay_00000000000000000000000000", refund: "re_00000000000000000000000000", event: "evt_00000000000000000000000000" };
+const unknownIds: Record<string, string> = {
+  payment: "pay_00000000000000000000000000",
+  refund: "re_00000000000000000000000000",
+  event: "evt_00000000000000000000000000",
+};
 
 beforeAll(async () => {
   // A receiver, so that redelivery has somewhere to send (nothing listens: deliveries just fail).
@@ -40,7 +44,8 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => t?.close());
 
-const post = (body: unknown, auth: Auth, idempotent = false): RequestInit => jsonRequest("POST", body, { ...auth, ...(idempotent ? { "Idempotency-Key": newKey() } : {}) });
+const post = (body: unknown, auth: Auth, idempotent = false): RequestInit =>
+  jsonRequest("POST", body, { ...auth, ...(idempotent ? { "Idempotency-Key": newKey() } : {}) });
 const paymentBody = () => ({
   order_id: `DOC-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`,
   amount: 1050,
@@ -73,7 +78,10 @@ const validCalls: Record<string, ValidCall> = {
   "POST /v1/payments/{id}/checkout": async (auth) => ({ path: `/v1/payments/${(await createPayment(t)).id}/checkout`, init: post({}, auth) }),
   "GET /v1/payments/{id}/seamless": async (auth) => ({ path: `/v1/payments/${(await createPayment(t)).id}/seamless`, init: { headers: auth } }),
   "GET /v1/payment-methods": async (auth) => ({ path: "/v1/payment-methods?currency=MYR&amount=1050", init: { headers: auth } }),
-  "POST /v1/payments/{id}/refunds": async (auth) => ({ path: `/v1/payments/${(await paidPayment()).id}/refunds`, init: post({ amount: 100, reason: "Damaged" }, auth, true) }),
+  "POST /v1/payments/{id}/refunds": async (auth) => ({
+    path: `/v1/payments/${(await paidPayment()).id}/refunds`,
+    init: post({ amount: 100, reason: "Damaged" }, auth, true),
+  }),
   "GET /v1/payments/{id}/refunds": async (auth) => ({ path: `/v1/payments/${(await createPayment(t)).id}/refunds`, init: { headers: auth } }),
   "GET /v1/refunds/{id}": async (auth) => ({ path: `/v1/refunds/${(await refundOf((await paidPayment()).id)).id}`, init: { headers: auth } }),
   "GET /v1/events": async (auth) => ({ path: `/v1/events?type=${eventTypes[1]}`, init: { headers: auth } }),
@@ -108,14 +116,14 @@ const conflictCalls: Record<string, ((auth: Auth) => Promise<Call>)[]> = {
     async (auth) => ({ path: `/v1/payments/${(await createPayment(t)).id}/refunds`, init: post({}, auth, true) }),
     async (auth) => ({ path: `/v1/payments/${(await paidPayment()).id}/refunds`, init: post({ amount: 1_000_000 }, auth, true) }),
   ],
-  "POST /v1/customers/erase": [
-    async (auth) => ({ path: "/v1/customers/erase", init: post({ email: "siti@example.my" }, auth, true) }),
-  ],
+  "POST /v1/customers/erase": [async (auth) => ({ path: "/v1/customers/erase", init: post({ email: "siti@example.my" }, auth, true) })],
 };
 
 /** Every operation of the document as `METHOD /path`, with its entry. */
 function operations(): [string, Json][] {
-  return Object.entries(doc.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, op]) => [`${method.toUpperCase()} ${path}`, op] as [string, Json]));
+  return Object.entries(doc.paths).flatMap(([path, methods]) =>
+    Object.entries(methods).map(([method, op]) => [`${method.toUpperCase()} ${path}`, op] as [string, Json]),
+  );
 }
 
 const withoutAuth = (call: Call): Call => {
@@ -128,14 +136,22 @@ const withHeaders = (call: Call, change: (headers: Headers) => void): Call => {
   change(headers);
   return { ...call, init: { ...call.init, headers } };
 };
-const unknownIdIn = (path: string) => path.replace(/\/(pay|re|evt)_[0-9a-z]+/, (_m, prefix: string) => `/${unknownIds[{ pay: "payment", re: "refund", evt: "event" }[prefix as "pay"]!]}`);
+const unknownIdIn = (path: string) =>
+  path.replace(
+    /\/(pay|re|evt)_[0-9a-z]+/,
+    (_m, prefix: string) => `/${unknownIds[{ pay: "payment", re: "refund", evt: "event" }[prefix as "pay"]!]}`,
+  );
 
 /** The schema behind a $ref, or the schema itself. */
 const resolve = (schema: Json): Json => (schema?.$ref ? doc.components.schemas[String(schema.$ref).split("/").pop()!]! : schema);
 
 describe("the OpenAPI document against the service's answers", () => {
   it("every operation of the document has a valid call in this test's table", () => {
-    expect(operations().map(([key]) => key).sort()).toEqual(Object.keys(validCalls).sort());
+    expect(
+      operations()
+        .map(([key]) => key)
+        .sort(),
+    ).toEqual(Object.keys(validCalls).sort());
   });
 
   it("every status each operation answers to the probes is declared, errors as Problem documents", { timeout: 300_000 }, async () => {
@@ -150,10 +166,13 @@ describe("the OpenAPI document against the service's answers", () => {
         ["a token that does not verify", async () => valid({ Authorization: "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.bad" })],
         ["an Authorization that is not Bearer", async () => valid({ Authorization: "Basic dXNlcjpwYXNz" })],
         ...roles.map((role) => [`role ${role}`, async () => valid(await bearer(t, role))] as [string, () => Promise<Call>]),
-        ["an encoded NUL in the URL", async () => {
-          const call = await valid(await bearer(t, "admin"));
-          return { ...call, path: `${call.path}${call.path.includes("?") ? "&" : "?"}x=%00` };
-        }],
+        [
+          "an encoded NUL in the URL",
+          async () => {
+            const call = await valid(await bearer(t, "admin"));
+            return { ...call, path: `${call.path}${call.path.includes("?") ? "&" : "?"}x=%00` };
+          },
+        ],
       ];
       const accepting = async (): Promise<Auth> => {
         for (const role of roles) {
@@ -164,38 +183,60 @@ describe("the OpenAPI document against the service's answers", () => {
       };
       const auth = await accepting();
       if ((op.security ?? []).some((s: Json) => "clientSecret" in s)) {
-        probes.push(["a client secret", async () => {
-          const payment = (await (await t.app.request("/v1/payments", post(paymentBody(), await bearer(t), true))).json()) as { id: string; client_secret: string };
-          const call = await valid({ "X-Client-Secret": payment.client_secret });
-          return { ...call, path: call.path.replace(/pay_[0-9a-z]+/, payment.id) };
-        }]);
+        probes.push([
+          "a client secret",
+          async () => {
+            const payment = (await (await t.app.request("/v1/payments", post(paymentBody(), await bearer(t), true))).json()) as {
+              id: string;
+              client_secret: string;
+            };
+            const call = await valid({ "X-Client-Secret": payment.client_secret });
+            return { ...call, path: call.path.replace(/pay_[0-9a-z]+/, payment.id) };
+          },
+        ]);
         probes.push(["a wrong client secret", async () => valid({ "X-Client-Secret": "cs_wrong" })]);
       }
-      if (key.includes("{id}")) probes.push(["an unknown id", async () => {
-        const call = await valid(auth);
-        return { ...call, path: unknownIdIn(call.path) };
-      }]);
+      if (key.includes("{id}"))
+        probes.push([
+          "an unknown id",
+          async () => {
+            const call = await valid(auth);
+            return { ...call, path: unknownIdIn(call.path) };
+          },
+        ]);
       if (op.requestBody) {
-        probes.push(["a body with an unknown field", async () => {
-          const call = await valid(auth);
-          return { ...call, init: { ...call.init, body: JSON.stringify({ unexpected: true }) } };
-        }]);
-        probes.push(["a body that is not JSON", async () => {
-          const call = await valid(auth);
-          return { ...call, init: { ...call.init, body: "{" } };
-        }]);
+        probes.push([
+          "a body with an unknown field",
+          async () => {
+            const call = await valid(auth);
+            return { ...call, init: { ...call.init, body: JSON.stringify({ unexpected: true }) } };
+          },
+        ]);
+        probes.push([
+          "a body that is not JSON",
+          async () => {
+            const call = await valid(auth);
+            return { ...call, init: { ...call.init, body: "{" } };
+          },
+        ]);
       }
       if (key.startsWith("POST ")) {
-        probes.push(["a body over 1 MB", async () => {
-          const call = await valid(auth);
-          return { ...call, init: { ...call.init, body: JSON.stringify({ padding: "x".repeat(1024 * 1024) }) } };
-        }]);
+        probes.push([
+          "a body over 1 MB",
+          async () => {
+            const call = await valid(auth);
+            return { ...call, init: { ...call.init, body: JSON.stringify({ padding: "x".repeat(1024 * 1024) }) } };
+          },
+        ]);
       }
       if ((op.parameters ?? []).some((p: Json) => p.in === "query")) {
-        probes.push(["a query out of range", async () => {
-          const call = await valid(auth);
-          return { ...call, path: `${call.path.split("?")[0]}?limit=0&amount=-1&currency=XXX&status=nope&type=nope` };
-        }]);
+        probes.push([
+          "a query out of range",
+          async () => {
+            const call = await valid(auth);
+            return { ...call, path: `${call.path.split("?")[0]}?limit=0&amount=-1&currency=XXX&status=nope&type=nope` };
+          },
+        ]);
       }
       if ((op.parameters ?? []).some((p: Json) => p.in === "header" && p.name === "idempotency-key")) {
         probes.push(["no Idempotency-Key", async () => withHeaders(await valid(auth), (h) => h.delete("idempotency-key"))]);
@@ -225,9 +266,17 @@ describe("the OpenAPI document against the service's answers", () => {
         }
       }
       // Each operation answered its success status to its valid call.
-      expect([...seen[key]].some((s) => s.startsWith("2")), `${key} saw ${[...seen[key]]}`).toBe(true);
+      expect(
+        [...seen[key]].some((s) => s.startsWith("2")),
+        `${key} saw ${[...seen[key]]}`,
+      ).toBe(true);
     }
-    if (process.env.OPENAPI_PROBE_TABLE) console.log(Object.entries(seen).map(([key, statuses]) => `${key}: ${[...statuses].sort().join(" ")}`).join("\n"));
+    if (process.env.OPENAPI_PROBE_TABLE)
+      console.log(
+        Object.entries(seen)
+          .map(([key, statuses]) => `${key}: ${[...statuses].sort().join(" ")}`)
+          .join("\n"),
+      );
     expect(undeclared).toEqual([]);
   });
 
@@ -258,7 +307,10 @@ describe("the OpenAPI document against the service's answers", () => {
       await down.database.handle.close();
       for (const [key, op] of operations()) {
         const [method, template] = key.split(" ") as [string, string];
-        const path = template.replace("{id}", key.includes("/refunds/") ? unknownIds.refund! : key.includes("/events/") ? unknownIds.event! : unknownIds.payment!);
+        const path = template.replace(
+          "{id}",
+          key.includes("/refunds/") ? unknownIds.refund! : key.includes("/events/") ? unknownIds.event! : unknownIds.payment!,
+        );
         for (const role of roles) {
           const init: RequestInit = method === "POST" ? post({}, await bearer(down, role), true) : { headers: await bearer(down, role) };
           const res = await down.app.request(path, init);
@@ -289,7 +341,10 @@ describe("the OpenAPI document against the service's answers", () => {
       expect(op.tags?.length, key).toBeGreaterThan(0);
       for (const tag of op.tags) expect(tags, key).toContain(tag);
       expect(op.summary, key).toBeTruthy();
-      expect(Object.keys(op.responses).some((s) => s.startsWith("2")), key).toBe(true);
+      expect(
+        Object.keys(op.responses).some((s) => s.startsWith("2")),
+        key,
+      ).toBe(true);
     }
     for (const tag of doc.tags) expect(tag.description, tag.name).toBeTruthy();
   });
@@ -309,7 +364,11 @@ describe("the outgoing webhooks in the document", () => {
       const op = doc.webhooks[type]!.post!;
       expect(op.tags).toEqual(["Webhooks"]);
       const headers = op.parameters.filter((p: Json) => p.in === "header").map((p: Json) => [p.name, p.required]);
-      expect(headers).toEqual([["webhook-id", true], ["webhook-timestamp", true], ["webhook-signature", true]]);
+      expect(headers).toEqual([
+        ["webhook-id", true],
+        ["webhook-timestamp", true],
+        ["webhook-signature", true],
+      ]);
       const payload = op.requestBody.content["application/json"].schema;
       expect(payload.required).toEqual(["type", "timestamp", "data"]);
       expect(payload.properties.type.const ?? payload.properties.type.enum?.[0]).toBe(type);
@@ -329,11 +388,13 @@ describe("the outgoing webhooks in the document", () => {
 
   it("describes the payload the service really sends", async () => {
     const payment = await paidPayment();
-    const events = (await (await t.app.request(`/v1/events?payment_id=${payment.id}`, { headers: await bearer(t, "admin") })).json()) as { data: { type: string; data: Json }[] };
+    const events = (await (await t.app.request(`/v1/events?payment_id=${payment.id}`, { headers: await bearer(t, "admin") })).json()) as {
+      data: { type: string; data: Json }[];
+    };
     const succeeded = events.data.find((e) => e.type === "payment.succeeded")!;
     const op = doc.webhooks["payment.succeeded"]!.post!;
     const data = op.requestBody.content["application/json"].schema.properties.data;
-    const schema = resolve(data.$ref ? data : data.allOf?.[0] ?? data);
+    const schema = resolve(data.$ref ? data : (data.allOf?.[0] ?? data));
     for (const field of schema.required) expect(succeeded.data, field).toHaveProperty(field);
     for (const field of Object.keys(succeeded.data)) expect(Object.keys(schema.properties), field).toContain(field);
   });

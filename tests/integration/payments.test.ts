@@ -173,7 +173,10 @@ describe("POST /v1/payments", () => {
     const second = await create(paymentBody({ order_id: orderId }));
     expect(second.res.status).toBe(409);
     expect(second.body).toMatchObject({ code: "order_has_payment", payment_id: first.body.id });
-    const cancel = await t.app.request(`/v1/payments/${first.body.id}/cancel`, { method: "POST", headers: { ...service, "Idempotency-Key": newKey() } });
+    const cancel = await t.app.request(`/v1/payments/${first.body.id}/cancel`, {
+      method: "POST",
+      headers: { ...service, "Idempotency-Key": newKey() },
+    });
     expect(cancel.status).toBe(200);
     const third = await create(paymentBody({ order_id: orderId }));
     expect(third.res.status).toBe(201);
@@ -248,7 +251,10 @@ describe("reading payments", () => {
     expect(other.status).toBe(404);
     const list = await t.app.request("/v1/payments", { headers: { "X-Client-Secret": mine.client_secret } });
     expect(list.status).toBe(401);
-    const cancel = await t.app.request(`/v1/payments/${mine.id}/cancel`, { method: "POST", headers: { "X-Client-Secret": mine.client_secret, "Idempotency-Key": newKey() } });
+    const cancel = await t.app.request(`/v1/payments/${mine.id}/cancel`, {
+      method: "POST",
+      headers: { "X-Client-Secret": mine.client_secret, "Idempotency-Key": newKey() },
+    });
     expect(cancel.status).toBe(401);
   });
 
@@ -265,7 +271,9 @@ describe("reading payments", () => {
     const page1 = (await (await t.app.request(`/v1/payments?order_id=${orderId}&limit=1`, { headers: service })).json()) as any;
     expect(page1).toMatchObject({ object: "list", has_more: true });
     expect(page1.data.map((p: any) => p.id)).toEqual([b.body.id]);
-    const page2 = (await (await t.app.request(`/v1/payments?order_id=${orderId}&limit=1&starting_after=${b.body.id}`, { headers: service })).json()) as any;
+    const page2 = (await (
+      await t.app.request(`/v1/payments?order_id=${orderId}&limit=1&starting_after=${b.body.id}`, { headers: service })
+    ).json()) as any;
     expect(page2.data.map((p: any) => p.id)).toEqual([a.body.id]);
     expect(page2.has_more).toBe(false);
     const cancelled = (await (await t.app.request(`/v1/payments?order_id=${orderId}&status=cancelled`, { headers: service })).json()) as any;
@@ -294,7 +302,10 @@ describe("POST /v1/payments/:id/cancel", () => {
 describe("checkout", () => {
   it("signs the hosted-page form with the stored amount and Fiuu's vcode", async () => {
     const { body: payment } = await create(paymentBody({ amount: 1 }));
-    const res = await t.app.request(`/v1/payments/${payment.id}/checkout`, jsonRequest("POST", { channel: "fpx" }, { "X-Client-Secret": payment.client_secret }));
+    const res = await t.app.request(
+      `/v1/payments/${payment.id}/checkout`,
+      jsonRequest("POST", { channel: "fpx" }, { "X-Client-Secret": payment.client_secret }),
+    );
     // fpx needs at least RM 1.00
     expect(res.status).toBe(400);
 
@@ -321,7 +332,10 @@ describe("checkout", () => {
 
   it("does not let the browser choose the amount", async () => {
     const { body: payment } = await create();
-    const res = await t.app.request(`/v1/payments/${payment.id}/checkout`, jsonRequest("POST", { amount: 1 }, { "X-Client-Secret": payment.client_secret }));
+    const res = await t.app.request(
+      `/v1/payments/${payment.id}/checkout`,
+      jsonRequest("POST", { amount: 1 }, { "X-Client-Secret": payment.client_secret }),
+    );
     expect(res.status).toBe(400);
   });
 
@@ -404,7 +418,12 @@ describe("checkout", () => {
     expect(page).toContain(`action="http://payments.test/sandbox/fiuu/RMS/pay/${t.deps.config.fiuu.merchantId}/"`);
     expect(page).toContain('data-testid="pay-continue"');
     expect(page).toContain(".submit()");
-    const fields = Object.fromEntries([...page.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [m[1]!, m[2]!.replace(/&#39;/g, "'").replace(/&amp;/g, "&")]));
+    const fields = Object.fromEntries(
+      [...page.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [
+        m[1]!,
+        m[2]!.replace(/&#39;/g, "'").replace(/&amp;/g, "&"),
+      ]),
+    );
     expect(fields.amount).toBe("10.50");
     // What the browser would do next: post the form to the (sandbox) hosted page.
     const hosted = await t.app.request(`http://payments.test/sandbox/fiuu/RMS/pay/${t.deps.config.fiuu.merchantId}/`, {
@@ -501,7 +520,9 @@ describe("API documentation", () => {
   it("serves an OpenAPI 3.1 document of the routes", async () => {
     const doc = (await (await t.app.request("/openapi.json")).json()) as any;
     expect(doc.openapi).toBe("3.1.0");
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/v1/payments", "/v1/payments/{id}", "/v1/payments/{id}/checkout", "/v1/payment-methods"]));
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(["/v1/payments", "/v1/payments/{id}", "/v1/payments/{id}/checkout", "/v1/payment-methods"]),
+    );
     expect(doc.components.schemas.CreatePayment.properties.amount.type).toBe("integer");
     expect(doc.components.securitySchemes.bearerAuth.scheme).toBe("bearer");
   });

@@ -22,7 +22,9 @@ function mountRoutes(app: Hono<AppEnv>, name: string) {
     c.json({ ok: true }),
   );
   // A key of undefined (a client whose address is unknown, for the page limit) is not limited at all.
-  app.get("/test/limited-if-known", rateLimit({ name: `${name}_known`, limit: 1, windowSeconds, key: (c) => c.req.header("X-Caller") }), (c) => c.json({ ok: true }));
+  app.get("/test/limited-if-known", rateLimit({ name: `${name}_known`, limit: 1, windowSeconds, key: (c) => c.req.header("X-Caller") }), (c) =>
+    c.json({ ok: true }),
+  );
 }
 
 let t: TestContext;

@@ -18,7 +18,12 @@ let server: ServiceProcess;
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), "readme-example-"));
   const [port, health, metrics] = [await freePort(), await freePort(), await freePort()];
-  server = await startServiceProcess({ PORT: String(port), HEALTH_CHECK_PORT: String(health), METRICS_PORT: String(metrics), DATA_DIR: path.join(dir, ".data") });
+  server = await startServiceProcess({
+    PORT: String(port),
+    HEALTH_CHECK_PORT: String(health),
+    METRICS_PORT: String(metrics),
+    DATA_DIR: path.join(dir, ".data"),
+  });
   // The token file is written right after the banner, just after the "listening" line.
   for (let i = 0; i < 100 && !existsSync(path.join(dir, ".data/service-token")); i++) await new Promise((r) => setTimeout(r, 100));
 }, 90_000);

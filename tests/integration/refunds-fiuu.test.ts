@@ -26,7 +26,11 @@ beforeAll(async () => {
     fiuuFetch: async (request) => {
       const url = new URL(request.url);
       if (url.pathname.includes("refundAPI")) {
-        sent.push({ path: url.pathname.replace(/^.*\/RMS/, "/RMS"), form: Object.fromEntries(new URLSearchParams(await request.clone().text())), headers: Object.fromEntries(request.headers) });
+        sent.push({
+          path: url.pathname.replace(/^.*\/RMS/, "/RMS"),
+          form: Object.fromEntries(new URLSearchParams(await request.clone().text())),
+          headers: Object.fromEntries(request.headers),
+        });
       }
       return (await intercept?.(request)) ?? t.app.fetch(request);
     },
@@ -40,7 +44,8 @@ beforeEach(() => {
 
 const rows = <T>(query: ReturnType<typeof sql>) => queryRows<T>(t.database.handle.db, query);
 /** What Fiuu was sent about one refund (other tests' refunds are polled too). */
-const refundPosts = (refId?: string) => sent.filter((s) => s.path.endsWith("/refundAPI/index.php") && (refId === undefined || s.form.RefID === refId));
+const refundPosts = (refId?: string) =>
+  sent.filter((s) => s.path.endsWith("/refundAPI/index.php") && (refId === undefined || s.form.RefID === refId));
 const statusQueries = (refId: string) => sent.filter((s) => s.path.endsWith("/q_by_refID.php") && s.form.RefID === refId);
 
 async function paidPayment(options: { amount?: number; channel?: string } = {}) {
@@ -50,16 +55,29 @@ async function paidPayment(options: { amount?: number; channel?: string } = {}) 
 }
 
 async function refund(paymentId: string, body: Record<string, unknown> = {}) {
-  const res = await t.app.request(`/v1/payments/${paymentId}/refunds`, jsonRequest("POST", body, { ...(await bearer(t)), "Idempotency-Key": newKey() }));
+  const res = await t.app.request(
+    `/v1/payments/${paymentId}/refunds`,
+    jsonRequest("POST", body, { ...(await bearer(t)), "Idempotency-Key": newKey() }),
+  );
   return { res, body: (await res.json()) as Record<string, any> };
 }
 
 const refundRow = async (id: string) =>
-  (await rows<{ status: string; failure_code: string | null; failure_message: string | null; fiuu_refund_id: string | null; beneficiary: string | null }>(
-    sql`select status, failure_code, failure_message, fiuu_refund_id, beneficiary from refunds where id = ${id}`,
-  ))[0]!;
+  (
+    await rows<{
+      status: string;
+      failure_code: string | null;
+      failure_message: string | null;
+      fiuu_refund_id: string | null;
+      beneficiary: string | null;
+    }>(sql`select status, failure_code, failure_message, fiuu_refund_id, beneficiary from refunds where id = ${id}`)
+  )[0]!;
 const paymentMoney = async (id: string) =>
-  (await rows<{ amount_refunded: string; amount_refund_reserved: string }>(sql`select amount_refunded, amount_refund_reserved from payments where id = ${id}`)).map((r) => ({
+  (
+    await rows<{ amount_refunded: string; amount_refund_reserved: string }>(
+      sql`select amount_refunded, amount_refund_reserved from payments where id = ${id}`,
+    )
+  ).map((r) => ({
     refunded: Number(r.amount_refunded),
     reserved: Number(r.amount_refund_reserved),
   }))[0]!;
@@ -71,7 +89,8 @@ async function pollLater(minutes: number) {
   expect(res.status).toBe(200);
 }
 
-const settleAtFiuu = (refId: string, status: "00" | "11") => t.app.request(`/sandbox/fiuu/_control/refunds/${refId}`, jsonRequest("POST", { status }));
+const settleAtFiuu = (refId: string, status: "00" | "11") =>
+  t.app.request(`/sandbox/fiuu/_control/refunds/${refId}`, jsonRequest("POST", { status }));
 const fiuuError = (code: string, desc: string) => Response.json({ error_code: code, error_desc: desc });
 const onRefundPost = (answer: (request: Request) => Promise<Response | undefined>) => {
   intercept = async (request) => (new URL(request.url).pathname.endsWith("/refundAPI/index.php") ? answer(request) : undefined);
@@ -178,14 +197,17 @@ describe("every PRxxx answer as FIUU.md's table says", () => {
     expect(await paymentMoney(payment.id)).toEqual({ refunded: 0, reserved: 0 });
   });
 
-  it.each(["PR001", "PR004", "PR007", "PR008"])("%s (a bug or misconfiguration) fails the refund and counts fiuu_misconfiguration_total", async (code) => {
-    const payment = await paidPayment();
-    onRefundPost(async () => fiuuError(code, "misconfigured"));
-    const { body } = await refund(payment.id, { amount: 100 });
-    expect(body).toMatchObject({ status: "failed", failure: { code } });
-    const metric = await t.deps.metrics.registry.getSingleMetricAsString("fiuu_misconfiguration_total");
-    expect(metric).toMatch(new RegExp(`fiuu_misconfiguration_total\\{operation="refund",code="${code}"\\} [1-9]`));
-  });
+  it.each(["PR001", "PR004", "PR007", "PR008"])(
+    "%s (a bug or misconfiguration) fails the refund and counts fiuu_misconfiguration_total",
+    async (code) => {
+      const payment = await paidPayment();
+      onRefundPost(async () => fiuuError(code, "misconfigured"));
+      const { body } = await refund(payment.id, { amount: 100 });
+      expect(body).toMatchObject({ status: "failed", failure: { code } });
+      const metric = await t.deps.metrics.registry.getSingleMetricAsString("fiuu_misconfiguration_total");
+      expect(metric).toMatch(new RegExp(`fiuu_misconfiguration_total\\{operation="refund",code="${code}"\\} [1-9]`));
+    },
+  );
 
   it.each(["PR015", "PR020"])("%s keeps the refund pending and sends it again later, after asking", async (code) => {
     const payment = await paidPayment();
@@ -244,7 +266,12 @@ describe("non-card refunds carry the beneficiary (PR014)", () => {
     const { res, body } = await refund(payment.id, { amount: 100, beneficiary });
     expect(res.status).toBe(201);
     expect(body.status).toBe("pending");
-    expect(refundPosts(body.gateway.ref_id)[0]!.form).toMatchObject({ BankCode: "MBB0228", BankCountry: "MY", BeneficiaryName: "Tan Mei Ling", BeneficiaryAccNo: "512345678901" });
+    expect(refundPosts(body.gateway.ref_id)[0]!.form).toMatchObject({
+      BankCode: "MBB0228",
+      BankCountry: "MY",
+      BeneficiaryName: "Tan Mei Ling",
+      BeneficiaryAccNo: "512345678901",
+    });
     expect(body.beneficiary).toEqual({ bank_code: "MBB0228", country: "MY", account_number: "****8901" });
     const row = await refundRow(body.id);
     expect(row.beneficiary).toBeTruthy();
@@ -278,9 +305,20 @@ describe("the refund notice", () => {
   }
   const md5 = async (text: string) => (await import("node:crypto")).createHash("md5").update(text).digest("hex");
   async function notice(created: Record<string, any>, status: string, signedStatus: string) {
-    const [row] = await rows<{ tran_id: string }>(sql`select p.tran_id from payments p join refunds r on r.payment_id = p.id where r.id = ${created.id}`);
-    const f = { RefundType: "P", MerchantID: t.deps.config.fiuu.merchantId!, RefID: created.gateway.ref_id, RefundID: created.gateway.refund_id ?? "77", TxnID: row!.tran_id, Amount: "1.00" };
-    const Signature = await md5(f.RefundType + f.MerchantID + f.RefID + f.RefundID + f.TxnID + f.Amount + signedStatus + t.deps.config.fiuu.secretKey!);
+    const [row] = await rows<{ tran_id: string }>(
+      sql`select p.tran_id from payments p join refunds r on r.payment_id = p.id where r.id = ${created.id}`,
+    );
+    const f = {
+      RefundType: "P",
+      MerchantID: t.deps.config.fiuu.merchantId!,
+      RefID: created.gateway.ref_id,
+      RefundID: created.gateway.refund_id ?? "77",
+      TxnID: row!.tran_id,
+      Amount: "1.00",
+    };
+    const Signature = await md5(
+      f.RefundType + f.MerchantID + f.RefID + f.RefundID + f.TxnID + f.Amount + signedStatus + t.deps.config.fiuu.secretKey!,
+    );
     return { ...f, Status: status, Signature };
   }
 
@@ -298,15 +336,35 @@ describe("the refund notice", () => {
   it("accepts form data with a code status, and refuses one signed over another status", async () => {
     const created = await pendingRefund();
     const forged = await notice(created, "00", "11");
-    expect((await t.app.request("/webhooks/fiuu/refund", { method: "POST", body: new URLSearchParams(forged), headers: { "content-type": "application/x-www-form-urlencoded" } })).status).toBe(400);
+    expect(
+      (
+        await t.app.request("/webhooks/fiuu/refund", {
+          method: "POST",
+          body: new URLSearchParams(forged),
+          headers: { "content-type": "application/x-www-form-urlencoded" },
+        })
+      ).status,
+    ).toBe(400);
     expect((await refundRow(created.id)).status).toBe("pending");
     const genuine = await notice(created, "11", "11");
-    expect((await t.app.request("/webhooks/fiuu/refund", { method: "POST", body: new URLSearchParams(genuine), headers: { "content-type": "application/x-www-form-urlencoded" } })).status).toBe(200);
+    expect(
+      (
+        await t.app.request("/webhooks/fiuu/refund", {
+          method: "POST",
+          body: new URLSearchParams(genuine),
+          headers: { "content-type": "application/x-www-form-urlencoded" },
+        })
+      ).status,
+    ).toBe(200);
     expect((await refundRow(created.id)).status).toBe("failed");
   });
 
   it("refuses an unsigned notice whose fields would be cut inside a surrogate pair with 400, never 500", async () => {
-    const res = await t.app.request("/webhooks/fiuu/refund", { method: "POST", body: new URLSearchParams({ RefundType: " \u{10000}\u{10000}", Signature: "" }), headers: { "content-type": "application/x-www-form-urlencoded" } });
+    const res = await t.app.request("/webhooks/fiuu/refund", {
+      method: "POST",
+      body: new URLSearchParams({ RefundType: " \u{10000}\u{10000}", Signature: "" }),
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+    });
     expect(res.status).toBe(400);
   });
 
@@ -315,6 +373,8 @@ describe("the refund notice", () => {
     const fields = await notice({ ...created, gateway: { ...created.gateway, ref_id: "reUNKNOWN1" } }, "00", "00");
     expect((await t.app.request("/webhooks/fiuu/refund", jsonRequest("POST", fields))).status).toBe(200);
     expect(await rows(sql`select 1 from refunds where ref_id = 'reUNKNOWN1'`)).toHaveLength(0);
-    expect(await rows(sql`select 1 from gateway_messages where kind = 'refund_notice' and outcome = 'orphan' and fields->>'RefID' = 'reUNKNOWN1'`)).toHaveLength(1);
+    expect(
+      await rows(sql`select 1 from gateway_messages where kind = 'refund_notice' and outcome = 'orphan' and fields->>'RefID' = 'reUNKNOWN1'`),
+    ).toHaveLength(1);
   });
 });

@@ -33,19 +33,32 @@ async function refund(paymentId: string, body: Record<string, unknown> = {}, key
 }
 
 const paymentMoney = async (id: string) =>
-  (await rows<{ amount_refunded: string; amount_refund_reserved: string }>(sql`select amount_refunded, amount_refund_reserved from payments where id = ${id}`)).map((r) => ({
+  (
+    await rows<{ amount_refunded: string; amount_refund_reserved: string }>(
+      sql`select amount_refunded, amount_refund_reserved from payments where id = ${id}`,
+    )
+  ).map((r) => ({
     refunded: Number(r.amount_refunded),
     reserved: Number(r.amount_refund_reserved),
   }))[0]!;
-const eventsOf = async (id: string) => (await rows<{ type: string }>(sql`select type from events where payment_id = ${id} order by id`)).map((e) => e.type);
-const settleAtFiuu = (refId: string, status: "00" | "11") => t.app.request(`/sandbox/fiuu/_control/refunds/${refId}`, jsonRequest("POST", { status }));
+const eventsOf = async (id: string) =>
+  (await rows<{ type: string }>(sql`select type from events where payment_id = ${id} order by id`)).map((e) => e.type);
+const settleAtFiuu = (refId: string, status: "00" | "11") =>
+  t.app.request(`/sandbox/fiuu/_control/refunds/${refId}`, jsonRequest("POST", { status }));
 
 describe("POST /v1/payments/:id/refunds", () => {
   it("refunds the whole rest by default, pending until Fiuu's notice says it succeeded", async () => {
     const payment = await paidPayment();
     const { res, body } = await refund(payment.id, { reason: "customer changed mind" });
     expect(res.status).toBe(201);
-    expect(body).toMatchObject({ object: "refund", payment_id: payment.id, amount: 1050, currency: "MYR", status: "pending", reason: "customer changed mind" });
+    expect(body).toMatchObject({
+      object: "refund",
+      payment_id: payment.id,
+      amount: 1050,
+      currency: "MYR",
+      status: "pending",
+      reason: "customer changed mind",
+    });
     expect(body.id).toMatch(/^re_/);
     expect(body.gateway.refund_id).toBeTruthy();
     expect(await paymentMoney(payment.id)).toEqual({ refunded: 0, reserved: 1050 });
@@ -55,7 +68,10 @@ describe("POST /v1/payments/:id/refunds", () => {
     expect(after.status).toBe("succeeded");
     expect(await paymentMoney(payment.id)).toEqual({ refunded: 1050, reserved: 1050 });
     expect(await eventsOf(payment.id)).toEqual(["payment.succeeded", "refund.pending", "refund.succeeded"]);
-    const shown = (await (await t.app.request(`/v1/payments/${payment.id}`, { headers: await bearer(t) })).json()) as { amount_refunded: number; status: string };
+    const shown = (await (await t.app.request(`/v1/payments/${payment.id}`, { headers: await bearer(t) })).json()) as {
+      amount_refunded: number;
+      status: string;
+    };
     expect(shown).toMatchObject({ amount_refunded: 1050, status: "succeeded" });
   });
 
@@ -66,7 +82,9 @@ describe("POST /v1/payments/:id/refunds", () => {
     const over = await refund(payment.id, { amount: 1 });
     expect(over.res.status).toBe(422);
     expect(over.body).toMatchObject({ code: "amount_exceeds_refundable", refundable: 0 });
-    const list = (await (await t.app.request(`/v1/payments/${payment.id}/refunds`, { headers: await bearer(t, "admin") })).json()) as { data: { amount: number }[] };
+    const list = (await (await t.app.request(`/v1/payments/${payment.id}/refunds`, { headers: await bearer(t, "admin") })).json()) as {
+      data: { amount: number }[];
+    };
     expect(list.data.map((r) => r.amount)).toEqual([300, 750]);
   });
 
@@ -76,7 +94,9 @@ describe("POST /v1/payments/:id/refunds", () => {
     const created = answers.filter((a) => a.res.status === 201);
     expect(created).toHaveLength(3);
     expect(answers.filter((a) => a.res.status === 422)).toHaveLength(3);
-    const [{ total }] = (await rows<{ total: string }>(sql`select coalesce(sum(amount), 0) as total from refunds where payment_id = ${payment.id} and status <> 'failed'`)) as [{ total: string }];
+    const [{ total }] = (await rows<{ total: string }>(
+      sql`select coalesce(sum(amount), 0) as total from refunds where payment_id = ${payment.id} and status <> 'failed'`,
+    )) as [{ total: string }];
     expect(Number(total)).toBe(900);
     expect((await paymentMoney(payment.id)).reserved).toBe(900);
   });
@@ -101,7 +121,9 @@ describe("POST /v1/payments/:id/refunds", () => {
   it("records Fiuu's PRxxx refusal as a failed refund and gives the amount back", async () => {
     const payment = await paidPayment();
     intercept = async (request) =>
-      request.url.includes("refundAPI/index.php") ? Response.json({ error_code: "PR005", error_desc: "Only a successful transaction can be refunded" }) : undefined;
+      request.url.includes("refundAPI/index.php")
+        ? Response.json({ error_code: "PR005", error_desc: "Only a successful transaction can be refunded" })
+        : undefined;
     try {
       const { res, body } = await refund(payment.id, { amount: 500 });
       expect(res.status).toBe(201);
@@ -158,7 +180,9 @@ describe("POST /v1/payments/:id/refunds", () => {
     } finally {
       clock = 0;
     }
-    const [row] = await rows<{ fiuu_refund_id: string | null; status: string }>(sql`select fiuu_refund_id, status from refunds where id = ${created.id}`);
+    const [row] = await rows<{ fiuu_refund_id: string | null; status: string }>(
+      sql`select fiuu_refund_id, status from refunds where id = ${created.id}`,
+    );
     expect(row!.fiuu_refund_id).toBeTruthy();
     await settleAtFiuu(created.gateway.ref_id, "11");
     const after = (await (await t.app.request(`/v1/refunds/${created.id}`, { headers: await bearer(t) })).json()) as { status: string };
@@ -169,7 +193,16 @@ describe("POST /v1/payments/:id/refunds", () => {
   it("refuses a refund notice whose Signature does not verify", async () => {
     const payment = await paidPayment();
     const created = (await refund(payment.id, { amount: 100 })).body;
-    const forged = { RefundType: "P", MerchantID: t.deps.config.fiuu.merchantId!, RefID: created.gateway.ref_id, RefundID: "1", TxnID: "1", Amount: "1.00", Status: "00", Signature: "f".repeat(32) };
+    const forged = {
+      RefundType: "P",
+      MerchantID: t.deps.config.fiuu.merchantId!,
+      RefID: created.gateway.ref_id,
+      RefundID: "1",
+      TxnID: "1",
+      Amount: "1.00",
+      Status: "00",
+      Signature: "f".repeat(32),
+    };
     const res = await t.app.request("/webhooks/fiuu/refund", formPost(forged));
     expect(res.status).toBe(400);
     const after = (await (await t.app.request(`/v1/refunds/${created.id}`, { headers: await bearer(t) })).json()) as { status: string };

@@ -64,9 +64,13 @@ const minutes = (n: number) => n * 60_000;
 
 // --- Fiuu's answers, as q_by_oid writes them ---------------------------------------------------
 
-const lines = (fields: Record<string, string>) => Object.entries(fields).map(([name, value]) => `${name}: ${value}`).join("\n") + "\n";
+const lines = (fields: Record<string, string>) =>
+  `${Object.entries(fields)
+    .map(([name, value]) => `${name}: ${value}`)
+    .join("\n")}\n`;
 const tranIds = new Map<string, string>();
-const tranIdOf = (orderId: string) => tranIds.get(orderId) ?? (tranIds.set(orderId, `3${String(tranIds.size + 1).padStart(10, "0")}`), tranIds.get(orderId)!);
+const tranIdOf = (orderId: string) =>
+  tranIds.get(orderId) ?? (tranIds.set(orderId, `3${String(tranIds.size + 1).padStart(10, "0")}`), tranIds.get(orderId)!);
 
 /** A transaction's status, signed with a VrfKey over the answer's own strings. */
 const transaction =
@@ -95,7 +99,19 @@ const refusal =
     lines({ ErrorCode: code, ErrorDesc: description });
 /** "Not found" written with dashes, as in the q_by_oids example. */
 const dashes: Answer = (form) =>
-  lines({ StatCode: "-", StatName: "-", OrderID: form.oID!, Amount: "-", TranID: "-", Domain: "-", VrfKey: "-", Channel: "-", Currency: "-", ErrorCode: "-", ErrorDesc: "-" });
+  lines({
+    StatCode: "-",
+    StatName: "-",
+    OrderID: form.oID!,
+    Amount: "-",
+    TranID: "-",
+    Domain: "-",
+    VrfKey: "-",
+    Channel: "-",
+    Currency: "-",
+    ErrorCode: "-",
+    ErrorDesc: "-",
+  });
 
 // --- The service, as the shop, the shopper and a scheduler use it -----------------------------
 
@@ -116,9 +132,17 @@ async function checkedOut() {
 
 const rows = <T>(query: ReturnType<typeof sql>) => queryRows<T>(t.database.handle.db, query);
 const statusOf = async (id: string) => (await rows<{ status: string }>(sql`select status from payments where id = ${id}`))[0]!.status;
-const eventsOf = async (id: string) => (await rows<{ type: string }>(sql`select type from events where payment_id = ${id} order by id`)).map((e) => e.type);
+const eventsOf = async (id: string) =>
+  (await rows<{ type: string }>(sql`select type from events where payment_id = ${id} order by id`)).map((e) => e.type);
 const jobOf = async (id: string, kind: "requery" | "expire" = "requery") =>
-  (await t.database.handle.db.select().from(jobs).where(eq(jobs.dedupeKey, `${kind}:${id}`)).orderBy(desc(jobs.id)).limit(1))[0]!;
+  (
+    await t.database.handle.db
+      .select()
+      .from(jobs)
+      .where(eq(jobs.dedupeKey, `${kind}:${id}`))
+      .orderBy(desc(jobs.id))
+      .limit(1)
+  )[0]!;
 const askedFor = () => asked.map((form) => form.oID);
 const now = () => t.deps.now().getTime();
 const misconfigured = async (code: string) =>
@@ -134,14 +158,28 @@ describe("the requery job", () => {
     clock = minutes(2);
     await reconcile();
     const { fiuu } = t.deps.config;
-    expect(asked).toEqual([{ amount: "25.90", oID: payment.orderId, domain: fiuu.merchantId, type: "0", skey: md5(payment.orderId + fiuu.merchantId + fiuu.verifyKey + "25.90") }]);
+    expect(asked).toEqual([
+      {
+        amount: "25.90",
+        oID: payment.orderId,
+        domain: fiuu.merchantId,
+        type: "0",
+        skey: md5(`${payment.orderId + fiuu.merchantId + fiuu.verifyKey}25.90`),
+      },
+    ]);
     expect(await statusOf(payment.id)).toBe("succeeded");
     expect(await eventsOf(payment.id)).toEqual(["payment.succeeded"]);
     const messages = await rows<{ kind: string; outcome: string; fields: Record<string, string> }>(
       sql`select kind, outcome, fields from gateway_messages where payment_id = ${payment.id}`,
     );
     // The requery's answer itself is what is stored: no notification was made up for it.
-    expect(messages).toEqual([{ kind: "requery", outcome: "applied", fields: expect.objectContaining({ StatCode: "00", TranID: tranIdOf(payment.orderId), VrfKey: expect.any(String) }) }]);
+    expect(messages).toEqual([
+      {
+        kind: "requery",
+        outcome: "applied",
+        fields: expect.objectContaining({ StatCode: "00", TranID: tranIdOf(payment.orderId), VrfKey: expect.any(String) }),
+      },
+    ]);
     const paid = await rows<{ tran_id: string; paid_channel: string }>(sql`select tran_id, paid_channel from payments where id = ${payment.id}`);
     expect(paid).toEqual([{ tran_id: tranIdOf(payment.orderId), paid_channel: "FPX_MB2U" }]);
     expect((await jobOf(payment.id)).status).toBe("done");
@@ -273,7 +311,9 @@ describe("FIUU.md §3's answers and error codes, through the jobs", () => {
 
     // Four minutes on: still nothing asked, not even the expiry of a checkout past its time.
     clock = minutes(2) + minutes(4);
-    await t.database.handle.db.execute(sql`update payments set expires_at = ${new Date(now() - 1000).toISOString()}::timestamptz where id = ${expiring.id}`);
+    await t.database.handle.db.execute(
+      sql`update payments set expires_at = ${new Date(now() - 1000).toISOString()}::timestamptz where id = ${expiring.id}`,
+    );
     await reconcile();
     await expire();
     expect(askedFor()).toEqual([first.orderId]);
@@ -372,7 +412,10 @@ describe("FIUU.md §3's answers and error codes, through the jobs", () => {
 
   it.each([
     ["a forged VrfKey", transaction("00", { VrfKey: md5("forged") })],
-    ["a 11 turned into 00 under its VrfKey", (form: Record<string, string>) => (transaction("11")(form) as string).replace("StatCode: 11", "StatCode: 00")],
+    [
+      "a 11 turned into 00 under its VrfKey",
+      (form: Record<string, string>) => (transaction("11")(form) as string).replace("StatCode: 11", "StatCode: 00"),
+    ],
     ["another merchant's answer", transaction("00", { Domain: "SB_someoneelse" })],
   ])("never believes %s: nothing changes, nothing is stored as applied, asked again in 30 minutes", async (_name, answer) => {
     const payment = await checkedOut();

@@ -79,7 +79,9 @@ describe("retention: personal data", () => {
       currency: "MYR",
       status: "succeeded",
       refId: `REF${randomBytes(6).toString("hex")}`,
-      beneficiary: t.deps.cipher.encrypt(JSON.stringify({ bank_code: "MBB0228", name: customer.name, account_number: "512345678901", country: "MY" })),
+      beneficiary: t.deps.cipher.encrypt(
+        JSON.stringify({ bank_code: "MBB0228", name: customer.name, account_number: "512345678901", country: "MY" }),
+      ),
       beneficiaryMasked: { bank_code: "MBB0228", country: "MY", account_number_last4: "8901" },
       createdBy: "shop-1",
     });
@@ -99,7 +101,20 @@ describe("retention: personal data", () => {
     expect(after).toMatchObject({ customerName: null, customerEmail: null, customerMobile: null, customerEmailHash: null });
     expect(after.erasedAt).toBeInstanceOf(Date);
     // Money facts unchanged.
-    for (const field of ["amount", "currency", "status", "tranId", "appcode", "paidChannel", "paydate", "amountRefunded", "amountRefundReserved", "orderId", "gatewayOrderId", "updatedAt"] as const) {
+    for (const field of [
+      "amount",
+      "currency",
+      "status",
+      "tranId",
+      "appcode",
+      "paidChannel",
+      "paydate",
+      "amountRefunded",
+      "amountRefundReserved",
+      "orderId",
+      "gatewayOrderId",
+      "updatedAt",
+    ] as const) {
       expect(after[field]).toEqual(before[field] instanceof Date ? new Date(before[field].getTime() - 401 * 86_400_000) : before[field]);
     }
     expect(after.tranId).toBe(old.tranId);
@@ -109,7 +124,13 @@ describe("retention: personal data", () => {
     // The payment still reads, with customer null and erased_at, for the shop and in webhooks.
     const res = await t.app.request(`/v1/payments/${old.payment.id}`, { headers: await bearer(t) });
     const resource = (await res.json()) as Record<string, unknown>;
-    expect(resource).toMatchObject({ id: old.payment.id, status: "succeeded", amount: 4200, customer: null, erased_at: after.erasedAt!.toISOString() });
+    expect(resource).toMatchObject({
+      id: old.payment.id,
+      status: "succeeded",
+      amount: 4200,
+      customer: null,
+      erased_at: after.erasedAt!.toISOString(),
+    });
     const eventRows = await db.select().from(events).where(eq(events.paymentId, old.payment.id));
     expect(eventRows.length).toBeGreaterThan(0);
     for (const event of eventRows) expect(event.data.customer ?? null).toBeNull();
@@ -132,7 +153,15 @@ describe("retention: personal data", () => {
     const { payment } = await paid(customer);
     const refundId = `re_${randomBytes(8).toString("hex")}`;
     await db.execute(sql`update payments set amount_refund_reserved = 500 where id = ${payment.id}`);
-    await db.insert(refunds).values({ id: refundId, paymentId: payment.id, amount: 500, currency: "MYR", status: "pending", refId: `REF${randomBytes(6).toString("hex")}`, createdBy: "shop-1" });
+    await db.insert(refunds).values({
+      id: refundId,
+      paymentId: payment.id,
+      amount: 500,
+      currency: "MYR",
+      status: "pending",
+      refId: `REF${randomBytes(6).toString("hex")}`,
+      createdBy: "shop-1",
+    });
     await age(payment.id, 500);
     await drain();
     expect((await rowOf(payment.id)).erasedAt).toBeNull();
@@ -152,13 +181,21 @@ describe("retention: personal data", () => {
       ids.push(payment.id);
     }
     // Final without Fiuu, to keep the test short: cancelled by the shop.
-    await db.execute(sql`update payments set status = 'cancelled', updated_at = now() - interval '401 days' where id in (${sql.join(ids.map((id) => sql`${id}`), sql`, `)})`);
+    await db.execute(
+      sql`update payments set status = 'cancelled', updated_at = now() - interval '401 days' where id in (${sql.join(
+        ids.map((id) => sql`${id}`),
+        sql`, `,
+      )})`,
+    );
     // A second app instance, as a replica is: its own dependencies (pool on the same database on
     // real Postgres, Redis connection, metrics), its own app; the same configuration.
     let second: DatabaseHandle | undefined;
     if (t.database.url) second = await openPostgres(t.database.url, { max: 4, ssl: "disable" });
     const otherRedis = await createTestRedis();
-    const other = await assembleDeps(t.deps.config, nodeOpeners({ logger: t.deps.logger, database: second ?? t.deps.database, redis: otherRedis, migrate: false }));
+    const other = await assembleDeps(
+      t.deps.config,
+      nodeOpeners({ logger: t.deps.logger, database: second ?? t.deps.database, redis: otherRedis, migrate: false }),
+    );
     const otherApp = createApp(other);
     try {
       const run = async (deps: AppDeps) => {
@@ -182,7 +219,10 @@ describe("retention: personal data", () => {
       const rows = await db.select({ id: payments.id, erasedAt: payments.erasedAt }).from(payments).where(inArray(payments.id, ids));
       expect(rows.every((row) => row.erasedAt !== null)).toBe(true);
       // Each payment erased by exactly one batch: one audit row each, and the counts add up.
-      const audits = await db.select({ id: auditLog.entityId }).from(auditLog).where(sql`${auditLog.action} = 'payment.personal_data_erased' and ${inArray(auditLog.entityId, ids)}`);
+      const audits = await db
+        .select({ id: auditLog.entityId })
+        .from(auditLog)
+        .where(sql`${auditLog.action} = 'payment.personal_data_erased' and ${inArray(auditLog.entityId, ids)}`);
       expect(audits).toHaveLength(ids.length);
       expect(new Set(audits.map((row) => row.id)).size).toBe(ids.length);
       expect(a + b).toBeGreaterThanOrEqual(ids.length); // other tests' rows may be in the counts too
@@ -202,8 +242,13 @@ describe("retention: gateway messages and webhook bodies", () => {
   it("raw Fiuu fields and delivered webhook bodies past their time are replaced by a marker; ids, outcome and delivery records stay", async () => {
     const { payment, tranId } = await paid(personal());
     const pending = await paid(personal());
-    const both = sql.join([payment.id, pending.payment.id].map((id) => sql`${id}`), sql`, `);
-    await db.execute(sql`update gateway_messages set received_at = received_at - interval '181 days', last_received_at = last_received_at - interval '181 days' where payment_id in (${both})`);
+    const both = sql.join(
+      [payment.id, pending.payment.id].map((id) => sql`${id}`),
+      sql`, `,
+    );
+    await db.execute(
+      sql`update gateway_messages set received_at = received_at - interval '181 days', last_received_at = last_received_at - interval '181 days' where payment_id in (${both})`,
+    );
     await db.execute(sql`update events set created_at = created_at - interval '91 days' where payment_id in (${both})`);
     const [kept] = await db.select().from(events).where(eq(events.paymentId, pending.payment.id));
     // This event still has a delivery pending: its body is needed to deliver it.
@@ -253,7 +298,10 @@ describe("erasure on request", () => {
     expect((await rowOf(theirs.payment.id)).customerEmail).not.toBeNull();
 
     // Audited with who asked and which payments, never the email.
-    const audits = await db.select().from(auditLog).where(sql`${auditLog.action} = 'payment.personal_data_erased' and ${inArray(auditLog.entityId, answer.payment_ids)}`);
+    const audits = await db
+      .select()
+      .from(auditLog)
+      .where(sql`${auditLog.action} = 'payment.personal_data_erased' and ${inArray(auditLog.entityId, answer.payment_ids)}`);
     expect(audits.map((row) => row.actor)).toEqual(["admin:ops-7", "admin:ops-7"]);
     expect(audits.every((row) => row.data.reason === "request" && row.requestId)).toBe(true);
     expect(JSON.stringify(audits)).not.toContain(ana.email.split("@")[0]);
@@ -326,7 +374,9 @@ describe.skipIf(!realPostgresUrl)("as payment_app (needs TEST_DATABASE_URL: driz
       expect(role!.role).toBe("payment_app");
       const aged = await paid(personal());
       await age(aged.payment.id, 401);
-      await db.execute(sql`update gateway_messages set received_at = received_at - interval '181 days', last_received_at = last_received_at - interval '181 days' where payment_id = ${aged.payment.id}`);
+      await db.execute(
+        sql`update gateway_messages set received_at = received_at - interval '181 days', last_received_at = last_received_at - interval '181 days' where payment_id = ${aged.payment.id}`,
+      );
       await db.execute(sql`update events set created_at = created_at - interval '91 days' where payment_id = ${aged.payment.id}`);
       const asked = personal();
       const requested = await paid(asked);

@@ -35,8 +35,12 @@ function frozenClock() {
   let current = new Date();
   return {
     now: () => new Date(current),
-    reset: () => void (current = new Date()),
-    advance: (ms: number) => void (current = new Date(current.getTime() + ms)),
+    reset: () => {
+      current = new Date();
+    },
+    advance: (ms: number) => {
+      current = new Date(current.getTime() + ms);
+    },
   };
 }
 
@@ -52,9 +56,15 @@ async function deliveryOf(t: TestContext, eventId: string) {
 /** A payment created and cancelled through the API: its payment.cancelled event. */
 async function cancelledPaymentEvent(t: TestContext) {
   const payment = await createPayment(t);
-  const res = await t.app.request(`/v1/payments/${payment.id}/cancel`, { method: "POST", headers: { ...(await bearer(t)), "Idempotency-Key": newKey() } });
+  const res = await t.app.request(`/v1/payments/${payment.id}/cancel`, {
+    method: "POST",
+    headers: { ...(await bearer(t)), "Idempotency-Key": newKey() },
+  });
   expect(res.status).toBe(200);
-  const [event] = await queryRows<{ id: string }>(t.database.handle.db, sql`select id from events where payment_id = ${payment.id} and type = 'payment.cancelled'`);
+  const [event] = await queryRows<{ id: string }>(
+    t.database.handle.db,
+    sql`select id from events where payment_id = ${payment.id} and type = 'payment.cancelled'`,
+  );
   return { paymentId: payment.id, eventId: event!.id };
 }
 
@@ -116,7 +126,10 @@ describe("webhook delivery to a shop", () => {
     const payment = await createPayment(t);
     const fields = signedReport(t.deps.config.fiuu, { orderid: payment.gateway.order_id, status: "00", amount: "25.90" });
     expect((await t.app.request("/webhooks/fiuu/notify", formPost({ ...fields, nbcb: "2" }))).status).toBe(200);
-    const [event] = await queryRows<{ id: string; created_at: string }>(t.database.handle.db, sql`select id, created_at from events where payment_id = ${payment.id}`);
+    const [event] = await queryRows<{ id: string; created_at: string }>(
+      t.database.handle.db,
+      sql`select id, created_at from events where payment_id = ${payment.id}`,
+    );
     const before = await deliveryCount(t, "delivered");
 
     expect(await deliverBatch(t)).toEqual({ job: "deliver", claimed: 1, done: 1, retried: 0, failed: 0 });
@@ -138,7 +151,14 @@ describe("webhook delivery to a shop", () => {
     expect(() => new Webhook(`whsec_${randomBytes(32).toString("base64")}`).verify(hit!.body, headers)).toThrow(/signature/i);
     expect(() => new Webhook(secret).verify(hit!.body.replace("2590", "2591"), headers)).toThrow(/signature/i);
 
-    expect(await deliveryOf(t, event!.id)).toMatchObject({ status: "delivered", attempts: 1, lastStatusCode: 204, lastError: null, lockedUntil: null, deliveredAt: clock.now() });
+    expect(await deliveryOf(t, event!.id)).toMatchObject({
+      status: "delivered",
+      attempts: 1,
+      lastStatusCode: 204,
+      lastError: null,
+      lockedUntil: null,
+      deliveredAt: clock.now(),
+    });
     expect(await deliveryCount(t, "delivered")).toBe(before + 1);
 
     const list = await t.app.request(`/v1/events?payment_id=${payment.id}`, { headers: await bearer(t, "admin") });
@@ -170,7 +190,12 @@ describe("webhook delivery to a shop", () => {
     };
 
     receiver.respond = () => ({ status: 500, body: "database on fire" });
-    expect(await attemptAndMeasure({ retried: 1 })).toMatchObject({ status: "pending", attempts: 1, lastStatusCode: 500, lastError: "HTTP 500: database on fire" });
+    expect(await attemptAndMeasure({ retried: 1 })).toMatchObject({
+      status: "pending",
+      attempts: 1,
+      lastStatusCode: 500,
+      lastError: "HTTP 500: database on fire",
+    });
     expect((await deliverBatch(t)).claimed).toBe(0); // not due yet
 
     clock.advance(1_000);
@@ -255,7 +280,9 @@ describe("webhook delivery to a shop", () => {
     expect((await deliverBatch(t)).claimed).toBe(0);
 
     const admin = await bearer(t, "admin", "ops-1");
-    const listed = (await (await t.app.request(`/v1/events?payment_id=${paymentId}`, { headers: admin })).json()) as { data: Array<{ deliveries: Array<{ status: string }> }> };
+    const listed = (await (await t.app.request(`/v1/events?payment_id=${paymentId}`, { headers: admin })).json()) as {
+      data: Array<{ deliveries: Array<{ status: string }> }>;
+    };
     expect(listed.data[0]!.deliveries).toMatchObject([{ status: "failed", attempts: 4, last_status_code: 500 }]);
 
     const res = await t.app.request(`/v1/events/${eventId}/redeliver`, { method: "POST", headers: admin });
@@ -263,9 +290,14 @@ describe("webhook delivery to a shop", () => {
     expect(await res.json()).toMatchObject({
       id: eventId,
       type: "payment.cancelled",
-      deliveries: [{ receiver: receiver.url("/hooks"), status: "pending", attempts: 0, next_attempt_at: clock.now().toISOString(), last_status_code: 500 }],
+      deliveries: [
+        { receiver: receiver.url("/hooks"), status: "pending", attempts: 0, next_attempt_at: clock.now().toISOString(), last_status_code: 500 },
+      ],
     });
-    const [audit] = await queryRows<{ actor: string; action: string }>(t.database.handle.db, sql`select actor, action from audit_log where entity_id = ${eventId}`);
+    const [audit] = await queryRows<{ actor: string; action: string }>(
+      t.database.handle.db,
+      sql`select actor, action from audit_log where entity_id = ${eventId}`,
+    );
     expect(audit).toEqual({ actor: "admin:ops-1", action: "event.redelivered" });
 
     receiver.respond = () => ({ status: 204 });
@@ -368,7 +400,9 @@ describe("webhook delivery to a shop", () => {
     const [fresh] = await claimDueDeliveries(db, { limit: 1, lockMs: 60_000, now: clock.now() });
     expect(fresh).toMatchObject({ id: slow!.id, attempts: 2 });
     expect(await recordDelivery(db, slow!, { status: "delivered", statusCode: 200 }, clock.now())).toBe(false);
-    expect(await recordDelivery(db, fresh!, { status: "pending", statusCode: 500, error: "HTTP 500", nextAttemptAt: clock.now() }, clock.now())).toBe(true);
+    expect(await recordDelivery(db, fresh!, { status: "pending", statusCode: 500, error: "HTTP 500", nextAttemptAt: clock.now() }, clock.now())).toBe(
+      true,
+    );
     expect(await deliveryOf(t, eventId)).toMatchObject({ status: "pending", attempts: 2, lastStatusCode: 500, lockedUntil: null });
   });
 
@@ -444,7 +478,9 @@ describe("the receiver address guard", () => {
     expect(await checkReceiver("https://localhost/hooks", { environment: "staging" })).toMatchObject({ allowed: false });
     expect(await checkReceiver("https://shop.example/hooks", { environment: "production", lookup: publicLookup })).toEqual({ allowed: true });
     expect(await checkReceiver("https://[2606:4700::1111]/", { environment: "production" })).toEqual({ allowed: true });
-    await expect(checkReceiver("https://shop.example/", { environment: "production", lookup: async () => Promise.reject(new Error("ENOTFOUND")) })).rejects.toThrow();
+    await expect(
+      checkReceiver("https://shop.example/", { environment: "production", lookup: async () => Promise.reject(new Error("ENOTFOUND")) }),
+    ).rejects.toThrow();
   });
 
   it("allows loopback in development and test, and refuses non-HTTP schemes everywhere", async () => {
@@ -455,7 +491,19 @@ describe("the receiver address guard", () => {
   });
 
   it("classifies addresses", () => {
-    for (const a of ["127.0.0.1", "10.1.1.1", "172.20.0.1", "192.168.0.1", "169.254.1.1", "100.127.255.255", "::1", "fc00::1", "fe80::abcd", "224.0.0.1", "255.255.255.255"]) {
+    for (const a of [
+      "127.0.0.1",
+      "10.1.1.1",
+      "172.20.0.1",
+      "192.168.0.1",
+      "169.254.1.1",
+      "100.127.255.255",
+      "::1",
+      "fc00::1",
+      "fe80::abcd",
+      "224.0.0.1",
+      "255.255.255.255",
+    ]) {
       expect(isNonPublicAddress(a), a).toBe(true);
     }
     for (const a of ["8.8.8.8", "172.32.0.1", "100.128.0.1", "1.1.1.1", "2a00:1450:4001::1"]) expect(isNonPublicAddress(a), a).toBe(false);
@@ -503,7 +551,9 @@ describe("connecting to the address that was checked (DNS rebinding)", () => {
   it("outside development and test, a host answering a public address and then 127.0.0.1 never reaches the receiver on 127.0.0.1", async () => {
     // The check alone is fooled: it sees the first answer, a public address.
     const check = rebindingLookup();
-    expect(await checkReceiver(`http://localhost:${receiver.port}/hooks`, { environment: "staging", lookup: check.lookup })).toEqual({ allowed: true });
+    expect(await checkReceiver(`http://localhost:${receiver.port}/hooks`, { environment: "staging", lookup: check.lookup })).toEqual({
+      allowed: true,
+    });
 
     for (const environment of ["staging", "production"] as const) {
       const { lookup, asked } = rebindingLookup();
@@ -532,7 +582,11 @@ describe("connecting to the address that was checked (DNS rebinding)", () => {
   });
 
   it("in a staging deployment, a rebinding receiver host gets nothing through the delivery batch; the attempt is retried, never sent to 127.0.0.1", async () => {
-    const staging = withConfig((c) => ({ ...c, environment: "staging", webhooks: { ...c.webhooks, urls: [`http://localhost:${receiver.port}/hooks`] } }));
+    const staging = withConfig((c) => ({
+      ...c,
+      environment: "staging",
+      webhooks: { ...c.webhooks, urls: [`http://localhost:${receiver.port}/hooks`] },
+    }));
     const { eventId } = await cancelledPaymentEvent(staging);
     const { lookup, asked } = rebindingLookup();
     expect(await runDeliveryBatch(staging.deps, { lookup })).toMatchObject({ claimed: 1, retried: 1 });
@@ -555,7 +609,29 @@ describe("connecting to the address that was checked (DNS rebinding)", () => {
     const dir = mkdtempSync(path.join(tmpdir(), "webhook-tls-"));
     try {
       const [keyFile, certFile] = [path.join(dir, "key.pem"), path.join(dir, "cert.pem")];
-      execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", keyFile, "-out", certFile, "-subj", "/CN=shop.example", "-addext", "subjectAltName=DNS:shop.example", "-days", "1"], { stdio: "ignore" });
+      execFileSync(
+        "openssl",
+        [
+          "req",
+          "-x509",
+          "-newkey",
+          "ec",
+          "-pkeyopt",
+          "ec_paramgen_curve:prime256v1",
+          "-nodes",
+          "-keyout",
+          keyFile,
+          "-out",
+          certFile,
+          "-subj",
+          "/CN=shop.example",
+          "-addext",
+          "subjectAltName=DNS:shop.example",
+          "-days",
+          "1",
+        ],
+        { stdio: "ignore" },
+      );
       const credentials = { key: readFileSync(keyFile), cert: readFileSync(certFile) };
       const context = createSecureContext(credentials);
       const servernames: string[] = [];
@@ -568,8 +644,16 @@ describe("connecting to the address that was checked (DNS rebinding)", () => {
       await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
       try {
         const lookup: AddressLookup = async () => [{ address: "127.0.0.1", family: 4 }];
-        const attempt = attemptTo(`https://shop.example:${(server.address() as AddressInfo).port}/hooks`, { environment: "test", lookup, timeoutMs: 2_000 });
-        expect(await sendWebhook(attempt)).toMatchObject({ outcome: "error", reason: "connection", error: "connection failed (DEPTH_ZERO_SELF_SIGNED_CERT)" });
+        const attempt = attemptTo(`https://shop.example:${(server.address() as AddressInfo).port}/hooks`, {
+          environment: "test",
+          lookup,
+          timeoutMs: 2_000,
+        });
+        expect(await sendWebhook(attempt)).toMatchObject({
+          outcome: "error",
+          reason: "connection",
+          error: "connection failed (DEPTH_ZERO_SELF_SIGNED_CERT)",
+        });
         expect(servernames).toEqual(["shop.example"]);
         expect(requests).toBe(0);
       } finally {
@@ -589,7 +673,9 @@ describe("signing, schedule and Retry-After", () => {
     expect(body).toBe('{"type":"refund.succeeded","timestamp":"2026-01-02T03:04:05.678Z","data":{"id":"re_1","amount":500}}');
     const at = new Date("2026-01-02T03:04:05Z");
     expect(signWebhook(webhookSigningKey(whsec), "evt_1", at.getTime() / 1000, body)).toBe(new Webhook(whsec).sign("evt_1", at, body));
-    expect(signWebhook(webhookSigningKey("plain-secret"), "evt_1", at.getTime() / 1000, body)).toBe(new Webhook("plain-secret", { format: "raw" }).sign("evt_1", at, body));
+    expect(signWebhook(webhookSigningKey("plain-secret"), "evt_1", at.getTime() / 1000, body)).toBe(
+      new Webhook("plain-secret", { format: "raw" }).sign("evt_1", at, body),
+    );
     expect(webhookSigningKey("whsec_AAEC")).toEqual(Buffer.from([0, 1, 2]));
     expect(() => webhookSigningKey("whsec_not base64!")).toThrow(/base64/);
     expect(() => webhookSigningKey("whsec_")).toThrow();
@@ -605,10 +691,17 @@ describe("signing, schedule and Retry-After", () => {
     const webhooks = { retryAttempts: 2, retryDelayMs: 1_000 };
     const now = new Date("2026-01-01T00:00:00Z");
     const error = { outcome: "error", reason: "http_status", statusCode: 503, error: "HTTP 503" } as const;
-    expect(nextDeliveryStep(error, 2, webhooks, now, () => 0)).toMatchObject({ outcome: "retry", update: { status: "pending", nextAttemptAt: new Date(now.getTime() + 2_000) } });
+    expect(nextDeliveryStep(error, 2, webhooks, now, () => 0)).toMatchObject({
+      outcome: "retry",
+      update: { status: "pending", nextAttemptAt: new Date(now.getTime() + 2_000) },
+    });
     expect(nextDeliveryStep(error, 3, webhooks, now, () => 0)).toMatchObject({ outcome: "failed", update: { status: "failed" } });
-    expect(nextDeliveryStep({ ...error, retryAfterMs: 60_000 }, 1, webhooks, now, () => 0).update).toMatchObject({ nextAttemptAt: new Date(now.getTime() + 60_000) });
-    expect(nextDeliveryStep({ ...error, retryAfterMs: 10 }, 1, webhooks, now, () => 0).update).toMatchObject({ nextAttemptAt: new Date(now.getTime() + 1_000) });
+    expect(nextDeliveryStep({ ...error, retryAfterMs: 60_000 }, 1, webhooks, now, () => 0).update).toMatchObject({
+      nextAttemptAt: new Date(now.getTime() + 60_000),
+    });
+    expect(nextDeliveryStep({ ...error, retryAfterMs: 10 }, 1, webhooks, now, () => 0).update).toMatchObject({
+      nextAttemptAt: new Date(now.getTime() + 1_000),
+    });
   });
 
   it("reads Retry-After as seconds or an HTTP date", () => {

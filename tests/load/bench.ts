@@ -86,7 +86,9 @@ async function startServer(port: number, fiuuUrl: string) {
   // BENCH_NODE_FLAGS adds node flags to the server's command line, for experiments (GC sizing, tracing).
   const flags = process.env.BENCH_NODE_FLAGS?.split(" ").filter(Boolean) ?? [];
   // The server runs as `npm run start:prod` (the image's CMD) runs it, node flags included.
-  const [, ...startArgs] = (JSON.parse(readFileSync("package.json", "utf8")) as { scripts: Record<string, string> }).scripts["start:prod"]!.split(" ");
+  const [, ...startArgs] = (JSON.parse(readFileSync("package.json", "utf8")) as { scripts: Record<string, string> }).scripts["start:prod"]!.split(
+    " ",
+  );
   const child = spawn(process.execPath, [...flags, ...profile, ...startArgs], {
     env: {
       PATH: process.env.PATH ?? "",
@@ -403,12 +405,20 @@ async function main() {
       await run(service, warmupS, "warmup");
       const create = await run(service, durationS, "load");
       const createPaced = pacedRps ? pacedFigures(await run(service, durationS, "paced", true)) : undefined;
-      const { used: _, ...createBase } = await quietly(server, sql, () => baseline(handle.db, durationS, (n) => createPaymentWork(handle.db, redis.redis, n)));
+      const { used: _, ...createBase } = await quietly(server, sql, () =>
+        baseline(handle.db, durationS, (n) => createPaymentWork(handle.db, redis.redis, n)),
+      );
       const createCeiling = await ceiling(server, sql, createBase, async (target) => {
         await run(target, warmupS, "ceiling-warmup");
         return run(target, durationS, "ceiling");
       });
-      scenarios.create_payment = { ...measured(create), ...createBase, ratio: round(create.rps / createBase.baseline_rps), ...createCeiling, ...createPaced };
+      scenarios.create_payment = {
+        ...measured(create),
+        ...createBase,
+        ratio: round(create.rps / createBase.baseline_rps),
+        ...createCeiling,
+        ...createPaced,
+      };
     }
 
     if (wanted("fiuu_notify")) {
@@ -452,10 +462,22 @@ async function main() {
         if (next + 1_000 > needed) throw new Error("seed more payments for the notify scenario's ceiling");
         return result;
       });
-      scenarios.fiuu_notify = { ...measured(notify), ...notifyBase, ratio: round(notify.rps / notifyBase.baseline_rps), ...notifyCeiling, ...notifyPaced };
+      scenarios.fiuu_notify = {
+        ...measured(notify),
+        ...notifyBase,
+        ratio: round(notify.rps / notifyBase.baseline_rps),
+        ...notifyCeiling,
+        ...notifyPaced,
+      };
     }
 
-    const report = { scenarios, rss_mb_max: peakRssMb(server.pid!), concurrency, duration_s: durationS, cpus: (await import("node:os")).cpus().length };
+    const report = {
+      scenarios,
+      rss_mb_max: peakRssMb(server.pid!),
+      concurrency,
+      duration_s: durationS,
+      cpus: (await import("node:os")).cpus().length,
+    };
     printTable(report);
     if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, `${JSON.stringify(report, null, 2)}\n`);
   } finally {
@@ -485,7 +507,16 @@ function printTable(report: { scenarios: Record<string, Result>; rss_mb_max: num
   const withPaced = Object.values(report.scenarios).some((s) => s.paced_rps !== undefined);
   const rows = Object.entries(report.scenarios).map(([name, s]) =>
     [
-      name, s.rps, s.p50_ms, s.p99_ms, s.errors, s.server_cpu_ms, s.baseline_rps, s.baseline_p99_ms, s.baseline_cpu_ms, s.ratio,
+      name,
+      s.rps,
+      s.p50_ms,
+      s.p99_ms,
+      s.errors,
+      s.server_cpu_ms,
+      s.baseline_rps,
+      s.baseline_p99_ms,
+      s.baseline_cpu_ms,
+      s.ratio,
       ...(withCeiling ? [s.ceiling_rps, s.ceiling_p99_ms, s.ceiling_cpu_ms, s.ceiling_ratio] : []),
       ...(withPaced ? [s.paced_rps, s.paced_p50_ms, s.paced_p99_ms] : []),
     ].map(String),

@@ -76,9 +76,13 @@ describe(`slow and idle clients (${realServers ? "real PostgreSQL and Redis" : "
     const sampleDescriptors = setInterval(() => (maxDescriptors = Math.max(maxDescriptors, service.openDescriptors() ?? 0)), 100);
     try {
       // Saturated: the API holds its cap and closes every connection beyond it at once.
-      await within(15_000, "the API refusing connections at its cap", (async () => {
-        while (flood.dropped < 50) await sleep(50);
-      })());
+      await within(
+        15_000,
+        "the API refusing connections at its cap",
+        (async () => {
+          while (flood.dropped < 50) await sleep(50);
+        })(),
+      );
 
       // Probe the other two ports for longer than the headers deadline, so that connections the
       // server times out are replaced by new slow ones and the API stays saturated throughout.
@@ -95,7 +99,9 @@ describe(`slow and idle clients (${realServers ? "real PostgreSQL and Redis" : "
       }
       const saturatedDrops = flood.dropped;
       flood.stopReopening();
-      figure(`slow clients: ${flood.opened} slow-header connections opened, ${saturatedDrops} refused at the cap, ${flood.timedOut} timed out (408); ${answers.length} health/metrics answers; at most ${maxDescriptors} descriptors open of ${openFileLimit}`);
+      figure(
+        `slow clients: ${flood.opened} slow-header connections opened, ${saturatedDrops} refused at the cap, ${flood.timedOut} timed out (408); ${answers.length} health/metrics answers; at most ${maxDescriptors} descriptors open of ${openFileLimit}`,
+      );
 
       expect(answers.filter((a) => a.status !== 200)).toEqual([]);
       expect(answers.length).toBeGreaterThanOrEqual(9);
@@ -120,7 +126,10 @@ describe(`slow and idle clients (${realServers ? "real PostgreSQL and Redis" : "
   it("answers 408 to a body that does not arrive within the request deadline, and closes an idle keep-alive connection", async () => {
     const { main } = service.ports;
     // Headers complete, then the 100 kB body one byte at a time: HTTP_REQUEST_TIMEOUT (3 s) ends it.
-    const slowBody = rawConnection(main, `POST /v1/payments HTTP/1.1\r\nHost: payments.test\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n`);
+    const slowBody = rawConnection(
+      main,
+      `POST /v1/payments HTTP/1.1\r\nHost: payments.test\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n`,
+    );
     const trickle = setInterval(() => slowBody.socket.writable && slowBody.socket.write(" "), 200);
     // One request answered, then nothing: HTTP_KEEP_ALIVE_TIMEOUT (1 s) closes the connection.
     const idle = rawConnection(main, `GET /v1/payment-methods HTTP/1.1\r\nHost: payments.test\r\n\r\n`);

@@ -25,7 +25,10 @@ beforeAll(async () => {
   mine = (await createPayment(t)) as unknown as Created;
   theirs = (await createPayment(t)) as unknown as Created;
   await payThroughSandbox(t, theirs.checkout_url, "approve");
-  const refund = await t.app.request(`/v1/payments/${theirs.id}/refunds`, jsonRequest("POST", { amount: 100 }, { ...(await token("service")), "Idempotency-Key": newKey() }));
+  const refund = await t.app.request(
+    `/v1/payments/${theirs.id}/refunds`,
+    jsonRequest("POST", { amount: 100 }, { ...(await token("service")), "Idempotency-Key": newKey() }),
+  );
   expect(refund.status).toBe(201);
   refundId = ((await refund.json()) as { id: string }).id;
   const events = (await (await t.app.request("/v1/events", { headers: await token("admin") })).json()) as { data: { id: string }[] };
@@ -34,7 +37,12 @@ beforeAll(async () => {
 afterAll(() => t.close());
 
 async function token(role: Role, options: { sub?: string; secret?: string; now?: Date; ttlSeconds?: number } = {}) {
-  const jwt = await signToken(options.secret ?? t.deps.config.jwtSecret!, { sub: options.sub ?? "shop-1", role, ttlSeconds: options.ttlSeconds ?? 600, now: options.now ?? t.deps.now() });
+  const jwt = await signToken(options.secret ?? t.deps.config.jwtSecret!, {
+    sub: options.sub ?? "shop-1",
+    role,
+    ttlSeconds: options.ttlSeconds ?? 600,
+    now: options.now ?? t.deps.now(),
+  });
   return { Authorization: `Bearer ${jwt}` };
 }
 
@@ -54,9 +62,22 @@ const routes: Route[] = [
   { method: "GET", path: "/v1/payments", roles: ["service", "admin"], url: () => "/v1/payments" },
   { method: "GET", path: "/v1/payments/{id}", roles: ["service", "admin"], clientSecret: true, url: () => `/v1/payments/${mine.id}` },
   { method: "POST", path: "/v1/payments/{id}/cancel", roles: ["service"], url: () => `/v1/payments/${mine.id}/cancel` },
-  { method: "POST", path: "/v1/payments/{id}/checkout", roles: ["service"], clientSecret: true, url: () => `/v1/payments/${mine.id}/checkout`, body: () => ({}) },
+  {
+    method: "POST",
+    path: "/v1/payments/{id}/checkout",
+    roles: ["service"],
+    clientSecret: true,
+    url: () => `/v1/payments/${mine.id}/checkout`,
+    body: () => ({}),
+  },
   { method: "GET", path: "/v1/payments/{id}/seamless", roles: ["service"], clientSecret: true, url: () => `/v1/payments/${mine.id}/seamless` },
-  { method: "POST", path: "/v1/payments/{id}/refunds", roles: ["service", "admin"], url: () => `/v1/payments/${theirs.id}/refunds`, body: () => ({ amount: 1 }) },
+  {
+    method: "POST",
+    path: "/v1/payments/{id}/refunds",
+    roles: ["service", "admin"],
+    url: () => `/v1/payments/${theirs.id}/refunds`,
+    body: () => ({ amount: 1 }),
+  },
   { method: "GET", path: "/v1/payments/{id}/refunds", roles: ["service", "admin"], url: () => `/v1/payments/${theirs.id}/refunds` },
   { method: "GET", path: "/v1/refunds/{id}", roles: ["service", "admin"], url: () => `/v1/refunds/${refundId}` },
   { method: "GET", path: "/v1/events", roles: ["admin"], url: () => "/v1/events" },
@@ -85,7 +106,10 @@ const inAnHour = () => Math.floor(t.deps.now().getTime() / 1000) + 3600;
 /** Credentials that must never get in, whatever the route. */
 const badCredentials: [string, () => Promise<Record<string, string>>][] = [
   ["no credentials", async () => ({})],
-  ["an alg:none token", async () => ({ Authorization: `Bearer ${b64url({ alg: "none", typ: "JWT" })}.${b64url({ sub: "shop-1", role: "admin", exp: inAnHour() })}.` })],
+  [
+    "an alg:none token",
+    async () => ({ Authorization: `Bearer ${b64url({ alg: "none", typ: "JWT" })}.${b64url({ sub: "shop-1", role: "admin", exp: inAnHour() })}.` }),
+  ],
   [
     "an alg:none header on a valid signature",
     async () => {
@@ -93,7 +117,10 @@ const badCredentials: [string, () => Promise<Record<string, string>>][] = [
       return { Authorization: `Bearer ${b64url({ alg: "none", typ: "JWT" })}.${payload}.${signature}` };
     },
   ],
-  ["an HS512 token", async () => ({ Authorization: `Bearer ${await sign({ sub: "shop-1", role: "admin", exp: inAnHour() }, t.deps.config.jwtSecret!, "HS512")}` })],
+  [
+    "an HS512 token",
+    async () => ({ Authorization: `Bearer ${await sign({ sub: "shop-1", role: "admin", exp: inAnHour() }, t.deps.config.jwtSecret!, "HS512")}` }),
+  ],
   ["an expired token", async () => token("admin", { now: new Date(t.deps.now().getTime() - 3_600_000), ttlSeconds: 60 })],
   ["a token signed with another secret", async () => token("admin", { secret: randomBytes(32).toString("hex") })],
   [
@@ -103,9 +130,18 @@ const badCredentials: [string, () => Promise<Record<string, string>>][] = [
       return { Authorization: `Bearer ${header}.${b64url({ sub: "shop-1", role: "admin", exp: inAnHour() })}.${signature}` };
     },
   ],
-  ["a token without a role", async () => ({ Authorization: `Bearer ${await sign({ sub: "shop-1", exp: inAnHour() }, t.deps.config.jwtSecret!, "HS256")}` })],
-  ["a token with an unknown role", async () => ({ Authorization: `Bearer ${await sign({ sub: "shop-1", role: "root", exp: inAnHour() }, t.deps.config.jwtSecret!, "HS256")}` })],
-  ["a token without an expiry", async () => ({ Authorization: `Bearer ${await sign({ sub: "shop-1", role: "admin" }, t.deps.config.jwtSecret!, "HS256")}` })],
+  [
+    "a token without a role",
+    async () => ({ Authorization: `Bearer ${await sign({ sub: "shop-1", exp: inAnHour() }, t.deps.config.jwtSecret!, "HS256")}` }),
+  ],
+  [
+    "a token with an unknown role",
+    async () => ({ Authorization: `Bearer ${await sign({ sub: "shop-1", role: "root", exp: inAnHour() }, t.deps.config.jwtSecret!, "HS256")}` }),
+  ],
+  [
+    "a token without an expiry",
+    async () => ({ Authorization: `Bearer ${await sign({ sub: "shop-1", role: "admin" }, t.deps.config.jwtSecret!, "HS256")}` }),
+  ],
   ["a client secret sent as a bearer token", async () => ({ Authorization: `Bearer ${mine.client_secret}` })],
   ["a Basic credential", async () => ({ Authorization: `Basic ${Buffer.from("admin:admin").toString("base64")}` })],
 ];
@@ -145,7 +181,10 @@ describe.each(routes)("$method $path", (route) => {
 
   it(route.clientSecret ? "accepts its own payment's client secret" : "refuses a client secret with 401", async () => {
     for (const headers of [{ "X-Client-Secret": mine.client_secret }, {}] as Record<string, string>[]) {
-      const url = Object.keys(headers).length === 0 ? `${route.url()}${route.url().includes("?") ? "&" : "?"}client_secret=${encodeURIComponent(mine.client_secret)}` : route.url();
+      const url =
+        Object.keys(headers).length === 0
+          ? `${route.url()}${route.url().includes("?") ? "&" : "?"}client_secret=${encodeURIComponent(mine.client_secret)}`
+          : route.url();
       const init: RequestInit = { method: route.method, headers };
       if (route.body) init.body = JSON.stringify(route.body());
       if (route.body) (init.headers as Record<string, string>)["content-type"] = "application/json";
@@ -179,8 +218,14 @@ describe("a client secret", () => {
     const attempts: [string, RequestInit][] = [
       ["/v1/payments", { headers: secretOf() }],
       [`/v1/payments?order_id=x&client_secret=${mine.client_secret}`, {}],
-      [`/v1/payments/${mine.id}/refunds`, { method: "POST", body: "{}", headers: { ...secretOf(), "content-type": "application/json", "Idempotency-Key": newKey() } }],
-      [`/v1/payments/${theirs.id}/refunds`, { method: "POST", body: "{}", headers: { ...secretOf(), "content-type": "application/json", "Idempotency-Key": newKey() } }],
+      [
+        `/v1/payments/${mine.id}/refunds`,
+        { method: "POST", body: "{}", headers: { ...secretOf(), "content-type": "application/json", "Idempotency-Key": newKey() } },
+      ],
+      [
+        `/v1/payments/${theirs.id}/refunds`,
+        { method: "POST", body: "{}", headers: { ...secretOf(), "content-type": "application/json", "Idempotency-Key": newKey() } },
+      ],
       [`/v1/payments/${mine.id}/cancel`, { method: "POST", headers: { ...secretOf(), "Idempotency-Key": newKey() } }],
       [`/v1/payments/${mine.id}/refunds`, { headers: secretOf() }],
       [`/v1/refunds/${refundId}`, { headers: secretOf() }],

@@ -41,13 +41,18 @@ async function listening(trustedProxies: TrustedProxies = t.deps.config.trustedP
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     post: (path: string, fields: Record<string, string>, headers: Record<string, string> = {}) =>
-      fetch(`${base}${path}`, { method: "POST", body: new URLSearchParams(fields), headers: { ...headers, "content-type": "application/x-www-form-urlencoded" } }),
+      fetch(`${base}${path}`, {
+        method: "POST",
+        body: new URLSearchParams(fields),
+        headers: { ...headers, "content-type": "application/x-www-form-urlencoded" },
+      }),
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
 
 type Payment = { id: string; gateway: { order_id: string } };
-const forgedFor = (payment: Payment) => signedReport(t.deps.config.fiuu, { orderid: payment.gateway.order_id, status: "00", amount: "25.90", nbcb: "2" }, { secretKey: "guessed" });
+const forgedFor = (payment: Payment) =>
+  signedReport(t.deps.config.fiuu, { orderid: payment.gateway.order_id, status: "00", amount: "25.90", nbcb: "2" }, { secretKey: "guessed" });
 const storedMessages = async () => (await queryRows<{ n: number }>(t.database.handle.db, sql`select count(*)::int as n from gateway_messages`))[0]!.n;
 
 const randomIpv4 = () => [randomInt(1, 224), randomInt(0, 256), randomInt(0, 256), randomInt(1, 255)].join(".");
@@ -105,7 +110,10 @@ describe("over a real socket, behind trusted proxies", () => {
       // Another client behind the same proxy (the same socket peer) has a budget of its own.
       expect((await server.post("/webhooks/fiuu/notify", forgedFor(payment), as(other, 0))).status).toBe(400);
       // A request that came without the proxy's hop is the proxy's (here the socket's) own.
-      expect(Object.fromEntries(await tally(limit + 1, () => server.post("/webhooks/fiuu/notify", forgedFor(payment))))).toEqual({ 400: limit, 429: 1 });
+      expect(Object.fromEntries(await tally(limit + 1, () => server.post("/webhooks/fiuu/notify", forgedFor(payment))))).toEqual({
+        400: limit,
+        429: 1,
+      });
     } finally {
       await server.close();
     }
@@ -119,7 +127,10 @@ describe("over a real socket, behind trusted proxies", () => {
       const client = randomIpv4();
       // The client, then two internal proxies (an edge in 10/8 and the ingress), then the socket 127.0.0.1.
       const via = (address: string, i: number) => ({ "X-Forwarded-For": `${forgedChain(i)}, ${address}, 10.${i % 250}.0.1, 10.0.0.${i % 250}` });
-      expect(Object.fromEntries(await tally(100, (i) => server.post("/webhooks/fiuu/notify", forgedFor(payment), via(client, i))))).toEqual({ 400: limit, 429: 100 - limit });
+      expect(Object.fromEntries(await tally(100, (i) => server.post("/webhooks/fiuu/notify", forgedFor(payment), via(client, i))))).toEqual({
+        400: limit,
+        429: 100 - limit,
+      });
       expect((await server.post("/webhooks/fiuu/notify", forgedFor(payment), via(randomIpv4(), 1))).status).toBe(400);
     } finally {
       await server.close();
@@ -157,7 +168,8 @@ describe("resolveClientAddress", () => {
     expect(normalizeAddress("::ffff:127.0.0.1")).toBe("127.0.0.1");
     expect(normalizeAddress(" 2001:DB8::1 ")).toBe("2001:db8::1");
     expect(normalizeAddress("fe80::1%eth0")).toBe("fe80::1");
-    for (const junk of ["", "unknown", "_hidden", "1.2.3", "300.1.1.1", "a".repeat(100), "1.2.3.4, 5.6.7.8"]) expect(normalizeAddress(junk), junk).toBeUndefined();
+    for (const junk of ["", "unknown", "_hidden", "1.2.3", "300.1.1.1", "a".repeat(100), "1.2.3.4, 5.6.7.8"])
+      expect(normalizeAddress(junk), junk).toBeUndefined();
   });
 });
 

@@ -31,7 +31,13 @@ beforeAll(async () => {
       "/v1/payments",
       jsonRequest(
         "POST",
-        { order_id: `SH-${randomUUID()}`, amount: 2590, currency: "MYR", description: "Teh tarik", customer: { name: "Mei Ling", email: "mei@example.my" } },
+        {
+          order_id: `SH-${randomUUID()}`,
+          amount: 2590,
+          currency: "MYR",
+          description: "Teh tarik",
+          customer: { name: "Mei Ling", email: "mei@example.my" },
+        },
         { ...(await bearer(t, "service", `fixtures-${randomUUID()}`)), "Idempotency-Key": newKey() },
       ),
     );
@@ -47,7 +53,11 @@ describe("CORS", () => {
   const preflight = (origin: string, path = "/v1/payments") =>
     t.app.request(path, {
       method: "OPTIONS",
-      headers: { Origin: origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization, content-type, idempotency-key" },
+      headers: {
+        Origin: origin,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type, idempotency-key",
+      },
     });
 
   it("answers a preflight from each allowed origin with that origin, the methods and the API's headers", async () => {
@@ -96,7 +106,10 @@ describe("CORS", () => {
     const closed = await createTestApp();
     try {
       for (const origin of [...allowed, "https://evil.example"]) {
-        const pre = await closed.app.request("/v1/payments", { method: "OPTIONS", headers: { Origin: origin, "Access-Control-Request-Method": "POST" } });
+        const pre = await closed.app.request("/v1/payments", {
+          method: "OPTIONS",
+          headers: { Origin: origin, "Access-Control-Request-Method": "POST" },
+        });
         expect(pre.headers.get("access-control-allow-origin")).toBeNull();
         const simple = await closed.app.request("/v1/payment-methods", { headers: { Origin: origin } });
         expect(simple.headers.get("access-control-allow-origin")).toBeNull();
@@ -111,12 +124,20 @@ describe("secure headers", () => {
   /** Each kind of answer the service gives, by content type and path through the code. */
   const answers: [string, string, () => Response | Promise<Response>][] = [
     ["JSON", "application/json", () => t.app.request("/v1/payment-methods")],
-    ["JSON with a client secret", "application/json", () => t.app.request(`/v1/payments/${payment.id}`, { headers: { "X-Client-Secret": payment.client_secret } })],
+    [
+      "JSON with a client secret",
+      "application/json",
+      () => t.app.request(`/v1/payments/${payment.id}`, { headers: { "X-Client-Secret": payment.client_secret } }),
+    ],
     ["the OpenAPI document", "application/json", () => t.app.request("/openapi.json")],
     ["a 404 problem", "application/problem+json", () => t.app.request("/nothing/here")],
     ["a 401 problem", "application/problem+json", () => t.app.request("/v1/payments")],
     ["a 400 problem", "application/problem+json", async () => t.app.request("/v1/payments?limit=0", { headers: await bearer(t) })],
-    ["a 413 problem", "application/problem+json", () => t.app.request("/webhooks/fiuu/notify", { method: "POST", body: "x".repeat(1024 * 1024 + 1) })],
+    [
+      "a 413 problem",
+      "application/problem+json",
+      () => t.app.request("/webhooks/fiuu/notify", { method: "POST", body: "x".repeat(1024 * 1024 + 1) }),
+    ],
     ["a 500 problem", "application/problem+json", () => t.app.request("/test/boom")],
     ["the checkout page (HTML)", "text/html", () => t.app.request(new URL(payment.checkout_url).pathname + new URL(payment.checkout_url).search)],
     ["an HTML error page", "text/html", () => t.app.request(`/pay/${payment.id}?client_secret=wrong`)],
@@ -125,10 +146,18 @@ describe("secure headers", () => {
     [
       "a text answer to Fiuu (callback)",
       "text/plain",
-      () => t.app.request("/webhooks/fiuu/callback", formPost(signedReport(t.deps.config.fiuu, { orderid: reported.gateway.order_id, status: "22", amount: "25.90", nbcb: "1" }))),
+      () =>
+        t.app.request(
+          "/webhooks/fiuu/callback",
+          formPost(signedReport(t.deps.config.fiuu, { orderid: reported.gateway.order_id, status: "22", amount: "25.90", nbcb: "1" })),
+        ),
     ],
     ["a redirect (return URL)", "", () => t.app.request(`/webhooks/fiuu/return?orderid=${reported.gateway.order_id}&skey=${"0".repeat(32)}`)],
-    ["a CORS preflight", "", () => t.app.request("/v1/payments", { method: "OPTIONS", headers: { Origin: allowed[0]!, "Access-Control-Request-Method": "POST" } })],
+    [
+      "a CORS preflight",
+      "",
+      () => t.app.request("/v1/payments", { method: "OPTIONS", headers: { Origin: allowed[0]!, "Access-Control-Request-Method": "POST" } }),
+    ],
   ];
 
   it.each(answers)("are set on %s", async (_name, contentType, send) => {
@@ -204,8 +233,15 @@ describe("the limit on payment creation", () => {
     const shop = `shop-d-${randomUUID()}`;
     for (let i = 0; i < 5; i++) await create(shop);
     const key = newKey();
-    const body = { order_id: `RL-${randomUUID()}`, amount: 1050, currency: "MYR", description: "Kopi", customer: { name: "A", email: "a@example.my" } };
-    const send = async () => t.app.request("/v1/payments", jsonRequest("POST", body, { ...(await bearer(t, "service", shop)), "Idempotency-Key": key }));
+    const body = {
+      order_id: `RL-${randomUUID()}`,
+      amount: 1050,
+      currency: "MYR",
+      description: "Kopi",
+      customer: { name: "A", email: "a@example.my" },
+    };
+    const send = async () =>
+      t.app.request("/v1/payments", jsonRequest("POST", body, { ...(await bearer(t, "service", shop)), "Idempotency-Key": key }));
     expect((await send()).status).toBe(429);
     at(61);
     const retried = await send();

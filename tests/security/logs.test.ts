@@ -28,7 +28,11 @@ beforeAll(async () => {
 
   const created = await t.app.request(
     "/v1/payments",
-    jsonRequest("POST", { order_id: `LOG-${Date.now()}`, amount: 2590, currency: "MYR", description: "Nasi lemak", customer, metadata: { cart: "c-77" } }, { ...service, "Idempotency-Key": newKey() }),
+    jsonRequest(
+      "POST",
+      { order_id: `LOG-${Date.now()}`, amount: 2590, currency: "MYR", description: "Nasi lemak", customer, metadata: { cart: "c-77" } },
+      { ...service, "Idempotency-Key": newKey() },
+    ),
   );
   expect(created.status).toBe(201);
   const payment = (await created.json()) as { id: string; client_secret: string; checkout_url: string; gateway: { order_id: string } };
@@ -36,7 +40,9 @@ beforeAll(async () => {
 
   await t.app.request(`/v1/payments/${payment.id}`, { headers: service });
   await t.app.request(`/v1/payments/${payment.id}`, { headers: { "X-Client-Secret": payment.client_secret } });
-  const form = (await (await t.app.request(`/v1/payments/${payment.id}/checkout`, jsonRequest("POST", {}, { "X-Client-Secret": payment.client_secret }))).json()) as { fields: Record<string, string> };
+  const form = (await (
+    await t.app.request(`/v1/payments/${payment.id}/checkout`, jsonRequest("POST", {}, { "X-Client-Secret": payment.client_secret }))
+  ).json()) as { fields: Record<string, string> };
   await t.app.request(`/v1/payments/${payment.id}/seamless?client_secret=${payment.client_secret}`);
   const paid = await payThroughSandbox(t, payment.checkout_url, "approve");
   expect(paid.returned.status).toBe(303);
@@ -45,7 +51,10 @@ beforeAll(async () => {
   await t.app.request("/jobs/deliver", { method: "POST", headers: system });
   await t.app.request("/v1/events", { headers: admin });
 
-  const refund = await t.app.request(`/v1/payments/${payment.id}/refunds`, jsonRequest("POST", { amount: 500, reason: "customer asked" }, { ...admin, "Idempotency-Key": newKey() }));
+  const refund = await t.app.request(
+    `/v1/payments/${payment.id}/refunds`,
+    jsonRequest("POST", { amount: 500, reason: "customer asked" }, { ...admin, "Idempotency-Key": newKey() }),
+  );
   expect(refund.status).toBe(201);
   const { gateway } = (await refund.json()) as { gateway: { ref_id: string } };
   await t.app.request(`/sandbox/fiuu/_control/refunds/${gateway.ref_id}`, jsonRequest("POST", { status: "00" }));
@@ -53,11 +62,27 @@ beforeAll(async () => {
   // Forgeries and errors.
   const forged = signedReport(config.fiuu, { orderid: payment.gateway.order_id, status: "00", amount: "25.90", nbcb: "2" });
   expect((await t.app.request("/webhooks/fiuu/notify", formPost({ ...forged, skey: forgedSkey }))).status).toBe(400);
-  const notice = { RefundType: "P", MerchantID: config.fiuu.merchantId!, RefID: gateway.ref_id, RefundID: "1", TxnID: "1", Amount: "5.00", Status: "00", Signature: forgedSignature };
+  const notice = {
+    RefundType: "P",
+    MerchantID: config.fiuu.merchantId!,
+    RefID: gateway.ref_id,
+    RefundID: "1",
+    TxnID: "1",
+    Amount: "5.00",
+    Status: "00",
+    Signature: forgedSignature,
+  };
   expect((await t.app.request("/webhooks/fiuu/refund", formPost(notice))).status).toBe(400);
   await t.app.request(`/v1/payments/${payment.id}`, { headers: { Authorization: `Bearer ${service.Authorization.slice(7)}x` } });
   await t.app.request(`/v1/payments/${payment.id}`, { headers: { "X-Client-Secret": `${payment.client_secret}-wrong` } });
-  await t.app.request("/v1/payments", jsonRequest("POST", { order_id: "bad", amount: -1, currency: "MYR", description: "x", customer: { ...customer, email: customer.email + "!" } }, { ...service, "Idempotency-Key": newKey() }));
+  await t.app.request(
+    "/v1/payments",
+    jsonRequest(
+      "POST",
+      { order_id: "bad", amount: -1, currency: "MYR", description: "x", customer: { ...customer, email: `${customer.email}!` } },
+      { ...service, "Idempotency-Key": newKey() },
+    ),
+  );
   await t.app.request(`/v1/payments/${payment.id}/cancel`, { method: "POST", headers: { ...service, "Idempotency-Key": newKey() } });
   await t.app.request("/sandbox/fiuu/_control/faults", jsonRequest("POST", { mode: "down" }));
   await t.app.request(`/v1/payments/${payment.id}/refunds`, jsonRequest("POST", { amount: 100 }, { ...service, "Idempotency-Key": newKey() }));
@@ -89,7 +114,10 @@ beforeAll(async () => {
     if (m.skey) secrets.set(`skey of ${m.kind} #${i}`, m.skey);
     if (m.signature) secrets.set(`Signature of ${m.kind} #${i}`, m.signature);
   }
-  const sandboxLog = (await (await t.app.request("/sandbox/fiuu/_control/log")).json()) as { deliveries: { fields?: Record<string, string> }[]; ipnEchoes: { fields?: Record<string, string> }[] };
+  const sandboxLog = (await (await t.app.request("/sandbox/fiuu/_control/log")).json()) as {
+    deliveries: { fields?: Record<string, string> }[];
+    ipnEchoes: { fields?: Record<string, string> }[];
+  };
   for (const [i, entry] of [...sandboxLog.deliveries, ...sandboxLog.ipnEchoes].entries()) {
     if (entry.fields?.skey) secrets.set(`skey sent by the sandbox #${i}`, entry.fields.skey);
   }

@@ -65,7 +65,8 @@ const get = (path: string, client: string, at = base) => fetch(`${at}${path}`, {
 type Payment = { id: string; checkout_url: string; client_secret: string; gateway: { order_id: string } };
 const newPayment = async () => (await createPayment(t)) as unknown as Payment;
 const payPath = (p: Payment) => new URL(p.checkout_url).pathname + new URL(p.checkout_url).search;
-const statusOf = async (id: string) => (await queryRows<{ status: string }>(t.database.handle.db, sql`select status from payments where id = ${id}`))[0]!.status;
+const statusOf = async (id: string) =>
+  (await queryRows<{ status: string }>(t.database.handle.db, sql`select status from payments where id = ${id}`))[0]!.status;
 
 async function expectRateLimited(res: Response, retryAfter: string) {
   expect(res.status).toBe(429);
@@ -120,7 +121,13 @@ describe("the public pages' limit", () => {
     const payment = await newPayment();
     const client = newClient();
     await spend(client, payment);
-    const messages = async () => (await queryRows<{ n: number }>(t.database.handle.db, sql`select count(*)::int as n from gateway_messages where fields->>'orderid' = ${payment.gateway.order_id}`))[0]!.n;
+    const messages = async () =>
+      (
+        await queryRows<{ n: number }>(
+          t.database.handle.db,
+          sql`select count(*)::int as n from gateway_messages where fields->>'orderid' = ${payment.gateway.order_id}`,
+        )
+      )[0]!.n;
 
     const forged = signedReport(t.deps.config.fiuu, { orderid: payment.gateway.order_id, status: "00", amount: "25.90" }, { secretKey: "guessed" });
     await expectRateLimited(await get(`/webhooks/fiuu/return?${new URLSearchParams(forged)}`, client), "40");
@@ -164,7 +171,8 @@ describe("the public pages' limit", () => {
     const dead = await openRedis({ kind: "tcp", host: "127.0.0.1", port: 1, db: 0, maxConnections: 1 });
     const down = await listen({ ...t.deps, redis: dead.redis });
     try {
-      const warnings = () => t.logs.lines.filter((l) => l.msg === "rate limiter unavailable; letting the request through" && l.limiter === "public_page").length;
+      const warnings = () =>
+        t.logs.lines.filter((l) => l.msg === "rate limiter unavailable; letting the request through" && l.limiter === "public_page").length;
       const before = warnings();
       const client = newClient();
       for (let i = 0; i < 3; i++) expect((await get(`/pay/${payment.id}/result`, client, down.base)).status).toBe(200);

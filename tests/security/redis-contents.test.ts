@@ -28,7 +28,11 @@ import { startWebhookReceiver, type WebhookReceiver } from "../support/webhook-r
 // name, email and mobile and the client secrets: in clear, URL-encoded, base64, base64url or hex.
 
 const redisDb = 13;
-const customer = { name: `Nur Aisyah Kamal ${randomBytes(3).toString("hex")}`, email: `aisyah.${randomBytes(4).toString("hex")}@example.my`, mobile: "+60174823916" };
+const customer = {
+  name: `Nur Aisyah Kamal ${randomBytes(3).toString("hex")}`,
+  email: `aisyah.${randomBytes(4).toString("hex")}@example.my`,
+  mobile: "+60174823916",
+};
 
 /** @upstash/redis over a Requester, replies unparsed, as lib/adapters/redis/index.ts builds it. */
 class RawRepliesRedis extends Redis {
@@ -96,13 +100,26 @@ afterAll(async () => {
   tcp?.disconnect();
 });
 
-const token = (role: "service" | "admin" | "system", sub = "redis-shop") => signToken(deps.config.jwtSecret!, { sub, role, ttlSeconds: 600 }).then((t) => `Bearer ${t}`);
-const call = async (path: string, init: RequestInit = {}) => fetch(path.startsWith("http") ? path : `${base}${path}`, { redirect: "manual", ...init });
-const json = (method: string, body: unknown, headers: Record<string, string>): RequestInit => ({ method, body: JSON.stringify(body), headers: { "content-type": "application/json", ...headers } });
+const token = (role: "service" | "admin" | "system", sub = "redis-shop") =>
+  signToken(deps.config.jwtSecret!, { sub, role, ttlSeconds: 600 }).then((t) => `Bearer ${t}`);
+const call = async (path: string, init: RequestInit = {}) =>
+  fetch(path.startsWith("http") ? path : `${base}${path}`, { redirect: "manual", ...init });
+const json = (method: string, body: unknown, headers: Record<string, string>): RequestInit => ({
+  method,
+  body: JSON.stringify(body),
+  headers: { "content-type": "application/json", ...headers },
+});
 type Created = { id: string; client_secret: string; checkout_url: string; customer: unknown };
 
 async function createPayment(key = newKey()) {
-  const body = { order_id: `RD-${Date.now()}-${randomBytes(3).toString("hex")}`, amount: 2590, currency: "MYR", description: "Roti canai", customer, metadata: { basket: "b-1" } };
+  const body = {
+    order_id: `RD-${Date.now()}-${randomBytes(3).toString("hex")}`,
+    amount: 2590,
+    currency: "MYR",
+    description: "Roti canai",
+    customer,
+    metadata: { basket: "b-1" },
+  };
   const res = await call("/v1/payments", json("POST", body, { authorization: await token("service"), "idempotency-key": key }));
   expect(res.status).toBe(201);
   return { payment: (await res.json()) as Created, body, key };
@@ -126,7 +143,9 @@ describe("a full flow over HTTP", () => {
     const page = await (await call(payment.checkout_url)).text();
     const hosted = await (await submit(call, formAction(page), hiddenInputs(page))).text();
     const { tranID } = hiddenInputs(hosted);
-    const back = await (await submit(call, new URL(formAction(hosted, "sandbox-approve"), base).toString(), { tranID: tranID!, outcome: "approve" })).text();
+    const back = await (
+      await submit(call, new URL(formAction(hosted, "sandbox-approve"), base).toString(), { tranID: tranID!, outcome: "approve" })
+    ).text();
     const returned = await submit(call, formAction(back), hiddenInputs(back));
     expect(returned.status).toBe(303);
     expect((await call(`/pay/${payment.id}/result`)).status).toBe(200);
@@ -138,7 +157,10 @@ describe("a full flow over HTTP", () => {
     await call("/jobs/deliver", { method: "POST", headers: system });
 
     // A refund, settled by the sandbox, and its webhooks.
-    const refund = await call(`/v1/payments/${payment.id}/refunds`, json("POST", { amount: 500, reason: "one item missing" }, { authorization: await token("service"), "idempotency-key": newKey() }));
+    const refund = await call(
+      `/v1/payments/${payment.id}/refunds`,
+      json("POST", { amount: 500, reason: "one item missing" }, { authorization: await token("service"), "idempotency-key": newKey() }),
+    );
     expect(refund.status).toBe(201);
     const { gateway } = (await refund.json()) as { gateway: { ref_id: string } };
     await call(`/sandbox/fiuu/_control/refunds/${gateway.ref_id}`, json("POST", { status: "00" }, {}));
@@ -179,7 +201,9 @@ describe("a full flow over HTTP", () => {
   });
 
   it("keeps the create's answer sealed with the field cipher (v1.<keyId>.…), and it holds what a replay needs", async () => {
-    const records = sent.filter(([name, key]) => name!.toLowerCase() === "set" && key!.startsWith("idempotency:")).map((c) => JSON.parse(c[2]!) as Record<string, string>);
+    const records = sent
+      .filter(([name, key]) => name!.toLowerCase() === "set" && key!.startsWith("idempotency:"))
+      .map((c) => JSON.parse(c[2]!) as Record<string, string>);
     const done = records.filter((r) => r.state === "done");
     expect(done.length).toBeGreaterThanOrEqual(3); // two creates and a refund
     for (const record of done) {
@@ -193,7 +217,13 @@ describe("a full flow over HTTP", () => {
 
   it("the search itself finds each detail in clear, URL-encoded, base64, base64url and hex", () => {
     const answer = JSON.stringify({ customer, client_secret: secrets[0] });
-    for (const text of [answer, encodeURIComponent(answer), `x.${Buffer.from(answer).toString("base64")}`, Buffer.from(`pad${answer}`).toString("base64url"), Buffer.from(answer).toString("hex")]) {
+    for (const text of [
+      answer,
+      encodeURIComponent(answer),
+      `x.${Buffer.from(answer).toString("base64")}`,
+      Buffer.from(`pad${answer}`).toString("base64url"),
+      Buffer.from(answer).toString("hex"),
+    ]) {
       expect(leaksIn([text]).length, text.slice(0, 40)).toBeGreaterThanOrEqual(4);
     }
   });

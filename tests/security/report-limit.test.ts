@@ -36,16 +36,32 @@ const newIp = () => `2001:db8:${randomBytes(2).toString("hex")}:${randomBytes(2)
 const from = (ip: string, clientWrote: string[] = []) => ({ "X-Forwarded-For": [...clientWrote, ip].join(", ") });
 
 function post(route: string, fields: Record<string, string>, headers: Record<string, string>) {
-  return t.app.request(route, { method: "POST", body: new URLSearchParams(fields), headers: { ...headers, "content-type": "application/x-www-form-urlencoded" } });
+  return t.app.request(route, {
+    method: "POST",
+    body: new URLSearchParams(fields),
+    headers: { ...headers, "content-type": "application/x-www-form-urlencoded" },
+  });
 }
 
 type Payment = { id: string; gateway: { order_id: string } };
-const forgedFor = (payment: Payment) => signedReport(t.deps.config.fiuu, { orderid: payment.gateway.order_id, status: "00", amount: "25.90", nbcb: "2" }, { secretKey: "guessed" });
-const validFor = (payment: Payment, status: "00" | "22" = "00") => signedReport(t.deps.config.fiuu, { orderid: payment.gateway.order_id, status, amount: "25.90", nbcb: "2" });
-const forgedRefundNotice = () => ({ RefundType: "P", MerchantID: t.deps.config.fiuu.merchantId!, RefID: "RF-nope", RefundID: "1", TxnID: "1", Amount: "1.00", Status: "00", Signature: "f".repeat(32) });
+const forgedFor = (payment: Payment) =>
+  signedReport(t.deps.config.fiuu, { orderid: payment.gateway.order_id, status: "00", amount: "25.90", nbcb: "2" }, { secretKey: "guessed" });
+const validFor = (payment: Payment, status: "00" | "22" = "00") =>
+  signedReport(t.deps.config.fiuu, { orderid: payment.gateway.order_id, status, amount: "25.90", nbcb: "2" });
+const forgedRefundNotice = () => ({
+  RefundType: "P",
+  MerchantID: t.deps.config.fiuu.merchantId!,
+  RefID: "RF-nope",
+  RefundID: "1",
+  TxnID: "1",
+  Amount: "1.00",
+  Status: "00",
+  Signature: "f".repeat(32),
+});
 
 const storedMessages = async () => (await queryRows<{ n: number }>(t.database.handle.db, sql`select count(*)::int as n from gateway_messages`))[0]!.n;
-const statusOf = async (id: string) => (await queryRows<{ status: string }>(t.database.handle.db, sql`select status from payments where id = ${id}`))[0]!.status;
+const statusOf = async (id: string) =>
+  (await queryRows<{ status: string }>(t.database.handle.db, sql`select status from payments where id = ${id}`))[0]!.status;
 
 describe("reports that fail their signature", () => {
   it(`are stored and refused with 400 up to ${limit} a minute per client, then answered 429 with Retry-After and not stored`, async () => {
@@ -146,13 +162,21 @@ describe("valid reports", () => {
       const payment = (await createPayment(t)) as unknown as Payment;
       const warningsBefore = t.logs.lines.filter((l) => l.msg === "rate limiter unavailable; letting the request through").length;
 
-      const valid = await app.request("/webhooks/fiuu/notify", { method: "POST", body: new URLSearchParams(validFor(payment)), headers: { "content-type": "application/x-www-form-urlencoded" } });
+      const valid = await app.request("/webhooks/fiuu/notify", {
+        method: "POST",
+        body: new URLSearchParams(validFor(payment)),
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+      });
       expect(valid.status).toBe(200);
       expect(commands).toEqual([]);
       expect(await statusOf(payment.id)).toBe("succeeded");
       expect(t.logs.lines.filter((l) => l.msg === "rate limiter unavailable; letting the request through").length).toBe(warningsBefore);
 
-      const forged = await app.request("/webhooks/fiuu/notify", { method: "POST", body: new URLSearchParams(forgedFor(payment)), headers: { "content-type": "application/x-www-form-urlencoded" } });
+      const forged = await app.request("/webhooks/fiuu/notify", {
+        method: "POST",
+        body: new URLSearchParams(forgedFor(payment)),
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+      });
       expect(forged.status).toBe(400);
       expect(commands).toContain("pipeline"); // the limiter's INCR and EXPIRE, sent together
       const warnings = t.logs.lines.filter((l) => l.msg === "rate limiter unavailable; letting the request through");

@@ -132,7 +132,12 @@ export function keepAliveClient(origin: string, mayConnect: () => boolean): Clie
 }
 
 /** Sends one request on the client and records its outcome, never throwing. */
-export async function send(client: Client, what: string, request: { method: "GET" | "POST"; path: string; headers?: Record<string, string>; body?: string }, afterMarker: () => boolean): Promise<Outcome> {
+export async function send(
+  client: Client,
+  what: string,
+  request: { method: "GET" | "POST"; path: string; headers?: Record<string, string>; body?: string },
+  afterMarker: () => boolean,
+): Promise<Outcome> {
   const marked = afterMarker();
   try {
     const res = await client.request(request);

@@ -5,7 +5,7 @@ const md5 = (s: string) => createHash("md5").update(s).digest("hex");
 
 let tranCounter = 0;
 /** A fresh Fiuu tranID (digits). */
-export const newTranId = () => String(7_000_000_000 + Date.now() % 1_000_000_000 + ++tranCounter);
+export const newTranId = () => String(7_000_000_000 + (Date.now() % 1_000_000_000) + ++tranCounter);
 
 /**
  * A report as Fiuu sends it, signed the way FIUU.md §2 says — computed here independently of the

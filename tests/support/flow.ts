@@ -12,7 +12,14 @@ export async function createPayment(t: TestContext, body: Record<string, unknown
     "/v1/payments",
     jsonRequest(
       "POST",
-      { order_id: `F-${Date.now()}-${++orders}`, amount: 2590, currency: "MYR", description: "Teh tarik set", customer: { name: "Mei Ling", email: "mei@example.my", mobile: "+60174823915" }, ...body },
+      {
+        order_id: `F-${Date.now()}-${++orders}`,
+        amount: 2590,
+        currency: "MYR",
+        description: "Teh tarik set",
+        customer: { name: "Mei Ling", email: "mei@example.my", mobile: "+60174823915" },
+        ...body,
+      },
       { ...(await bearer(t)), "Idempotency-Key": newKey() },
     ),
   );

@@ -130,7 +130,15 @@ export function startTraffic(
         const text = await res.text();
         let code: string | undefined;
         if (res.headers.get("content-type")?.includes("json")) code = (JSON.parse(text) as { code?: string }).code;
-        sample = { op, startedAt, finishedAt: Date.now(), ms: Date.now() - startedAt, status: res.status, code, retryAfter: res.headers.get("retry-after") };
+        sample = {
+          op,
+          startedAt,
+          finishedAt: Date.now(),
+          ms: Date.now() - startedAt,
+          status: res.status,
+          code,
+          retryAfter: res.headers.get("retry-after"),
+        };
       } catch (error) {
         sample = { op, startedAt, finishedAt: Date.now(), ms: Date.now() - startedAt, status: 0, retryAfter: null, error: String(error) };
       } finally {

@@ -32,11 +32,16 @@ export async function applyRoles(adminUrl: string, passwords = rolePasswords, en
   const args = [
     adminUrl,
     "-q",
-    "-v", "ON_ERROR_STOP=1",
-    "-v", `owner_password=${passwords.owner}`,
-    "-v", `app_password=${passwords.app}`,
-    "-v", `analytics_password=${passwords.analytics}`,
-    "-f", "drizzle/roles.sql",
+    "-v",
+    "ON_ERROR_STOP=1",
+    "-v",
+    `owner_password=${passwords.owner}`,
+    "-v",
+    `app_password=${passwords.app}`,
+    "-v",
+    `analytics_password=${passwords.analytics}`,
+    "-f",
+    "drizzle/roles.sql",
   ];
   for (let attempt = 1; ; attempt++) {
     const result = await run("psql", args, env);

@@ -78,7 +78,23 @@ export async function startTlsCluster(): Promise<TlsCluster> {
   };
   try {
     const cert = (file: string, cn: string, san: string) =>
-      sh("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", `/CN=${cn}`, "-addext", `subjectAltName=${san}`, "-keyout", `${dir}/${file}.key`, "-out", `${dir}/${file}.crt`]);
+      sh("openssl", [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        `/CN=${cn}`,
+        "-addext",
+        `subjectAltName=${san}`,
+        "-keyout",
+        `${dir}/${file}.key`,
+        "-out",
+        `${dir}/${file}.crt`,
+      ]);
     cert("server", "localhost", "DNS:localhost,IP:127.0.0.1");
     cert("other", "localhost", "DNS:localhost,IP:127.0.0.1");
     sh("pg_createcluster", [version, name, "-p", String(port)]);
@@ -98,10 +114,7 @@ export async function startTlsCluster(): Promise<TlsCluster> {
         "",
       ].join("\n"),
     );
-    writeFileSync(
-      `${conf}/pg_hba.conf`,
-      ["local all postgres peer", "hostssl all all 127.0.0.0/8 scram-sha-256", ""].join("\n"),
-    );
+    writeFileSync(`${conf}/pg_hba.conf`, ["local all postgres peer", "hostssl all all 127.0.0.0/8 scram-sha-256", ""].join("\n"));
     sh("pg_ctlcluster", ["--skip-systemctl-redirect", version, name, "start"]);
     sh("runuser", ["-u", "postgres", "--", "psql", "-p", String(port), "-qc", `ALTER ROLE postgres PASSWORD '${password}'`]);
   } catch (error) {

@@ -21,7 +21,13 @@ export interface UpstashBridge {
   close(): Promise<void>;
 }
 
-export async function startUpstashBridge(options: { host: string; port?: number; db?: number; password?: string; token?: string }): Promise<UpstashBridge> {
+export async function startUpstashBridge(options: {
+  host: string;
+  port?: number;
+  db?: number;
+  password?: string;
+  token?: string;
+}): Promise<UpstashBridge> {
   const token = options.token ?? `bridge-${Math.random().toString(36).slice(2)}`;
   const client = new IORedis({
     host: options.host,
@@ -77,7 +83,10 @@ export async function startUpstashBridge(options: { host: string; port?: number;
         if ((error as Error).name === "ReplyError") return send(400, { error: (error as Error).message });
         throw error;
       }
-      return send(200, (replies ?? []).map(([error, result]) => (error ? { error: error.message } : { result: encode(result) })));
+      return send(
+        200,
+        (replies ?? []).map(([error, result]) => (error ? { error: error.message } : { result: encode(result) })),
+      );
     }
     return send(404, { error: `ERR this bridge does not serve ${path}` });
   };

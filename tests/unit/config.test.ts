@@ -87,13 +87,10 @@ describe("configuration", () => {
     expect(config.encryptionKey?.length).toBe(32);
   });
 
-  it.each(Object.keys(productionEnv).filter((k) => k !== "ENVIRONMENT"))(
-    "refuses production without %s and names it",
-    (missing) => {
-      const env = { ...productionEnv, [missing]: "" };
-      expect(problemsOf(env).join("\n")).toContain(missing);
-    },
-  );
+  it.each(Object.keys(productionEnv).filter((k) => k !== "ENVIRONMENT"))("refuses production without %s and names it", (missing) => {
+    const env = { ...productionEnv, [missing]: "" };
+    expect(problemsOf(env).join("\n")).toContain(missing);
+  });
 
   it("points production at Fiuu's live hosts when FIUU_SANDBOX=false", () => {
     const config = loadConfig({ ...productionEnv, FIUU_SANDBOX: "false" });
@@ -158,13 +155,16 @@ describe("secrets production refuses", () => {
 
   it.each(secrets)("refuses a template placeholder in %s", (name) => {
     // Long enough and valid in shape wherever a shape is checked, so only the placeholder is wrong.
-    const placeholder = name.endsWith("DATABASE_URL") ? "postgres://payment_app:<password of the payment_app role>@db:5432/payments" : `<${name.toLowerCase()} from the secret manager, 32+ characters>`;
+    const placeholder = name.endsWith("DATABASE_URL")
+      ? "postgres://payment_app:<password of the payment_app role>@db:5432/payments"
+      : `<${name.toLowerCase()} from the secret manager, 32+ characters>`;
     expect(refusalsOf(name, placeholder).join("\n")).toMatch(new RegExp(`${name}: holds a template placeholder`));
   });
 
   it.each([
     ["a value with < or > anywhere", "JWT_SECRET", "kR8v2QeZ0pL4nW7sT1yU6bH3mD9fJ5cX>8aG2qV0t"],
     ["an unexpanded command substitution", "JWT_SECRET", "$(openssl rand -base64 48 | tr -d '\\n')"],
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a literal unexpanded variable is the input under test
     ["an unexpanded variable", "FIUU_SECRET_KEY", "${FIUU_SECRET_KEY_FROM_VAULT}"],
     ["the command instead of its output (the Swarm stack's example)", "ENCRYPTION_KEY", "openssl rand -hex 32"],
     ["the README's elided password", "DATABASE_URL", "postgres://payment_app:…@db:5432/payments"],
@@ -229,12 +229,23 @@ describe("secrets production refuses", () => {
   });
 
   it("reports every refusal at once", () => {
-    const problems = problemsOf({ ...productionEnv, JWT_SECRET: "<output of openssl rand -base64 48 goes here>", FIUU_SECRET_KEY: "short", FIUU_SANDBOX: "" });
+    const problems = problemsOf({
+      ...productionEnv,
+      JWT_SECRET: "<output of openssl rand -base64 48 goes here>",
+      FIUU_SECRET_KEY: "short",
+      FIUU_SANDBOX: "",
+    });
     expect(problems.map((p) => p.split(":")[0]).sort()).toEqual(["FIUU_SANDBOX", "FIUU_SECRET_KEY", "JWT_SECRET"]);
   });
 
   it("applies none of this outside production", () => {
-    const weak = { JWT_SECRET: "a".repeat(32), FIUU_VERIFY_KEY: "verify", FIUU_SECRET_KEY: "secret", WEBHOOK_SECRET: "whsec_c2VjcmV0", DB_PASSWORD: "<password>" };
+    const weak = {
+      JWT_SECRET: "a".repeat(32),
+      FIUU_VERIFY_KEY: "verify",
+      FIUU_SECRET_KEY: "secret",
+      WEBHOOK_SECRET: "whsec_c2VjcmV0",
+      DB_PASSWORD: "<password>",
+    };
     for (const ENVIRONMENT of ["development", "test", "staging"]) {
       expect(problemsOf({ ...weak, ENVIRONMENT }), ENVIRONMENT).toEqual([]);
     }
@@ -259,7 +270,10 @@ describe("resolving the secrets", () => {
 
   it("fills every missing secret from development's own outside production, and the demo receives the webhooks", () => {
     const config = resolveSecrets(loadConfig({}), fromDev);
-    expect(config).toMatchObject({ jwtSecret: dev.jwtSecret, webhooks: { secret: dev.webhookSecret, urls: ["http://localhost:8086/demo/webhooks"] } });
+    expect(config).toMatchObject({
+      jwtSecret: dev.jwtSecret,
+      webhooks: { secret: dev.webhookSecret, urls: ["http://localhost:8086/demo/webhooks"] },
+    });
     expect(config.encryptionKey.toString("hex")).toBe(dev.encryptionKey);
     expect(config.fiuu).toMatchObject({ merchantId: "SB_localshop", verifyKey: dev.fiuuVerifyKey, secretKey: dev.fiuuSecretKey });
   });

@@ -68,18 +68,24 @@ describe("field cipher", () => {
     ["an extra part", (s: string) => `${s}.AAAA`],
     ["another version", (s: string) => s.replace(/^v1\./, "v2.")],
     ["a truncated tag", (s: string) => s.slice(0, -4)],
-    ["a flipped ciphertext bit", (s: string) => {
-      const parts = s.split(".");
-      const bytes = Buffer.from(parts[3]!, "base64url");
-      bytes[0]! ^= 1;
-      parts[3] = bytes.toString("base64url");
-      return parts.join(".");
-    }],
-    ["swapped ciphertext from another value", (s: string, other: string) => {
-      const parts = s.split(".");
-      parts[3] = other.split(".")[3]!;
-      return parts.join(".");
-    }],
+    [
+      "a flipped ciphertext bit",
+      (s: string) => {
+        const parts = s.split(".");
+        const bytes = Buffer.from(parts[3]!, "base64url");
+        bytes[0]! ^= 1;
+        parts[3] = bytes.toString("base64url");
+        return parts.join(".");
+      },
+    ],
+    [
+      "swapped ciphertext from another value",
+      (s: string, other: string) => {
+        const parts = s.split(".");
+        parts[3] = other.split(".")[3]!;
+        return parts.join(".");
+      },
+    ],
     ["plain text", () => "Ahmad"],
     ["nothing", () => ""],
   ])("refuses %s", (_name, tamper) => {

@@ -33,18 +33,37 @@ const secretKey = "your_secret_key";
 
 describe("the refund answer", () => {
   it("verifies FIUU.md's recorded answer: Status the word pending, signed over 22, numbers as JSON numbers", () => {
-    const body = '{"RefundType":"P","MerchantID":"your_merchant_id","RefID":"merchant_refund_ref_id","RefundID":19,"TxnID":25248208,"Amount":"10.00","Status":"pending","Signature":"816071a1a72a260b87d7570beb0a670a","reason":""}';
+    const body =
+      '{"RefundType":"P","MerchantID":"your_merchant_id","RefID":"merchant_refund_ref_id","RefundID":19,"TxnID":25248208,"Amount":"10.00","Status":"pending","Signature":"816071a1a72a260b87d7570beb0a670a","reason":""}';
     const fields = parseJsonFields(body) as Record<string, string>;
     expect(readRefundAnswer(fields, sent, secretKey)).toEqual({ refundId: "19", status: "pending" });
   });
 
   it("verifies the same answer with Status as the code 22", () => {
-    const fields = { RefundType: "P", MerchantID: "your_merchant_id", RefID: "merchant_refund_ref_id", RefundID: "19", TxnID: "25248208", Amount: "10.00", Status: "22", Signature: "816071a1a72a260b87d7570beb0a670a" };
+    const fields = {
+      RefundType: "P",
+      MerchantID: "your_merchant_id",
+      RefID: "merchant_refund_ref_id",
+      RefundID: "19",
+      TxnID: "25248208",
+      Amount: "10.00",
+      Status: "22",
+      Signature: "816071a1a72a260b87d7570beb0a670a",
+    };
     expect(readRefundAnswer(fields, sent, secretKey).status).toBe("pending");
   });
 
   it("refuses it with another Signature, RefID or amount", () => {
-    const fields = { RefundType: "P", MerchantID: "your_merchant_id", RefID: "merchant_refund_ref_id", RefundID: "19", TxnID: "25248208", Amount: "10.00", Status: "22", Signature: "816071a1a72a260b87d7570beb0a670a" };
+    const fields = {
+      RefundType: "P",
+      MerchantID: "your_merchant_id",
+      RefID: "merchant_refund_ref_id",
+      RefundID: "19",
+      TxnID: "25248208",
+      Amount: "10.00",
+      Status: "22",
+      Signature: "816071a1a72a260b87d7570beb0a670a",
+    };
     expect(() => readRefundAnswer({ ...fields, Signature: "0".repeat(32) }, sent, secretKey)).toThrow(FiuuProtocolError);
     expect(() => readRefundAnswer({ ...fields, Status: "00" }, sent, secretKey)).toThrow(/Signature/);
     expect(() => readRefundAnswer(fields, { ...sent, refId: "other" }, secretKey)).toThrow(/another refund/);
@@ -52,7 +71,15 @@ describe("the refund answer", () => {
 });
 
 describe("the refund notice", () => {
-  const notice = { RefundType: "P", MerchantID: "your_merchant_id", RefID: "merchant_refund_ref_id", RefundID: "19", TxnID: "25248208", Amount: "10.00", Signature: "816071a1a72a260b87d7570beb0a670a" };
+  const notice = {
+    RefundType: "P",
+    MerchantID: "your_merchant_id",
+    RefID: "merchant_refund_ref_id",
+    RefundID: "19",
+    TxnID: "25248208",
+    Amount: "10.00",
+    Signature: "816071a1a72a260b87d7570beb0a670a",
+  };
   it.each(["22", "pending", "Pending", "processing"])("verifies over the code when Status is %s", (status) => {
     expect(verifyRefundNotice({ ...notice, Status: status }, "your_merchant_id", secretKey)).toBe(true);
   });
@@ -61,13 +88,23 @@ describe("the refund notice", () => {
     expect(verifyRefundNotice({ ...notice, Status: "success" }, "your_merchant_id", secretKey)).toBe(false);
   });
   it("maps words to codes and leaves codes alone", () => {
-    expect(["pending", "processing", "success", "rejected", "00", "11", "22"].map(refundStatusCode)).toEqual(["22", "22", "00", "11", "00", "11", "22"]);
+    expect(["pending", "processing", "success", "rejected", "00", "11", "22"].map(refundStatusCode)).toEqual([
+      "22",
+      "22",
+      "00",
+      "11",
+      "00",
+      "11",
+      "22",
+    ]);
   });
 });
 
 describe("the refund status answer (unsigned)", () => {
   it("picks the entry with this RefID from a list, numbers as strings or JSON numbers", () => {
-    const parsed = parseJsonFields('[{"TxnID":25248208,"RefID":"other","RefundID":1,"Status":"success"},{"TxnID":25248208,"RefID":"mine","RefundID":19,"Status":"rejected"}]')!;
+    const parsed = parseJsonFields(
+      '[{"TxnID":25248208,"RefID":"other","RefundID":1,"Status":"success"},{"TxnID":25248208,"RefID":"mine","RefundID":19,"Status":"rejected"}]',
+    )!;
     expect(readRefundStatus(parsed, "mine", "m")).toMatchObject({ refId: "mine", refundId: "19", txnId: "25248208", status: "failed" });
   });
   it("reads one object too", () => {
@@ -82,11 +119,27 @@ describe("the refund status answer (unsigned)", () => {
 
 describe("what each PRxxx code means for a refund (FIUU.md §4)", () => {
   it.each([
-    ["PR001", "misconfigured"], ["PR002", "misconfigured"], ["PR003", "misconfigured"], ["PR004", "misconfigured"],
-    ["PR005", "misconfigured"], ["PR006", "misconfigured"], ["PR007", "misconfigured"], ["PR008", "misconfigured"],
-    ["PR009", "final"], ["PR010", "retry_if_pending"], ["PR011", "final"], ["PR012", "final"], ["PR013", "final"],
-    ["PR014", "final"], ["PR015", "retry"], ["PR016", "exists"], ["PR017", "final"], ["PR018", "final"],
-    ["PR019", "final"], ["PR020", "retry"], ["PR999", "unknown"],
+    ["PR001", "misconfigured"],
+    ["PR002", "misconfigured"],
+    ["PR003", "misconfigured"],
+    ["PR004", "misconfigured"],
+    ["PR005", "misconfigured"],
+    ["PR006", "misconfigured"],
+    ["PR007", "misconfigured"],
+    ["PR008", "misconfigured"],
+    ["PR009", "final"],
+    ["PR010", "retry_if_pending"],
+    ["PR011", "final"],
+    ["PR012", "final"],
+    ["PR013", "final"],
+    ["PR014", "final"],
+    ["PR015", "retry"],
+    ["PR016", "exists"],
+    ["PR017", "final"],
+    ["PR018", "final"],
+    ["PR019", "final"],
+    ["PR020", "retry"],
+    ["PR999", "unknown"],
   ])("%s is %s", (code, meaning) => {
     expect(classifyRefundRefusal(code)).toBe(meaning);
   });

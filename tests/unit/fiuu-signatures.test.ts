@@ -105,14 +105,11 @@ describe("verifySkey", () => {
     expect(verifySkey({ ...signed, ...change }, secretKey)).toBe(false);
   });
 
-  it.each(["tranID", "orderid", "status", "domain", "amount", "currency", "paydate", "appcode", "skey"])(
-    "rejects a report without %s",
-    (name) => {
-      const fields: Record<string, string> = { ...signed };
-      delete fields[name];
-      expect(verifySkey(fields, secretKey)).toBe(false);
-    },
-  );
+  it.each(["tranID", "orderid", "status", "domain", "amount", "currency", "paydate", "appcode", "skey"])("rejects a report without %s", (name) => {
+    const fields: Record<string, string> = { ...signed };
+    delete fields[name];
+    expect(verifySkey(fields, secretKey)).toBe(false);
+  });
 
   it.each([
     ["an upper-cased skey", "2E684713B97A79721E347492EF75765E"],
@@ -132,15 +129,27 @@ describe("verifySkey", () => {
 
 describe("requery signatures", () => {
   it.each([
-    { name: "by tranID", input: { id: "25248208", domain: "test4321", verifyKey: "abcdefg", amount: "10.00" }, plain: "25248208test4321abcdefg10.00" },
+    {
+      name: "by tranID",
+      input: { id: "25248208", domain: "test4321", verifyKey: "abcdefg", amount: "10.00" },
+      plain: "25248208test4321abcdefg10.00",
+    },
     { name: "by order id", input: { id: "ORD1", domain: "SB_shop", verifyKey: "vk", amount: "1000000.00" }, plain: "ORD1SB_shopvk1000000.00" },
   ])("request skey $name", ({ input, plain }) => {
     expect(requerySkey(input)).toBe(md5(plain));
   });
 
   it.each([
-    { name: "by tranID", input: { amount: "10.00", secretKey: "sk", domain: "test4321", id: "25248208", statCode: "00" }, plain: "10.00sktest43212524820800" },
-    { name: "by order id", input: { amount: "3899.00", secretKey: "sk", domain: "SB_shop", id: "ORD1", statCode: "11" }, plain: "3899.00skSB_shopORD111" },
+    {
+      name: "by tranID",
+      input: { amount: "10.00", secretKey: "sk", domain: "test4321", id: "25248208", statCode: "00" },
+      plain: "10.00sktest43212524820800",
+    },
+    {
+      name: "by order id",
+      input: { amount: "3899.00", secretKey: "sk", domain: "SB_shop", id: "ORD1", statCode: "11" },
+      plain: "3899.00skSB_shopORD111",
+    },
   ])("VrfKey $name", ({ input, plain }) => {
     expect(vrfKey(input)).toBe(md5(plain));
   });

@@ -40,7 +40,11 @@ function lintAll(): Map<string, string[]> {
   }
   let output: string;
   try {
-    output = execFileSync(biome, ["lint", "--reporter=json", "--max-diagnostics=none", "."], { cwd: scratch, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    output = execFileSync(biome, ["lint", "--reporter=json", "--max-diagnostics=none", "."], {
+      cwd: scratch,
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+    });
   } catch (error) {
     output = (error as { stdout?: string }).stdout ?? "";
   }
@@ -59,9 +63,12 @@ describe("lib/ in layers, the direction enforced by npm run lint", () => {
   it("has no loose modules: every file of lib/ is in a layer's folder", () => {
     const top = readdirSync(path.join(root, "lib"), { withFileTypes: true });
     expect(top.filter((entry) => entry.isFile()).map((entry) => entry.name)).toEqual(["README.md"]);
-    expect(top.filter((entry) => entry.isDirectory()).map((entry) => `lib/${entry.name}`).sort()).toEqual(
-      layers.filter((l) => l.startsWith("lib/")).sort(),
-    );
+    expect(
+      top
+        .filter((entry) => entry.isDirectory())
+        .map((entry) => `lib/${entry.name}`)
+        .sort(),
+    ).toEqual(layers.filter((l) => l.startsWith("lib/")).sort());
   });
 
   it("draws the same layers in lib/README.md as the lint rule enforces", () => {
@@ -74,10 +81,14 @@ describe("lib/ in layers, the direction enforced by npm run lint", () => {
     const below = layers.slice(i + 1);
     const above = layers.slice(0, i);
     if (above.length > 0) {
-      const upward = above.map((upper) => [upper, probe(`${layer}/probe.ts`, `import { x } from "${specifier(layer, upper)}";\nexport const y = x;\n`)] as const);
+      const upward = above.map(
+        (upper) => [upper, probe(`${layer}/probe.ts`, `import { x } from "${specifier(layer, upper)}";\nexport const y = x;\n`)] as const,
+      );
       it(`refuses an import from ${layer}/ up into ${above.join(", ")}`, () => {
         for (const [upper, found] of upward) {
-          expect(found(), `${layer} → ${upper}`).toEqual([expect.stringMatching(/^lint\/style\/noRestrictedImports: .*may import only from its own layer or below/)]);
+          expect(found(), `${layer} → ${upper}`).toEqual([
+            expect.stringMatching(/^lint\/style\/noRestrictedImports: .*may import only from its own layer or below/),
+          ]);
         }
       });
     }
@@ -97,10 +108,9 @@ describe("lib/ in layers, the direction enforced by npm run lint", () => {
     expect(opsToHttp()).toHaveLength(1);
   });
 
-  const handlerSql = ["drizzle-orm", "../drizzle/schema.js", "../lib/adapters/db/client.js"].map((from) => [
-    from,
-    probe("handlers/probe.ts", `import { x } from "${from}";\nexport const y = x;\n`),
-  ] as const);
+  const handlerSql = ["drizzle-orm", "../drizzle/schema.js", "../lib/adapters/db/client.js"].map(
+    (from) => [from, probe("handlers/probe.ts", `import { x } from "${from}";\nexport const y = x;\n`)] as const,
+  );
   it("keeps SQL out of handlers: no Drizzle, schema or database adapter import", () => {
     for (const [from, found] of handlerSql) expect(found(), from).toEqual([expect.stringMatching(/its SQL belongs in lib\/domain/)]);
   });

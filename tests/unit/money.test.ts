@@ -18,12 +18,9 @@ describe("toFiuuAmount", () => {
     expect(toFiuuAmount(minor)).toBe(text);
   });
 
-  it.each([[-1], [1.5], [0.1], [Number.NaN], [Number.POSITIVE_INFINITY], [Number.MAX_SAFE_INTEGER + 1]])(
-    "refuses %d",
-    (minor) => {
-      expect(() => toFiuuAmount(minor)).toThrow(RangeError);
-    },
-  );
+  it.each([[-1], [1.5], [0.1], [Number.NaN], [Number.POSITIVE_INFINITY], [Number.MAX_SAFE_INTEGER + 1]])("refuses %d", (minor) => {
+    expect(() => toFiuuAmount(minor)).toThrow(RangeError);
+  });
 
   it("never writes a thousands separator", () => {
     for (const minor of [100000, 123456789, 99999999999]) expect(toFiuuAmount(minor)).not.toContain(",");

@@ -11,7 +11,8 @@ const md5 = (text: string) => createHash("md5").update(text, "utf8").digest("hex
 const keys = { merchantId: "SB_unitshop", secretKey: "sk_unit_0123456789" };
 const byOrder: RequeryBy = { by: "order", orderId: "ORD20261201A" };
 const byTran: RequeryBy = { by: "tranID", tranId: "30012345678" };
-const vrfByOrder = (amount: string, statCode: string, orderId = "ORD20261201A") => md5(amount + keys.secretKey + keys.merchantId + orderId + statCode);
+const vrfByOrder = (amount: string, statCode: string, orderId = "ORD20261201A") =>
+  md5(amount + keys.secretKey + keys.merchantId + orderId + statCode);
 const vrfByTran = (amount: string, statCode: string, tranId = "30012345678") => md5(amount + keys.secretKey + keys.merchantId + tranId + statCode);
 
 /** Parses a body and reads it as the answer to `query`. */
@@ -32,7 +33,7 @@ const refusalOf = (body: string, query: RequeryBy = byOrder) => {
 
 /** A q_by_oid type=0 answer, `Key: Value` lines. */
 const qByOidText = (statCode: string, overrides: Record<string, string> = {}) =>
-  Object.entries({
+  `${Object.entries({
     StatCode: statCode,
     StatName: statCode === "00" ? "captured" : statCode === "22" ? "pending" : "failed",
     OrderID: "ORD20261201A",
@@ -49,7 +50,7 @@ const qByOidText = (statCode: string, overrides: Record<string, string> = {}) =>
     ...overrides,
   })
     .map(([name, value]) => `${name}: ${value}`)
-    .join("\n") + "\n";
+    .join("\n")}\n`;
 
 describe("reading a transaction's status", () => {
   it("verifies a q_by_oid type=0 answer written as `Key: Value` lines", () => {
@@ -81,7 +82,7 @@ describe("reading a transaction's status", () => {
     expect(read(body, byTran)).toMatchObject({ found: true, statCode: "22", tranId: "30012345678", amount: "30.00" });
   });
 
-  it("verifies a type=2 JSON answer whose Amount is the JSON number 30.00, over the text \"30.00\"", () => {
+  it('verifies a type=2 JSON answer whose Amount is the JSON number 30.00, over the text "30.00"', () => {
     const body = `{"StatCode":"00","StatName":"captured","OrderID":"ORD20261201A","Amount":30.00,"TranID":30012345678,"Domain":"${keys.merchantId}","VrfKey":"${vrfByOrder("30.00", "00")}","Channel":"credit","Currency":"MYR","ErrorCode":null,"ErrorDesc":null}`;
     // What a plain JSON parser makes of it: 30, and the VrfKey over "30" would not match.
     expect((JSON.parse(body) as { Amount: unknown }).Amount).toBe(30);
@@ -99,7 +100,7 @@ describe("reading a transaction's status", () => {
     ["a changed amount", { Amount: "3.00" }],
     ["no VrfKey", { VrfKey: "" }],
     ["an upper-case VrfKey", { VrfKey: vrfByOrder("30.00", "00").toUpperCase() }],
-    ["a VrfKey over another merchant's answer", { Domain: "SB_othershop", VrfKey: md5("30.00" + keys.secretKey + "SB_othershop" + "ORD20261201A" + "00") }],
+    ["a VrfKey over another merchant's answer", { Domain: "SB_othershop", VrfKey: md5(`30.00${keys.secretKey}SB_othershopORD20261201A00`) }],
     ["a genuine answer about another order", { OrderID: "ORDOTHER", VrfKey: vrfByOrder("30.00", "00", "ORDOTHER") }],
     ["an amount that is not a Fiuu amount", { Amount: "1,030.00", VrfKey: vrfByOrder("1,030.00", "00") }],
     ["an unknown StatCode", { StatCode: "33", VrfKey: vrfByOrder("30.00", "33") }],
@@ -108,7 +109,15 @@ describe("reading a transaction's status", () => {
   });
 
   it("picks the success from a list of attempts, and refuses the list if one entry is forged", () => {
-    const entry = (statCode: string, tranId: string) => ({ StatCode: statCode, TranID: tranId, Amount: "30.00", Domain: keys.merchantId, OrderID: "ORD20261201A", Currency: "MYR", VrfKey: vrfByOrder("30.00", statCode) });
+    const entry = (statCode: string, tranId: string) => ({
+      StatCode: statCode,
+      TranID: tranId,
+      Amount: "30.00",
+      Domain: keys.merchantId,
+      OrderID: "ORD20261201A",
+      Currency: "MYR",
+      VrfKey: vrfByOrder("30.00", statCode),
+    });
     expect(read(JSON.stringify([entry("11", "1"), entry("00", "2"), entry("22", "3")]))).toMatchObject({ statCode: "00", tranId: "2" });
     expect(refusalOf(JSON.stringify([entry("11", "1"), { ...entry("11", "2"), StatCode: "00" }])).code).toBeUndefined();
   });
@@ -126,11 +135,27 @@ describe("FIUU.md §3's error codes", () => {
     expect(read(`ErrorCode=${code}\nErrorDesc=Transaction record not found`, byTran)).toMatchObject({ found: false, code });
   });
 
-  it("reads a StatCode of \"-\" (the q_by_oids example's not found) as no transaction", () => {
-    const dashes = ["StatCode", "StatName", "Amount", "TranID", "Domain", "BillingDate", "BillingName", "VrfKey", "Channel", "Currency", "ErrorCode", "ErrorDesc"];
+  it('reads a StatCode of "-" (the q_by_oids example\'s not found) as no transaction', () => {
+    const dashes = [
+      "StatCode",
+      "StatName",
+      "Amount",
+      "TranID",
+      "Domain",
+      "BillingDate",
+      "BillingName",
+      "VrfKey",
+      "Channel",
+      "Currency",
+      "ErrorCode",
+      "ErrorDesc",
+    ];
     const body = [...dashes.map((name) => `${name}: -`), "OrderID: ORD20261201A"].join("\n");
     expect(read(body)).toMatchObject({ found: false, code: "" });
-    expect(read(`{"StatCode":"-","OrderID":"ORD20261201A","ErrorCode":"Q203","ErrorDesc":"Transaction record not found"}`)).toMatchObject({ found: false, code: "Q203" });
+    expect(read(`{"StatCode":"-","OrderID":"ORD20261201A","ErrorCode":"Q203","ErrorDesc":"Transaction record not found"}`)).toMatchObject({
+      found: false,
+      code: "Q203",
+    });
   });
 
   it("reads a bare code with its description as that code", () => {
@@ -153,7 +178,11 @@ describe("FIUU.md §3's error codes", () => {
   it.each(["Q01", "Q00001", "Q02", "Q00002", "Q07", "Q04", "Q00003", "Q101", "Q201", "Q00004", "Q102", "Q202", "Q204", "Q150", "Q299", "Q302"])(
     "refuses %s as a misconfiguration",
     (code) => {
-      expect(refusalOf(`{"ErrorCode":"${code}","ErrorDesc":"Invalid Parameter Value"}`)).toEqual({ code, refusal: "misconfigured", retryable: false });
+      expect(refusalOf(`{"ErrorCode":"${code}","ErrorDesc":"Invalid Parameter Value"}`)).toEqual({
+        code,
+        refusal: "misconfigured",
+        retryable: false,
+      });
     },
   );
 
@@ -168,7 +197,10 @@ describe("FIUU.md §3's error codes", () => {
   it("lets the code decide on a failed status that carries a query code (a signed 11 with Q04 is a misconfiguration)", () => {
     const signed11 = qByOidText("11", { TranID: "", ErrorCode: "Q04", ErrorDesc: "Merchant info not found.", VrfKey: vrfByOrder("30.00", "11") });
     expect(refusalOf(signed11)).toMatchObject({ code: "Q04", refusal: "misconfigured" });
-    expect(read(qByOidText("11", { TranID: "", ErrorCode: "Q203", VrfKey: vrfByOrder("30.00", "11") }))).toMatchObject({ found: false, code: "Q203" });
+    expect(read(qByOidText("11", { TranID: "", ErrorCode: "Q203", VrfKey: vrfByOrder("30.00", "11") }))).toMatchObject({
+      found: false,
+      code: "Q203",
+    });
   });
 
   it("never believes an error answer whose VrfKey does not verify, or that is another merchant's", () => {

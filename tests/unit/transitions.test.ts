@@ -89,7 +89,10 @@ describe("payment state machine", () => {
     for (const reported of ["00", "11", "22"] as const) {
       for (const amount of [1050, 1, 999999]) {
         for (const tranId of ["1000001", "9"]) {
-          const decision = decideTransition({ status: "succeeded", amount: 1050, currency: "MYR", tranId: "1000001" }, { status: reported, amount, currency: "MYR", tranId });
+          const decision = decideTransition(
+            { status: "succeeded", amount: 1050, currency: "MYR", tranId: "1000001" },
+            { status: reported, amount, currency: "MYR", tranId },
+          );
           expect(decision.next).toBeUndefined();
         }
       }

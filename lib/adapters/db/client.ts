@@ -133,8 +133,7 @@ function preparedStatements<T extends Sql>(client: T): T {
       const value = Reflect.get(target, property, receiver) as unknown;
       switch (property) {
         case "unsafe":
-          return (query: string, params?: unknown[], options?: object) =>
-            target.unsafe(query, params as never, { ...options, prepare: true });
+          return (query: string, params?: unknown[], options?: object) => target.unsafe(query, params as never, { ...options, prepare: true });
         case "begin":
         case "savepoint":
           return (...args: unknown[]) => {

@@ -54,7 +54,19 @@ const untrusted = new Set([
   "CERT_REJECTED",
   "INVALID_CA",
 ]);
-const unreachable = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "EHOSTDOWN", "ETIMEDOUT", "CONNECT_TIMEOUT", "ECONNRESET", "EPIPE", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED"]);
+const unreachable = new Set([
+  "ECONNREFUSED",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EHOSTDOWN",
+  "ETIMEDOUT",
+  "CONNECT_TIMEOUT",
+  "ECONNRESET",
+  "EPIPE",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+]);
 
 /** Credentials in a connection URL (postgres://user:password@host) blanked, should a message carry one. */
 export function withoutCredentials(text: string): string {
@@ -78,8 +90,13 @@ export function describeDatabaseError(error: unknown): DatabaseProblem {
     case "28P01":
       return problem("authentication failed", `${text} (28P01): check the role's password`);
     case "28000":
-      if (/no encryption|SSL off/i.test(text)) return problem("TLS required by the server", `${text} (28000): the server accepts this role only over TLS; set sslmode (DB_SSL_MODE) to verify-full`);
-      if (/SSL encryption|SSL on|GSS/i.test(text)) return problem("TLS refused by the server", `${text} (28000): the server refuses this role over TLS (pg_hba.conf hostnossl)`);
+      if (/no encryption|SSL off/i.test(text))
+        return problem(
+          "TLS required by the server",
+          `${text} (28000): the server accepts this role only over TLS; set sslmode (DB_SSL_MODE) to verify-full`,
+        );
+      if (/SSL encryption|SSL on|GSS/i.test(text))
+        return problem("TLS refused by the server", `${text} (28000): the server refuses this role over TLS (pg_hba.conf hostnossl)`);
       return problem("authentication failed", `${text} (28000): pg_hba.conf or the role's LOGIN attribute refuses it`);
     case "SSL_NOT_SUPPORTED":
       return problem("TLS refused by the server", "the server does not support TLS, but the sslmode (DB_SSL_MODE or the URL's) requires it");
@@ -91,10 +108,16 @@ export function describeDatabaseError(error: unknown): DatabaseProblem {
     case "EAI_AGAIN":
       return problem("host not found", `${text}: check DB_HOST / the URL's host`);
     case "ERR_TLS_CERT_ALTNAME_INVALID":
-      return problem("certificate does not match the host", `${text}: the certificate names other hosts; connect by a name it holds, or use verify-ca`);
+      return problem(
+        "certificate does not match the host",
+        `${text}: the certificate names other hosts; connect by a name it holds, or use verify-ca`,
+      );
   }
   if (code && untrusted.has(code)) {
-    return problem("certificate not trusted", `${text} (${code}): DB_SSL_CA (or DB_SSL_CA_FILE) must hold the CA that signed the server's certificate`);
+    return problem(
+      "certificate not trusted",
+      `${text} (${code}): DB_SSL_CA (or DB_SSL_CA_FILE) must hold the CA that signed the server's certificate`,
+    );
   }
   if (code?.startsWith("ERR_SSL") || code?.startsWith("ERR_TLS") || /before secure TLS connection was established|TLS|SSL routines/i.test(text)) {
     return problem("TLS handshake failed", text);

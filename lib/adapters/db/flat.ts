@@ -49,7 +49,10 @@ const tableSchemas = new WeakMap<PgTable, boolean>();
 /** Whether a table lives in a named Postgres schema (none of ours does): such names are left to Drizzle. */
 function inSchema(table: PgTable): boolean {
   let named = tableSchemas.get(table);
-  if (named === undefined) tableSchemas.set(table, (named = getTableConfig(table).schema !== undefined));
+  if (named === undefined) {
+    named = getTableConfig(table).schema !== undefined;
+    tableSchemas.set(table, named);
+  }
   return named;
 }
 

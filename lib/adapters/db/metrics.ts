@@ -42,7 +42,11 @@ const overdueGraceMs = 86_400_000;
  * webhook backlog. Each query is timed under its own operation name.
  */
 export async function readDatabaseStats(
-  parts: { database: DatabaseHandle; metrics: Pick<Metrics, "dbQueryDuration">; config: Pick<Config, "database"> & Partial<Pick<Config, "retention">> },
+  parts: {
+    database: DatabaseHandle;
+    metrics: Pick<Metrics, "dbQueryDuration">;
+    config: Pick<Config, "database"> & Partial<Pick<Config, "retention">>;
+  },
   now: Date,
 ): Promise<DatabaseStats> {
   const { database, metrics } = parts;
@@ -59,7 +63,9 @@ export async function readDatabaseStats(
     db
       .select({
         pending: sql<number>`count(*)::int`,
-        oldestDueSeconds: sql<number | null>`extract(epoch from (${now.toISOString()}::timestamptz - min(${eventDeliveries.nextAttemptAt}) filter (where ${eventDeliveries.nextAttemptAt} <= ${now.toISOString()}::timestamptz)))::float8`,
+        oldestDueSeconds: sql<
+          number | null
+        >`extract(epoch from (${now.toISOString()}::timestamptz - min(${eventDeliveries.nextAttemptAt}) filter (where ${eventDeliveries.nextAttemptAt} <= ${now.toISOString()}::timestamptz)))::float8`,
       })
       .from(eventDeliveries)
       .where(eq(eventDeliveries.status, "pending")),
@@ -92,7 +98,11 @@ export async function readDatabaseStats(
  * Rows the retention job should have reached a day ago (lib/domain/retention/job.ts's rules, with a day's
  * grace): above zero for long, a table is growing faster than its retention allows.
  */
-async function readRetentionOverdue(database: DatabaseHandle, retention: Config["retention"], now: Date): Promise<NonNullable<DatabaseStats["retentionOverdue"]>> {
+async function readRetentionOverdue(
+  database: DatabaseHandle,
+  retention: Config["retention"],
+  now: Date,
+): Promise<NonNullable<DatabaseStats["retentionOverdue"]>> {
   const before = (ms: number) => sql`${new Date(now.getTime() - ms - overdueGraceMs).toISOString()}::timestamptz`;
   const [row] = await queryRows<{ personal_data: number; gateway_messages: number; webhook_bodies: number }>(
     database.db,

@@ -59,10 +59,7 @@ async function withMigrationLock(handle: DatabaseHandle, run: () => Promise<void
 /** How many migrations the database has applied (0 when it has never been migrated). */
 export async function appliedMigrationCount(handle: DatabaseHandle): Promise<number> {
   try {
-    const rows = await queryRows<{ count: number }>(
-      handle.db,
-      sql`select count(*)::int as count from drizzle.__drizzle_migrations`,
-    );
+    const rows = await queryRows<{ count: number }>(handle.db, sql`select count(*)::int as count from drizzle.__drizzle_migrations`);
     return Number(rows[0]?.count ?? 0);
   } catch (error) {
     // undefined_table / invalid_schema_name: never migrated.

@@ -28,7 +28,10 @@ const columnEntries = new WeakMap<PgTable, [string, Column][]>();
 /** A raw row (database column names, driver values) as the table's typed row. */
 export function rowOf<T extends PgTable>(table: T, raw: Record<string, unknown>): T["$inferSelect"] {
   let entries = columnEntries.get(table);
-  if (!entries) columnEntries.set(table, (entries = Object.entries(getTableColumns(table))));
+  if (!entries) {
+    entries = Object.entries(getTableColumns(table));
+    columnEntries.set(table, entries);
+  }
   const row: Record<string, unknown> = {};
   for (const [key, column] of entries) {
     const value = raw[column.name];

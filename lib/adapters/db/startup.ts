@@ -28,7 +28,10 @@ export async function logDatabaseAtStart(handle: DatabaseHandle, logger: Logger,
     logger.info({ database, role: row?.role, tls: Boolean(row?.tls), ...settings }, "database connected");
   } catch (error) {
     const problem = describeDatabaseError(error);
-    logger.error({ database, cause: problem.cause, ...(problem.code ? { code: problem.code } : {}), ...settings }, `database not reachable at start-up: ${problem.message}`);
+    logger.error(
+      { database, cause: problem.cause, ...(problem.code ? { code: problem.code } : {}), ...settings },
+      `database not reachable at start-up: ${problem.message}`,
+    );
   } finally {
     clearTimeout(timer);
   }

@@ -78,8 +78,13 @@ export function postgresTls(url: string, settings: TlsSettings = {}, urlVariable
   if (problems.length > 0) throw new ConfigError(problems);
 
   // libpq: sslrootcert=system makes verify-full the default and refuses anything weaker.
-  const mode = (urlMode ?? (rootCert === "system" ? "verify-full" : settings.mode ?? "prefer")) as SslMode;
-  const modeFrom = urlMode !== undefined ? `sslmode=${mode} in ${urlVariable}` : rootCert === "system" ? `sslrootcert=system in ${urlVariable}` : `DB_SSL_MODE=${mode}`;
+  const mode = (urlMode ?? (rootCert === "system" ? "verify-full" : (settings.mode ?? "prefer"))) as SslMode;
+  const modeFrom =
+    urlMode !== undefined
+      ? `sslmode=${mode} in ${urlVariable}`
+      : rootCert === "system"
+        ? `sslrootcert=system in ${urlVariable}`
+        : `DB_SSL_MODE=${mode}`;
   const trust: PostgresTls["trust"] = rootCert === "system" ? "system" : settings.ca !== undefined ? "DB_SSL_CA" : undefined;
   if (rootCert === "system" && mode !== "verify-full") {
     problems.push(`${urlVariable}: sslrootcert=system needs sslmode=verify-full (it has ${modeFrom})`);
@@ -102,6 +107,12 @@ export function postgresTls(url: string, settings: TlsSettings = {}, urlVariable
   for (const name of carried) query.delete(name);
   const base = { url: carried.length > 0 ? parsed.toString() : url, mode, modeFrom, ...(trust ? { trust } : {}) };
   const ca = settings.ca !== undefined ? { ca: settings.ca } : {};
+  const chainChecked = (): PostgresTls => ({
+    ...base,
+    verify: "chain",
+    ssl: { ...ca, rejectUnauthorized: true, checkServerIdentity: () => undefined },
+    plaintextFirst: false,
+  });
   switch (mode) {
     case "disable":
       return { ...base, verify: "nothing", ssl: false, plaintextFirst: false };
@@ -111,10 +122,10 @@ export function postgresTls(url: string, settings: TlsSettings = {}, urlVariable
       return { ...base, verify: "nothing", ssl: "prefer", plaintextFirst: false };
     case "require":
       if (settings.ca === undefined) return { ...base, verify: "nothing", ssl: "require", plaintextFirst: false };
-    // require with a CA given checks the chain, as libpq's require does with a root certificate.
-    // falls through
+      // require with a CA given checks the chain, as libpq's require does with a root certificate.
+      return chainChecked();
     case "verify-ca":
-      return { ...base, verify: "chain", ssl: { ...ca, rejectUnauthorized: true, checkServerIdentity: () => undefined }, plaintextFirst: false };
+      return chainChecked();
     case "verify-full": {
       // postgres.js gives Node no host name for an IP address, and Node then checks the
       // certificate against "localhost": the host is named here, so 127.0.0.2 is not taken for it.
@@ -122,7 +133,11 @@ export function postgresTls(url: string, settings: TlsSettings = {}, urlVariable
       return {
         ...base,
         verify: "chain and host name",
-        ssl: { ...ca, rejectUnauthorized: true, checkServerIdentity: (_name: string, cert: nodeTls.PeerCertificate) => nodeTls.checkServerIdentity(host, cert) },
+        ssl: {
+          ...ca,
+          rejectUnauthorized: true,
+          checkServerIdentity: (_name: string, cert: nodeTls.PeerCertificate) => nodeTls.checkServerIdentity(host, cert),
+        },
         plaintextFirst: false,
       };
     }

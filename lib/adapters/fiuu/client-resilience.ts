@@ -152,9 +152,10 @@ export function createResilience(options: ResilienceOptions) {
       metrics.fiuuRequests.inc({ operation, outcome });
       return value;
     } catch (raw) {
-      const error = raw instanceof BrokenCircuitError
-        ? new FiuuUnavailableError("breaker_open", "the Fiuu circuit breaker is open; not asking until it half-opens")
-        : raw;
+      const error =
+        raw instanceof BrokenCircuitError
+          ? new FiuuUnavailableError("breaker_open", "the Fiuu circuit breaker is open; not asking until it half-opens")
+          : raw;
       metrics.fiuuRequests.inc({ operation, outcome: outcomeOf(error) });
       throw error;
     }

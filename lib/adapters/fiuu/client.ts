@@ -237,7 +237,12 @@ export function createFiuuClient(options: FiuuClientOptions): FiuuClient {
         Amount: amount,
         ...(notifyUrl ? { notify_url: notifyUrl } : {}),
         ...(beneficiary
-          ? { BankCode: beneficiary.bankCode, BankCountry: beneficiary.country, BeneficiaryName: beneficiary.name, BeneficiaryAccNo: beneficiary.accountNumber }
+          ? {
+              BankCode: beneficiary.bankCode,
+              BankCountry: beneficiary.country,
+              BeneficiaryName: beneficiary.name,
+              BeneficiaryAccNo: beneficiary.accountNumber,
+            }
           : {}),
         Signature: refundSignature({ ...sent, secretKey }),
       };

@@ -13,7 +13,9 @@ export const formHeaders = { "content-type": "application/x-www-form-urlencoded"
 /** A FormPost over any fetch: the functions builds' transport (the runtime's fetch), and the local sandbox's (its app's fetch, in-process). */
 export function formPostOver(fetch: (request: Request) => Promise<Response>): FormPost {
   return async (url, form, signal, headers) => {
-    const response = await fetch(new Request(url, { method: "POST", headers: headers ? { ...formHeaders, ...headers } : formHeaders, body: form, signal }));
+    const response = await fetch(
+      new Request(url, { method: "POST", headers: headers ? { ...formHeaders, ...headers } : formHeaders, body: form, signal }),
+    );
     return { status: response.status, body: await response.text() };
   };
 }

@@ -72,7 +72,8 @@ export function readRefundStatus(parsed: Fields | Fields[], refId: string, merch
   const entries = Array.isArray(parsed) ? parsed : [parsed];
   const entry = entries.find((fields) => fields.RefID === refId);
   if (!entry) throw new FiuuProtocolError("the refund status answer lists no refund with this RefID");
-  if (entry.MerchantID !== undefined && entry.MerchantID !== merchantId) throw new FiuuProtocolError("the refund status answer is for another merchant");
+  if (entry.MerchantID !== undefined && entry.MerchantID !== merchantId)
+    throw new FiuuProtocolError("the refund status answer is for another merchant");
   const status = normaliseRefundStatus(entry.Status ?? "");
   if (!status) throw new FiuuProtocolError(`the refund status answer has an unknown Status "${(entry.Status ?? "").slice(0, 20)}"`);
   return { refId, refundId: entry.RefundID ?? "", txnId: entry.TxnID ?? "", status, fields: entry };

@@ -140,5 +140,9 @@ function capped(name: string, value: string | undefined): string | undefined {
 
 /** The documented fields as received, uncut (an echo must repeat them exactly). */
 function storableReportFieldsExactly(fields: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.keys(storedFieldCaps).filter((name) => typeof fields[name] === "string").map((name) => [name, fields[name]!]));
+  return Object.fromEntries(
+    Object.keys(storedFieldCaps)
+      .filter((name) => typeof fields[name] === "string")
+      .map((name) => [name, fields[name]!]),
+  );
 }

@@ -61,8 +61,23 @@ const notFoundCodes = new Set(["Q203", "Q303", "Q00005"]);
 const busyCodes = new Set(["Q03", "Q00007", "Q00008", "Q05"]);
 // FIUU.md §3's, plus the spec's other "incorrect skey" (Q302, Q402, Q502) and "delimiter error" (Q401).
 const misconfiguredCodes = new Set([
-  "Q01", "Q00001", "Q02", "Q00002", "Q07", "Q04", "Q00003", "Q101", "Q201", "Q00004", "Q102", "Q202", "Q204",
-  "Q302", "Q402", "Q502", "Q401",
+  "Q01",
+  "Q00001",
+  "Q02",
+  "Q00002",
+  "Q07",
+  "Q04",
+  "Q00003",
+  "Q101",
+  "Q201",
+  "Q00004",
+  "Q102",
+  "Q202",
+  "Q204",
+  "Q302",
+  "Q402",
+  "Q502",
+  "Q401",
 ]);
 
 /** Fiuu writes an empty field of a "not found" answer as "-" (the q_by_oids example). */

@@ -14,9 +14,7 @@ export function ioredisRequester(client: IORedis): Requester {
         const batch = route === "multi-exec" ? client.multi() : client.pipeline();
         for (const [name, ...args] of req.body as unknown[][]) batch.call(String(name), ...args.map(String));
         const replies = (await batch.exec()) ?? [];
-        return replies.map(([error, result]) =>
-          error ? { error: error.message } : { result },
-        ) as unknown as UpstashResponse<TResult>;
+        return replies.map(([error, result]) => (error ? { error: error.message } : { result })) as unknown as UpstashResponse<TResult>;
       }
       const [name, ...args] = req.body as unknown[];
       try {

@@ -17,11 +17,7 @@ export async function cancelPayment(deps: AppDeps, id: string, audit: { actor: s
     const current = await lockPayment(tx, id);
     if (!current) throw notFound(id);
     assertAllows("cancel", current, now);
-    const [updated] = await tx
-      .update(payments)
-      .set({ status: "cancelled", updatedAt: now })
-      .where(eq(payments.id, id))
-      .returning();
+    const [updated] = await tx.update(payments).set({ status: "cancelled", updatedAt: now }).where(eq(payments.id, id)).returning();
     await recordEvent(tx, deps.config.webhooks.urls, {
       type: "payment.cancelled",
       paymentId: id,

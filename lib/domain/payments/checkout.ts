@@ -38,7 +38,11 @@ export async function startCheckout(
     if (channel) await assertChannelAccepts(tx, channel, row.currency, row.amount);
     const [updated] = await tx
       .update(payments)
-      .set({ channel: channel ?? null, checkoutStartedAt: sql`coalesce(${payments.checkoutStartedAt}, ${now.toISOString()}::timestamptz)`, updatedAt: now })
+      .set({
+        channel: channel ?? null,
+        checkoutStartedAt: sql`coalesce(${payments.checkoutStartedAt}, ${now.toISOString()}::timestamptz)`,
+        updatedAt: now,
+      })
       .where(eq(payments.id, id))
       .returning();
     if (!row.checkoutStartedAt) {
@@ -59,7 +63,10 @@ export async function startCheckout(
 
 /** Fiuu's description field refuses many special characters (its firewall): keep the plain ones. */
 function plainDescription(text: string): string {
-  return text.replace(/[^\p{L}\p{N} .,\-_/()#:]/gu, " ").replace(/\s+/g, " ").trim();
+  return text
+    .replace(/[^\p{L}\p{N} .,\-_/()#:]/gu, " ")
+    .replace(/\s+/g, " ")
+    .trim();
 }
 
 /**
@@ -70,7 +77,11 @@ function plainDescription(text: string): string {
 function buyerFields(deps: AppDeps, row: PaymentRow): Record<string, string> {
   const customer = customerOf(deps, row);
   const held: Record<string, string> = {};
-  for (const [name, value] of [["bill_name", customer.name], ["bill_email", customer.email], ["bill_mobile", customer.mobile]] as const) {
+  for (const [name, value] of [
+    ["bill_name", customer.name],
+    ["bill_email", customer.email],
+    ["bill_mobile", customer.mobile],
+  ] as const) {
     if (value && value.trim() !== "") held[name] = value;
   }
   return Object.keys(held).length === 3 ? held : { ...held, guest_checkout: "1" };
@@ -107,7 +118,19 @@ export function hostedForm(deps: AppDeps, row: PaymentRow): HostedForm {
 }
 
 /** Hosted-form fields Fiuu's seamless script takes under an `mps` prefix. */
-const seamlessNames = ["channel", "amount", "orderid", "bill_name", "bill_email", "bill_mobile", "guest_checkout", "bill_desc", "currency", "country", "langcode"];
+const seamlessNames = [
+  "channel",
+  "amount",
+  "orderid",
+  "bill_name",
+  "bill_email",
+  "bill_mobile",
+  "guest_checkout",
+  "bill_desc",
+  "currency",
+  "country",
+  "langcode",
+];
 
 /**
  * The same values under the names Fiuu's seamless script reads (`mps*`). The signature is

@@ -29,11 +29,7 @@ export interface CreatePaymentInput {
  * insert an open payment, so the partial unique index `payments_one_open_per_order` makes the
  * later one wait for the first and fail; that failure is answered like the check's refusal.
  */
-export async function createPayment(
-  deps: AppDeps,
-  input: CreatePaymentInput,
-  audit: { actor: string; createdBy: string; requestId?: string },
-) {
+export async function createPayment(deps: AppDeps, input: CreatePaymentInput, audit: { actor: string; createdBy: string; requestId?: string }) {
   const now = deps.now();
   const id = newId("pay", now.getTime());
   const clientSecret = `${id}_secret_${randomToken(24)}`;

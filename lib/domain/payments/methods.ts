@@ -33,7 +33,7 @@ export async function assertChannelAccepts(db: Pick<Database, "select">, channel
   const refuse = (message: string) => {
     throw new ApiError("invalid_request", message, { errors: [{ field: "channel", message }] });
   };
-  if (!method || !method.enabled) return refuse(`Channel ${channel} is not available.`);
+  if (!method?.enabled) return refuse(`Channel ${channel} is not available.`);
   if (!method.currencies.includes(currency)) return refuse(`Channel ${channel} does not take ${currency}.`);
   if (!takesAmount(method, amount)) {
     return refuse(

@@ -11,7 +11,7 @@ import { parseFiuuAmount, toFiuuAmount } from "../../core/money.js";
 import { paymentResource, type PaymentRow } from "./resource.js";
 import { FiuuProtocolError, FiuuUnavailableError, type RequeryAnswer, type RequeryTransaction } from "../../adapters/fiuu/client.js";
 import { applyVerified, type ReportResult } from "./reports.js";
-import { enqueueRequery, requeryForwardEveryMs } from "./requery-queue.js";
+import { requeryForwardEveryMs } from "./requery-queue.js";
 import { allows, isExpiryDue, isUnsettled } from "./transitions.js";
 
 // Reconciliation: asking Fiuu (q_by_oid) about payments it has not settled by report, and expiring
@@ -182,7 +182,11 @@ async function applyAnswer(deps: AppDeps, payment: PaymentRow, answer: RequeryTr
 
 /** A requery answer's fields as stored: each cut to 255 characters, at most 40 of them. */
 function storableAnswerFields(fields: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(fields).slice(0, 40).map(([name, value]) => [truncateText(name, 64), truncateText(value, 255)]));
+  return Object.fromEntries(
+    Object.entries(fields)
+      .slice(0, 40)
+      .map(([name, value]) => [truncateText(name, 64), truncateText(value, 255)]),
+  );
 }
 
 const isOpen = isUnsettled;
@@ -255,7 +259,12 @@ async function expirePayment(deps: AppDeps, id: string, jobId: number) {
     const [row] = await tx.select().from(payments).where(eq(payments.id, id)).for("update").limit(1);
     if (!row || !allows(row.status, "expire")) return undefined;
     const [updated] = await tx.update(payments).set({ status: "expired", updatedAt: now }).where(eq(payments.id, id)).returning();
-    await recordEvent(tx, deps.config.webhooks.urls, { type: "payment.expired", paymentId: id, data: paymentResource(deps, updated!, { masked: true }), now });
+    await recordEvent(tx, deps.config.webhooks.urls, {
+      type: "payment.expired",
+      paymentId: id,
+      data: paymentResource(deps, updated!, { masked: true }),
+      now,
+    });
     await appendAudit(tx, { actor: "system:expire", action: "payment.expired", entityType: "payment", entityId: id, requestId: `job-${jobId}` });
     return updated;
   });

@@ -104,7 +104,10 @@ export async function applyVerified(deps: AppDeps, input: VerifiedReport): Promi
       const event = eventInserts(deps.config.webhooks.urls, {
         type,
         paymentId: payment.id,
-        data: { ...paymentResource(deps, row, { masked: true }), ...(type === "payment.duplicate_charge" ? { duplicate_tran_id: report.tranId } : {}) },
+        data: {
+          ...paymentResource(deps, row, { masked: true }),
+          ...(type === "payment.duplicate_charge" ? { duplicate_tran_id: report.tranId } : {}),
+        },
         now,
       });
       writes.push(...event.statements);
@@ -113,26 +116,30 @@ export async function applyVerified(deps: AppDeps, input: VerifiedReport): Promi
     writes.push(gatewayMessageUpsert(stored));
     if (input.echo) {
       // Fiuu wants every notification echoed back; without it, it sends the notification again.
-      writes.push(jobInsert({
-        kind: "ipn_echo",
-        payload: { fields: input.echo },
-        dedupeKey: `ipn_echo:${report.tranId}:${report.status}:${kind}`,
-        runAt: now,
-        maxAttempts: 100,
-      }));
+      writes.push(
+        jobInsert({
+          kind: "ipn_echo",
+          payload: { fields: input.echo },
+          dedupeKey: `ipn_echo:${report.tranId}:${report.status}:${kind}`,
+          runAt: now,
+          maxAttempts: 100,
+        }),
+      );
     }
     if ((decision.next ?? row.status) === "pending") {
       writes.push(jobInsert(requeryJob(payment.id, new Date(now.getTime() + firstRequeryDelayMs))));
     }
     if (decision.next || decision.events.length > 0) {
-      writes.push(auditInsert({
-        actor: `fiuu:${kind}`,
-        action: decision.next ? `payment.${decision.next}` : decision.events[0]!,
-        entityType: "payment",
-        entityId: payment.id,
-        requestId: input.requestId,
-        data: { from: payment.status, to: decision.next ?? payment.status, tran_id: report.tranId, fiuu_status: report.status },
-      }));
+      writes.push(
+        auditInsert({
+          actor: `fiuu:${kind}`,
+          action: decision.next ? `payment.${decision.next}` : decision.events[0]!,
+          entityType: "payment",
+          entityId: payment.id,
+          requestId: input.requestId,
+          data: { from: payment.status, to: decision.next ?? payment.status, tran_id: report.tranId, fiuu_status: report.status },
+        }),
+      );
     }
     await executeAll(tx, writes);
     return { kind, outcome: decision.outcome, payment: row, detail: decision.reason };
@@ -151,25 +158,33 @@ async function deferReport(deps: AppDeps, fields: Record<string, string>, orderI
   const detail = "a return URL's 11 is confirmed by a requery before it fails the payment";
   const payment = await deps.database.db.transaction(async (tx) => {
     const [known] = await tx.select().from(payments).where(eq(payments.gatewayOrderId, orderId)).limit(1);
-    await storeGatewayMessage(tx, { kind: "return", fields, signatureValid: true, outcome: known ? "deferred" : "orphan", detail, paymentId: known?.id, now });
+    await storeGatewayMessage(tx, {
+      kind: "return",
+      fields,
+      signatureValid: true,
+      outcome: known ? "deferred" : "orphan",
+      detail,
+      paymentId: known?.id,
+      now,
+    });
     return known;
   });
   // The same genuine return can be posted again by the browser: once per 5 minutes per payment.
   if (payment && (payment.status === "created" || payment.status === "pending")) await bringRequeryForward(deps, payment.id);
   deps.metrics.fiuuMessages.inc({ kind: "return", outcome: payment ? "deferred" : "orphan" });
-  return payment ? { kind: "return", outcome: "deferred", payment, detail } : { kind: "return", outcome: "orphan", detail: "no payment has this orderid" };
+  return payment
+    ? { kind: "return", outcome: "deferred", payment, detail }
+    : { kind: "return", outcome: "orphan", detail: "no payment has this orderid" };
 }
 
-async function rejectReport(
-  deps: AppDeps,
-  kind: ReportKind,
-  fields: Record<string, string>,
-  signed: boolean,
-  detail: string,
-): Promise<ReportResult> {
+async function rejectReport(deps: AppDeps, kind: ReportKind, fields: Record<string, string>, signed: boolean, detail: string): Promise<ReportResult> {
   const now = deps.now();
   const payment = await deps.database.db.transaction(async (tx) => {
-    const [known] = await tx.select().from(payments).where(eq(payments.gatewayOrderId, fields.orderid ?? "")).limit(1);
+    const [known] = await tx
+      .select()
+      .from(payments)
+      .where(eq(payments.gatewayOrderId, fields.orderid ?? ""))
+      .limit(1);
     await storeGatewayMessage(tx, { kind, fields, signatureValid: signed, outcome: "rejected", detail, paymentId: known?.id, now });
     // A forged or garbled report may still mean something happened: ask Fiuu instead of believing it.
     // The dedupe key keeps one pending requery per payment, however many bad reports arrive.
@@ -223,8 +238,12 @@ export function gatewayMessageUpsert(message: GatewayMessage): SQL {
 
 /** What makes two messages the same: kind, signature validity and every stored field. */
 function messageFingerprint(kind: string, fields: Record<string, string>, signatureValid: boolean): string {
-  const sorted = Object.keys(fields).sort().map((name) => [name, fields[name]]);
-  return createHash("sha256").update(JSON.stringify([kind, signatureValid, sorted])).digest("hex");
+  const sorted = Object.keys(fields)
+    .sort()
+    .map((name) => [name, fields[name]]);
+  return createHash("sha256")
+    .update(JSON.stringify([kind, signatureValid, sorted]))
+    .digest("hex");
 }
 
 /**

@@ -31,9 +31,13 @@ const beneficiaryFields = ["beneficiary.bank_code", "beneficiary.name", "benefic
 function checkBeneficiary(channel: string | null, beneficiary: BeneficiaryInput | undefined): void {
   const card = isCardChannel(channel);
   if (card === false && !beneficiary) {
-    throw new ApiError("beneficiary_required", `The payment was made through ${channel}, not a card: Fiuu refunds it to a bank account, so give beneficiary.bank_code, beneficiary.name and beneficiary.account_number.`, {
-      errors: beneficiaryFields.map((field) => ({ field, message: "required for a non-card payment" })),
-    });
+    throw new ApiError(
+      "beneficiary_required",
+      `The payment was made through ${channel}, not a card: Fiuu refunds it to a bank account, so give beneficiary.bank_code, beneficiary.name and beneficiary.account_number.`,
+      {
+        errors: beneficiaryFields.map((field) => ({ field, message: "required for a non-card payment" })),
+      },
+    );
   }
   if (card === true && beneficiary) {
     throw new ApiError("beneficiary_not_applicable", "The payment was made by card: Fiuu refunds it to the card, so leave beneficiary out.", {
@@ -44,7 +48,12 @@ function checkBeneficiary(channel: string | null, beneficiary: BeneficiaryInput 
 
 /** The beneficiary encrypted (never stored in clear), and what answers show of it. */
 function storedBeneficiary(deps: AppDeps, input: BeneficiaryInput) {
-  const stored: StoredBeneficiary = { bank_code: input.bank_code, name: input.name, account_number: input.account_number, country: input.country ?? "MY" };
+  const stored: StoredBeneficiary = {
+    bank_code: input.bank_code,
+    name: input.name,
+    account_number: input.account_number,
+    country: input.country ?? "MY",
+  };
   return {
     beneficiary: deps.cipher.encrypt(JSON.stringify(stored)),
     beneficiaryMasked: { bank_code: stored.bank_code, country: stored.country, account_number_last4: stored.account_number.slice(-4) },

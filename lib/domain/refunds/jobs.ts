@@ -27,8 +27,12 @@ function nextPollDelay(attempts: number): number {
  * again, under the same RefID. An unknown outcome never fails the refund or frees its amount.
  */
 export async function runRefundPoll(deps: AppDeps, job: Job): Promise<JobResult> {
-  const [refund] = await deps.database.db.select().from(refunds).where(eq(refunds.id, String(job.payload.refundId))).limit(1);
-  if (!refund || refund.status !== "pending") return { done: true };
+  const [refund] = await deps.database.db
+    .select()
+    .from(refunds)
+    .where(eq(refunds.id, String(job.payload.refundId)))
+    .limit(1);
+  if (refund?.status !== "pending") return { done: true };
   const now = deps.now();
   const later = (error: string): JobResult => ({ retryAt: new Date(now.getTime() + nextPollDelay(job.attempts)), error });
   let current: RefundRow;
@@ -38,7 +42,12 @@ export async function runRefundPoll(deps: AppDeps, job: Job): Promise<JobResult>
     current =
       answer.kind === "not_found"
         ? await sendRefundToFiuu(deps, refund, `job-${job.id}`)
-        : await applyRefundOutcome(deps, refund.id, { status: answer.status, fiuuRefundId: answer.refundId, source: "poll", requestId: `job-${job.id}` });
+        : await applyRefundOutcome(deps, refund.id, {
+            status: answer.status,
+            fiuuRefundId: answer.refundId,
+            source: "poll",
+            requestId: `job-${job.id}`,
+          });
   } catch (error) {
     if (!(error instanceof FiuuUnavailableError) && !(error instanceof FiuuProtocolError)) throw error;
     return later(`${error.name}: ${error.message}`);
@@ -56,11 +65,19 @@ export async function runRefundPoll(deps: AppDeps, job: Job): Promise<JobResult>
  * when its Signature, computed like the refund answer's over the Status as a code, holds. It
  * settles a refund this service made; it never creates one.
  */
-export async function applyRefundNotice(deps: AppDeps, fields: Record<string, string>, requestId?: string): Promise<"applied" | "rejected" | "orphan"> {
+export async function applyRefundNotice(
+  deps: AppDeps,
+  fields: Record<string, string>,
+  requestId?: string,
+): Promise<"applied" | "rejected" | "orphan"> {
   const { fiuu } = deps.config;
   const signed = verifyRefundNotice(fields, fiuu.merchantId, fiuu.secretKey);
   const status = normaliseRefundStatus(fields.Status ?? "");
-  const [refund] = await deps.database.db.select().from(refunds).where(eq(refunds.refId, truncateText(fields.RefID ?? "", 100))).limit(1);
+  const [refund] = await deps.database.db
+    .select()
+    .from(refunds)
+    .where(eq(refunds.refId, truncateText(fields.RefID ?? "", 100)))
+    .limit(1);
   const outcome = !signed || !status ? "rejected" : refund ? "applied" : "orphan";
   const stored = storableNoticeFields(fields);
   await storeGatewayMessage(deps.database.db, {
@@ -82,12 +99,24 @@ export async function applyRefundNotice(deps: AppDeps, fields: Record<string, st
 }
 
 const noticeFieldCaps: Record<string, number> = {
-  RefundType: 4, MerchantID: 64, RefID: 100, RefundID: 40, TxnID: 40, Amount: 24, Status: 16, Signature: 64, reason: 255, FPXTxnID: 64, LastUpdate: 32,
+  RefundType: 4,
+  MerchantID: 64,
+  RefID: 100,
+  RefundID: 40,
+  TxnID: 40,
+  Amount: 24,
+  Status: 16,
+  Signature: 64,
+  reason: 255,
+  FPXTxnID: 64,
+  LastUpdate: 32,
 };
 
 /** A refund notice's documented fields, each capped; nothing else a sender adds is stored. */
 function storableNoticeFields(fields: Record<string, string>): Record<string, string> {
   return Object.fromEntries(
-    Object.entries(noticeFieldCaps).filter(([name]) => typeof fields[name] === "string").map(([name, cap]) => [name, truncateText(fields[name]!, cap)]),
+    Object.entries(noticeFieldCaps)
+      .filter(([name]) => typeof fields[name] === "string")
+      .map(([name, cap]) => [name, truncateText(fields[name]!, cap)]),
   );
 }

@@ -30,7 +30,11 @@ export async function applyRefundOutcome(deps: AppDeps, refundId: string, outcom
     if (!refund) throw new Error(`refund ${refundId} does not exist`);
     if (refund.status !== "pending" || outcome.status === "pending") {
       if (outcome.fiuuRefundId && !refund.fiuuRefundId) {
-        const [updated] = await tx.update(refunds).set({ fiuuRefundId: outcome.fiuuRefundId, updatedAt: now }).where(eq(refunds.id, refundId)).returning();
+        const [updated] = await tx
+          .update(refunds)
+          .set({ fiuuRefundId: outcome.fiuuRefundId, updatedAt: now })
+          .where(eq(refunds.id, refundId))
+          .returning();
         return { row: updated!, changed: false };
       }
       return { row: refund, changed: false };

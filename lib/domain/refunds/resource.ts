@@ -15,7 +15,11 @@ export function refundResource(row: RefundRow) {
     gateway: { ref_id: row.refId, refund_id: row.fiuuRefundId },
     // Masked: the account's last 4 digits only; the name and number stay encrypted at rest.
     beneficiary: row.beneficiaryMasked
-      ? { bank_code: row.beneficiaryMasked.bank_code, country: row.beneficiaryMasked.country, account_number: `****${row.beneficiaryMasked.account_number_last4}` }
+      ? {
+          bank_code: row.beneficiaryMasked.bank_code,
+          country: row.beneficiaryMasked.country,
+          account_number: `****${row.beneficiaryMasked.account_number_last4}`,
+        }
       : null,
     failure: row.failureCode || row.failureMessage ? { code: row.failureCode, message: row.failureMessage } : null,
     created_at: row.createdAt.toISOString(),

@@ -35,7 +35,10 @@ export async function sendRefundToFiuu(deps: AppDeps, refund: RefundRow, request
     });
   } catch (error) {
     if (!(error instanceof FiuuUnavailableError) && !(error instanceof FiuuProtocolError)) throw error;
-    deps.logger.warn({ refund_id: refund.id, error: error.name, reason: error.message }, "refund outcome unknown; the status poll asks Fiuu before sending it again");
+    deps.logger.warn(
+      { refund_id: refund.id, error: error.name, reason: error.message },
+      "refund outcome unknown; the status poll asks Fiuu before sending it again",
+    );
     return refund;
   }
   if (answer.kind === "accepted") {
@@ -62,7 +65,13 @@ export async function sendRefundToFiuu(deps: AppDeps, refund: RefundRow, request
     case "final":
       break;
   }
-  return applyRefundOutcome(deps, refund.id, { status: "failed", failureCode: answer.code, failureMessage: answer.message, source: "answer", requestId });
+  return applyRefundOutcome(deps, refund.id, {
+    status: "failed",
+    failureCode: answer.code,
+    failureMessage: answer.message,
+    source: "answer",
+    requestId,
+  });
 }
 
 /** The refund's beneficiary, decrypted, as the Fiuu client takes it; undefined for a card refund. */

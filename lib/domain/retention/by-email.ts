@@ -22,7 +22,10 @@ export async function eraseCustomerByEmail(deps: AppDeps, email: string, audit: 
       tx,
       sql`select p.id, p.status, exists (select 1 from refunds r where r.payment_id = p.id and r.status = 'pending') as refund_pending
           from payments p
-          where p.customer_email_hash in (${sql.join(hashes.map((h) => sql`${h}`), sql`, `)}) and p.erased_at is null
+          where p.customer_email_hash in (${sql.join(
+            hashes.map((h) => sql`${h}`),
+            sql`, `,
+          )}) and p.erased_at is null
           order by p.id
           for update of p`,
     );
@@ -32,6 +35,10 @@ export async function eraseCustomerByEmail(deps: AppDeps, email: string, audit: 
         fields: { open_payment_ids: open },
       });
     }
-    return erasePersonalData(tx, rows.map((row) => row.id), { actor: audit.actor, reason: "request", requestId: audit.requestId, now: deps.now() });
+    return erasePersonalData(
+      tx,
+      rows.map((row) => row.id),
+      { actor: audit.actor, reason: "request", requestId: audit.requestId, now: deps.now() },
+    );
   });
 }

@@ -28,7 +28,10 @@ export interface ErasureContext {
  */
 export async function erasePersonalData(tx: Tx, ids: readonly string[], how: ErasureContext): Promise<string[]> {
   if (ids.length === 0) return [];
-  const list = sql.join(ids.map((id) => sql`${id}`), sql`, `);
+  const list = sql.join(
+    ids.map((id) => sql`${id}`),
+    sql`, `,
+  );
   const now = sql`${how.now.toISOString()}::timestamptz`;
   const rows = await queryRows<{ id: string }>(
     tx,

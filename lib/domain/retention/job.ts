@@ -18,7 +18,10 @@ export interface RetentionBatchResult {
 /** Most rows of each kind one batch changes (default 200): short transactions, short row locks. */
 const defaultLimit = 200;
 
-const statuses = sql.join(finalPaymentStatuses.map((s) => sql`${s}`), sql`, `);
+const statuses = sql.join(
+  finalPaymentStatuses.map((s) => sql`${s}`),
+  sql`, `,
+);
 const iso = (date: Date) => sql`${date.toISOString()}::timestamptz`;
 
 /**
@@ -78,7 +81,9 @@ export async function backfillEmailHashes(deps: AppDeps, limit = defaultLimit): 
       }
       return sql`(${row.id}, ${hash})`;
     });
-    await tx.execute(sql`update payments set customer_email_hash = v.hash from (values ${sql.join(values, sql`, `)}) as v(id, hash) where payments.id = v.id`);
+    await tx.execute(
+      sql`update payments set customer_email_hash = v.hash from (values ${sql.join(values, sql`, `)}) as v(id, hash) where payments.id = v.id`,
+    );
     if (unreadable > 0) deps.logger.warn({ unreadable }, "customer emails that cannot be decrypted were left without an email hash");
     return rows.length;
   });
@@ -98,7 +103,11 @@ async function erasePaymentsPastRetention(deps: AppDeps, cutoff: Date, now: Date
           order by p.updated_at, p.id limit ${limit}
           for update of p skip locked`,
     );
-    const erased = await erasePersonalData(tx, rows.map((r) => r.id), { actor: "system:retention", reason: "retention", now });
+    const erased = await erasePersonalData(
+      tx,
+      rows.map((r) => r.id),
+      { actor: "system:retention", reason: "retention", now },
+    );
     return erased.length;
   });
 }

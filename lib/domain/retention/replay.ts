@@ -18,9 +18,16 @@ export async function withoutErasedData(db: Database, body: string, contentType:
   }
   if (!parsed || typeof parsed !== "object") return body;
   const paymentId =
-    parsed.object === "payment" && parsed.customer != null ? parsed.id : parsed.object === "refund" && parsed.beneficiary != null ? parsed.payment_id : undefined;
+    parsed.object === "payment" && parsed.customer != null
+      ? parsed.id
+      : parsed.object === "refund" && parsed.beneficiary != null
+        ? parsed.payment_id
+        : undefined;
   if (typeof paymentId !== "string") return body;
-  const [row] = await db.select({ erasedAt: payments.erasedAt }).from(payments).where(inArray(payments.id, [paymentId]));
+  const [row] = await db
+    .select({ erasedAt: payments.erasedAt })
+    .from(payments)
+    .where(inArray(payments.id, [paymentId]));
   if (!row?.erasedAt) return body;
   if (parsed.object === "payment") return JSON.stringify({ ...parsed, customer: null, erased_at: row.erasedAt.toISOString() });
   return JSON.stringify({ ...parsed, beneficiary: null });

@@ -143,12 +143,16 @@ export async function runDeliveryBatch(deps: AppDeps, options: DeliveryBatchOpti
         attempt: claim.attempts,
         outcome: step.outcome,
       };
-      if (step.update.status === "pending") deps.logger.info({ ...fields, retry_at: step.update.nextAttemptAt.toISOString() }, "webhook delivery failed; will retry");
+      if (step.update.status === "pending")
+        deps.logger.info({ ...fields, retry_at: step.update.nextAttemptAt.toISOString() }, "webhook delivery failed; will retry");
       else deps.logger.warn(fields, "webhook delivery failed for good");
     }
     try {
       if (!(await recordDelivery(db, claim, step.update, now))) {
-        deps.logger.warn({ event_id: claim.eventId, receiver_host: hostOf(claim.receiver) }, "webhook delivery outcome not recorded: the claim was lost");
+        deps.logger.warn(
+          { event_id: claim.eventId, receiver_host: hostOf(claim.receiver) },
+          "webhook delivery outcome not recorded: the claim was lost",
+        );
       }
     } catch (error) {
       recordErrors.push(error);

@@ -50,10 +50,7 @@ export async function deliveriesByEvent(db: Database, eventIds: readonly string[
 }
 
 /** The event log newest first, filtered by type and payment, a page at a time, each event with its deliveries. */
-export async function listEvents(
-  db: Database,
-  query: { type?: EventType; payment_id?: string } & PageQuery,
-): Promise<Page<EventResource>> {
+export async function listEvents(db: Database, query: { type?: EventType; payment_id?: string } & PageQuery): Promise<Page<EventResource>> {
   const rows = await db
     .select()
     .from(events)
@@ -67,6 +64,9 @@ export async function listEvents(
     .orderBy(desc(events.id))
     .limit(fetchLimit(query));
   const page = toPage(rows, query);
-  const deliveries = await deliveriesByEvent(db, page.rows.map((e) => e.id));
+  const deliveries = await deliveriesByEvent(
+    db,
+    page.rows.map((e) => e.id),
+  );
   return { rows: page.rows.map((e) => eventResource(e, deliveries.get(e.id) ?? [])), hasMore: page.hasMore };
 }

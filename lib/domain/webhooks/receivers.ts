@@ -64,8 +64,7 @@ const defaultLookup: AddressLookup = async (hostname) => {
   return lookup(hostname, { all: true, verbatim: true });
 };
 
-const refusal = (address: string) =>
-  `receiver address ${address} is loopback, private or otherwise not public; refused outside development and test`;
+const refusal = (address: string) => `receiver address ${address} is loopback, private or otherwise not public; refused outside development and test`;
 
 /**
  * What can be decided about `receiver` without resolving its host: only http and https; outside
@@ -107,12 +106,17 @@ export function vettedLookup(options: { environment: Config["environment"]; look
           const refused = addresses.find((a) => isNonPublicAddress(a.address));
           if (refused !== undefined) return callback(new ReceiverRefusedError(refusal(refused.address)), []);
         }
-        const family = lookupOptions.family === 4 || lookupOptions.family === "IPv4" ? 4 : lookupOptions.family === 6 || lookupOptions.family === "IPv6" ? 6 : 0;
+        const family =
+          lookupOptions.family === 4 || lookupOptions.family === "IPv4" ? 4 : lookupOptions.family === 6 || lookupOptions.family === "IPv6" ? 6 : 0;
         const usable = family === 0 ? addresses : addresses.filter((a) => a.family === family);
         if (usable.length === 0) {
           return callback(Object.assign(new Error(`receiver host ${hostname} resolved to no usable address`), { code: "ENOTFOUND" }), []);
         }
-        if (lookupOptions.all) return callback(null, usable.map((a) => ({ address: a.address, family: a.family })));
+        if (lookupOptions.all)
+          return callback(
+            null,
+            usable.map((a) => ({ address: a.address, family: a.family })),
+          );
         callback(null, usable[0]!.address, usable[0]!.family);
       },
       (error: NodeJS.ErrnoException) => callback(error, []),

@@ -19,7 +19,8 @@ export async function redeliverEvent(deps: AppDeps, eventId: string, audit: { ac
     const [row] = await tx.select().from(events).where(eq(events.id, eventId)).limit(1);
     if (!row) throw new ApiError("not_found", `No event ${eventId}.`);
     // Its body was erased by the retention job: what would be sent is a marker, not the event.
-    if (row.dataErasedAt) throw new ApiError("invalid_state", `Event ${eventId}'s body was erased under the retention policy; it can no longer be sent.`);
+    if (row.dataErasedAt)
+      throw new ApiError("invalid_state", `Event ${eventId}'s body was erased under the retention policy; it can no longer be sent.`);
     if (receivers.length === 0) throw new ApiError("invalid_state", "No webhook receivers are configured (WEBHOOK_URLS).");
     await tx
       .insert(eventDeliveries)

@@ -164,9 +164,15 @@ async function postPinned(
   const transport = secure ? await import("node:https") : await import("node:http");
   const agentOf = (keepAlive: boolean) =>
     new transport.Agent({ keepAlive, lookup: vettedLookup({ environment: attempt.environment, lookup: attempt.lookup }) as never });
-  const agent = attempt.connections ? attempt.connections.agentFor(`${url.protocol}${attempt.environment}`, attempt.lookup, () => agentOf(true)) : agentOf(false);
+  const agent = attempt.connections
+    ? attempt.connections.agentFor(`${url.protocol}${attempt.environment}`, attempt.lookup, () => agentOf(true))
+    : agentOf(false);
   const response = await new Promise<IncomingMessage>((resolve, reject) => {
-    const request = transport.request(url, { method: "POST", headers: { ...headers, "content-length": String(Buffer.byteLength(body)) }, agent, signal }, resolve);
+    const request = transport.request(
+      url,
+      { method: "POST", headers: { ...headers, "content-length": String(Buffer.byteLength(body)) }, agent, signal },
+      resolve,
+    );
     request.once("error", reject);
     request.end(body);
   });

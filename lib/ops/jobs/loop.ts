@@ -228,8 +228,6 @@ function errorMessage(error: unknown): string {
   return String(error);
 }
 
-
-
 function lostClaim(deps: AppDeps, log: { job_id: number; kind: string }) {
   // Its lock ran out mid-run and another worker claimed it (or it was finished elsewhere).
   deps.logger.warn(log, "job outcome not recorded: the claim was lost");

@@ -34,7 +34,23 @@ export function sampleValue(samples: Sample[], name: string, labels: Record<stri
   return samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
 }
 
-const promqlKeywords = new Set(["and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left", "group_right", "inf", "nan", "start", "end"]);
+const promqlKeywords = new Set([
+  "and",
+  "or",
+  "unless",
+  "bool",
+  "offset",
+  "by",
+  "without",
+  "on",
+  "ignoring",
+  "group_left",
+  "group_right",
+  "inf",
+  "nan",
+  "start",
+  "end",
+]);
 
 /**
  * The metric names a PromQL expression selects: identifiers that are not functions, keywords,
@@ -192,7 +208,9 @@ export async function startPrometheus(options: { target: string; ruleFiles: stri
   }
   return {
     api,
-    query: async (promql) => (await get<{ result: { metric: Record<string, string>; value: [number, string] }[] }>(`/api/v1/query?query=${encodeURIComponent(promql)}`)).result,
+    query: async (promql) =>
+      (await get<{ result: { metric: Record<string, string>; value: [number, string] }[] }>(`/api/v1/query?query=${encodeURIComponent(promql)}`))
+        .result,
     alerts: async () => (await get<{ alerts: PrometheusAlert[] }>("/api/v1/alerts")).alerts,
     rules: async () => (await get<{ groups: { rules: PrometheusRule[] }[] }>("/api/v1/rules?type=alert")).groups.flatMap((g) => g.rules),
     log: () => log,
@@ -241,7 +259,8 @@ export async function startAlertmanager(configFile: string): Promise<RunningAler
   }
   return {
     address,
-    alerts: async () => (await (await fetch(`http://${address}/api/v2/alerts`)).json()) as { labels: Record<string, string>; status: { state: string } }[],
+    alerts: async () =>
+      (await (await fetch(`http://${address}/api/v2/alerts`)).json()) as { labels: Record<string, string>; status: { state: string } }[],
     stop,
   };
 }

@@ -80,8 +80,9 @@ type Handler = (c: Context, params: Record<string, string>) => Response | Promis
 
 /** Requery, IPN echo and refund APIs, each behind the fault switch, under /RMS/ and /MOLPay/. */
 export function registerServerApis(app: Hono, state: SandboxState): void {
-  const api = (operation: Operation, handler: Handler, refuse?: (c: Context, params: Record<string, string>, next: NextEffect) => Response) =>
-    (c: Context) => serve(c, state, operation, handler, refuse);
+  const api =
+    (operation: Operation, handler: Handler, refuse?: (c: Context, params: Record<string, string>, next: NextEffect) => Response) => (c: Context) =>
+      serve(c, state, operation, handler, refuse);
   for (const prefix of ["/RMS", "/MOLPay"]) {
     for (const [path, endpoint] of [
       [`${prefix}/query/q_by_oid.php`, "q_by_oid"],
@@ -91,16 +92,34 @@ export function registerServerApis(app: Hono, state: SandboxState): void {
       app.on(
         ["GET", "POST"],
         path,
-        api("requery", (c, params) => requery(c, state, endpoint, params), (c, params, next) =>
-          requeryAnswer(c, endpoint, params, errorFields(next.code!, next.desc ?? requeryErrorDesc(next.code!) ?? "")),
+        api(
+          "requery",
+          (c, params) => requery(c, state, endpoint, params),
+          (c, params, next) => requeryAnswer(c, endpoint, params, errorFields(next.code!, next.desc ?? requeryErrorDesc(next.code!) ?? "")),
         ),
       );
     }
-    app.on(["GET", "POST"], `${prefix}/API/chkstat/returnipn.php`, api("echo", (c, params) => ipnEcho(c, state, params)));
+    app.on(
+      ["GET", "POST"],
+      `${prefix}/API/chkstat/returnipn.php`,
+      api("echo", (c, params) => ipnEcho(c, state, params)),
+    );
     const jsonError = (c: Context, _params: Record<string, string>, next: NextEffect) => errorJson(c, next.code!, next.desc ?? "");
-    app.on(["GET", "POST"], `${prefix}/API/refundAPI/index.php`, api("refund", (c, params) => refund(c, state, params), jsonError));
-    app.on(["GET", "POST"], `${prefix}/API/refundAPI/q_by_refID.php`, api("refund_status", (c, params) => refundStatus(c, state, "RefID", params), jsonError));
-    app.on(["GET", "POST"], `${prefix}/API/refundAPI/q_by_txn.php`, api("refund_status", (c, params) => refundStatus(c, state, "TxnID", params), jsonError));
+    app.on(
+      ["GET", "POST"],
+      `${prefix}/API/refundAPI/index.php`,
+      api("refund", (c, params) => refund(c, state, params), jsonError),
+    );
+    app.on(
+      ["GET", "POST"],
+      `${prefix}/API/refundAPI/q_by_refID.php`,
+      api("refund_status", (c, params) => refundStatus(c, state, "RefID", params), jsonError),
+    );
+    app.on(
+      ["GET", "POST"],
+      `${prefix}/API/refundAPI/q_by_txn.php`,
+      api("refund_status", (c, params) => refundStatus(c, state, "TxnID", params), jsonError),
+    );
   }
 }
 
@@ -171,7 +190,7 @@ function requeryAnswer(c: Context, endpoint: RequeryEndpoint, params: Record<str
   const separator = endpoint === "gate-query" ? "=" : ": ";
   const text = (value: JsonText) => (value === null ? "" : typeof value === "string" ? value : value.raw);
   const lines = Object.entries(fields).map(([name, value]) => `${name}${separator}${text(value)}`);
-  return c.body(lines.join("\n") + "\n", 200, { "content-type": "text/plain; charset=utf-8" });
+  return c.body(`${lines.join("\n")}\n`, 200, { "content-type": "text/plain; charset=utf-8" });
 }
 
 /** The query window in ms: Fiuu's 5 s unless the options say otherwise; 0 is off. */
@@ -217,8 +236,19 @@ function requery(c: Context, state: SandboxState, endpoint: RequeryEndpoint, par
     if (byOrder && state.options.requeryNotFound === "dashes") {
       const dash = "-";
       return requeryAnswer(c, endpoint, params, {
-        StatCode: dash, StatName: dash, OrderID: id, Amount: dash, TranID: dash, Domain: dash, BillingDate: dash,
-        BillingName: dash, VrfKey: dash, Channel: dash, Currency: dash, ErrorCode: dash, ErrorDesc: dash,
+        StatCode: dash,
+        StatName: dash,
+        OrderID: id,
+        Amount: dash,
+        TranID: dash,
+        Domain: dash,
+        BillingDate: dash,
+        BillingName: dash,
+        VrfKey: dash,
+        Channel: dash,
+        Currency: dash,
+        ErrorCode: dash,
+        ErrorDesc: dash,
       });
     }
     return refuse(codes.notFound);
@@ -236,16 +266,39 @@ function requery(c: Context, state: SandboxState, endpoint: RequeryEndpoint, par
   const common = { StatCode: statCode, StatName: statNames[statCode] };
   const tail = { Currency: tx.currency, ErrorCode: orEmpty(tx.errorCode), ErrorDesc: orEmpty(tx.errorDesc) };
   if (endpoint === "gate-query") {
-    return requeryAnswer(c, endpoint, params, { ...common, TranID: tx.tranID, Amount: amountValue, Domain: merchantId, Channel: tx.channel, VrfKey: key, ...tail });
+    return requeryAnswer(c, endpoint, params, {
+      ...common,
+      TranID: tx.tranID,
+      Amount: amountValue,
+      Domain: merchantId,
+      Channel: tx.channel,
+      VrfKey: key,
+      ...tail,
+    });
   }
   if (endpoint === "q_by_tid") {
     return requeryAnswer(c, endpoint, params, {
-      ...common, TranID: tx.tranID, Amount: amountValue, Domain: merchantId, VrfKey: key, Channel: tx.channel, OrderID: tx.orderid, ...tail,
+      ...common,
+      TranID: tx.tranID,
+      Amount: amountValue,
+      Domain: merchantId,
+      VrfKey: key,
+      Channel: tx.channel,
+      OrderID: tx.orderid,
+      ...tail,
     });
   }
   return requeryAnswer(c, endpoint, params, {
-    ...common, OrderID: tx.orderid, Amount: amountValue, TranID: tx.tranID, Domain: merchantId, BillingDate: tx.createdAt,
-    BillingName: tx.billName, VrfKey: key, Channel: tx.channel, ...tail,
+    ...common,
+    OrderID: tx.orderid,
+    Amount: amountValue,
+    TranID: tx.tranID,
+    Domain: merchantId,
+    BillingDate: tx.createdAt,
+    BillingName: tx.billName,
+    VrfKey: key,
+    Channel: tx.channel,
+    ...tail,
   });
 }
 
@@ -315,9 +368,7 @@ function refund(c: Context, state: SandboxState, params: Record<string, string>)
     if (!/^[A-Za-z0-9 ]+$/.test(bank.beneficiaryName)) return refundError(c, "PR018");
   }
 
-  const committed = [...state.refunds.values()]
-    .filter((r) => r.txnId === TxnID && r.state !== "rejected")
-    .reduce((sum, r) => sum + r.amountMinor, 0);
+  const committed = [...state.refunds.values()].filter((r) => r.txnId === TxnID && r.state !== "rejected").reduce((sum, r) => sum + r.amountMinor, 0);
   if (amountMinor > tx.amountMinor - committed) return refundError(c, "PR011");
 
   const at = malaysiaTime(state.now());

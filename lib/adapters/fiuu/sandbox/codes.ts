@@ -84,7 +84,10 @@ export type RequeryEndpoint = "gate-query" | "q_by_tid" | "q_by_oid";
  * delimiter), q_by_tids). It lists no "not found" or "incorrect amount" code for q_by_tid, so
  * that endpoint answers Q203 and Q204, the indirect requery's codes for them.
  */
-export const requeryCodes: Record<RequeryEndpoint, { missing: string; invalid: string; merchant: string; skey: string; notFound: string; amount: string; busy: string }> = {
+export const requeryCodes: Record<
+  RequeryEndpoint,
+  { missing: string; invalid: string; merchant: string; skey: string; notFound: string; amount: string; busy: string }
+> = {
   "gate-query": { missing: "Q00001", invalid: "Q00002", merchant: "Q00003", skey: "Q00004", notFound: "Q00005", amount: "Q00004", busy: "Q00007" },
   q_by_tid: { missing: "Q01", invalid: "Q02", merchant: "Q04", skey: "Q102", notFound: "Q203", amount: "Q204", busy: "Q03" },
   q_by_oid: { missing: "Q01", invalid: "Q02", merchant: "Q04", skey: "Q202", notFound: "Q203", amount: "Q204", busy: "Q03" },

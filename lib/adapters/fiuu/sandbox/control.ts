@@ -156,7 +156,10 @@ export function registerControl(app: Hono, state: SandboxState): void {
     const tx = state.transactions.get(c.req.param("tranID"));
     if (!tx) return c.html(errorPage("Unknown transaction", "This sandbox has no such transaction."), 404);
     if (tx.status !== "22") {
-      return c.html(errorPage("Not pending", `Transaction ${tx.tranID} is ${tx.status === "awaiting" ? "not decided yet" : "already settled"}.`), 409);
+      return c.html(
+        errorPage("Not pending", `Transaction ${tx.tranID} is ${tx.status === "awaiting" ? "not decided yet" : "already settled"}.`),
+        409,
+      );
     }
     const outcome = form.outcome === "approve" ? "00" : form.outcome === "decline" ? "11" : undefined;
     if (!outcome) return c.html(errorPage("Invalid outcome", "outcome must be approve or decline."), 400);

@@ -1,16 +1,7 @@
 import type { Context, Hono } from "hono";
 import { isCurrency, parseFiuuAmount } from "../../../core/money.js";
 import { errorPage, payPage, returnPage } from "./pages.js";
-import {
-  applyOutcome,
-  malaysiaTime,
-  newTranID,
-  readParams,
-  reportFields,
-  sendReports,
-  type SandboxState,
-  type SandboxTransaction,
-} from "./state.js";
+import { applyOutcome, malaysiaTime, newTranID, readParams, reportFields, sendReports, type SandboxState, type SandboxTransaction } from "./state.js";
 import { safeEqualHex, vcode } from "../signatures.js";
 import { isFakeMobile, pageErrors } from "./codes.js";
 
@@ -43,8 +34,20 @@ export function registerHostedPage(app: Hono, state: SandboxState): void {
 
 /** The payment form fields the sandbox reads, under their hosted-page names. */
 const formNames = [
-  "amount", "orderid", "bill_name", "bill_email", "bill_mobile", "guest_checkout", "bill_desc", "currency", "country",
-  "channel", "langcode", "returnurl", "callbackurl", "cancelurl",
+  "amount",
+  "orderid",
+  "bill_name",
+  "bill_email",
+  "bill_mobile",
+  "guest_checkout",
+  "bill_desc",
+  "currency",
+  "country",
+  "channel",
+  "langcode",
+  "returnurl",
+  "callbackurl",
+  "cancelurl",
 ] as const;
 
 /**
@@ -97,7 +100,9 @@ async function showPayPage(c: Context, state: SandboxState): Promise<Response> {
     extended: options.extendedVcode ?? false,
   });
   if (!safeEqualHex(expected, read.signature.toLowerCase())) {
-    const formula = options.extendedVcode ? "md5(amount + merchantID + orderid + verifyKey + currency)" : "md5(amount + merchantID + orderid + verifyKey)";
+    const formula = options.extendedVcode
+      ? "md5(amount + merchantID + orderid + verifyKey + currency)"
+      : "md5(amount + merchantID + orderid + verifyKey)";
     const field = seamless ? "mpsvcode (a seamless request's signature; a vcode field is not read)" : "vcode";
     return c.html(errorPage("Invalid vcode", `${pageErrors.P03} The ${field} does not match ${formula} for the fields sent.`, "P03"), 400);
   }
@@ -111,7 +116,10 @@ async function showPayPage(c: Context, state: SandboxState): Promise<Response> {
   }
   const currency = form.currency || "MYR";
   if (!isCurrency(currency)) {
-    return c.html(errorPage("Unsupported currency", `${pageErrors.P13} The sandbox takes MYR, SGD, USD, THB, PHP or IDR, not "${currency}".`, "P13"), 400);
+    return c.html(
+      errorPage("Unsupported currency", `${pageErrors.P13} The sandbox takes MYR, SGD, USD, THB, PHP or IDR, not "${currency}".`, "P13"),
+      400,
+    );
   }
   for (const name of ["returnurl", "callbackurl", "cancelurl"] as const) {
     const url = form[name];

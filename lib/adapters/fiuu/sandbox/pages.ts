@@ -124,7 +124,11 @@ export interface PendingEntry {
  * pull the button from under a tester's click.
  */
 export function pendingPage(pending: PendingEntry[], settled: SandboxTransaction[], flash?: string): Page {
-  const settleButton = (entry: PendingEntry, outcome: "approve" | "decline", label: string) => html`<form method="post" action="${entry.settleAction}">
+  const settleButton = (
+    entry: PendingEntry,
+    outcome: "approve" | "decline",
+    label: string,
+  ) => html`<form method="post" action="${entry.settleAction}">
 <input type="hidden" name="outcome" value="${outcome}">
 <button type="submit" class="${outcome}" data-testid="pending-${outcome}-${entry.tx.tranID}" aria-label="${label} order ${entry.tx.orderid}">${label}</button>
 </form>`;
@@ -152,7 +156,8 @@ ${
 ${
   settled.length
     ? html`<h2>Settled from this list</h2><ul>${settled.map(
-        (tx) => html`<li>${tx.orderid} · ${tx.currency} ${toFiuuAmount(tx.amountMinor)} · ${tx.status === "00" ? "approved" : "declined"} (${tx.tranID})</li>`,
+        (tx) =>
+          html`<li>${tx.orderid} · ${tx.currency} ${toFiuuAmount(tx.amountMinor)} · ${tx.status === "00" ? "approved" : "declined"} (${tx.tranID})</li>`,
       )}</ul>`
     : ""
 }`,

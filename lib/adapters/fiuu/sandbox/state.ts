@@ -299,10 +299,7 @@ export async function deliver(
       body: payload,
       signal: controller.signal,
     });
-    const answer = await Promise.race([
-      send(request).then(async (response) => ({ status: response.status, body: await response.text() })),
-      timeout,
-    ]);
+    const answer = await Promise.race([send(request).then(async (response) => ({ status: response.status, body: await response.text() })), timeout]);
     record.status = answer.status;
     record.body = answer.body;
   } catch (error) {
