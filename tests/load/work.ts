@@ -1,14 +1,13 @@
 import { createHash, randomUUID } from "node:crypto";
-import { payments } from "../../drizzle/schema.js";
 import { executeAll } from "../../lib/adapters/db/batch.js";
 import { queryRows, type Database } from "../../lib/adapters/db/client.js";
-import { rowOf } from "../../lib/adapters/db/rows.js";
 import type { Redis } from "../../lib/adapters/redis/index.js";
 import { auditInsert, sealAuditLog } from "../../lib/domain/audit.js";
 import { claimDueJobs, completeJobs, jobInsert } from "../../lib/domain/job-queue.js";
 import { gatewayMessageUpsert } from "../../lib/domain/payments/reports.js";
+import { lockPaymentByGatewayOrder } from "../../lib/domain/payments/queries.js";
 import type { PaymentRow } from "../../lib/domain/payments/resource.js";
-import { paymentCreate, paymentLockByGatewayOrder, paymentUpdate } from "../../lib/domain/payments/statements.js";
+import { paymentCreate, paymentUpdate } from "../../lib/domain/payments/statements.js";
 import { eventInserts } from "../../lib/domain/webhooks/events.js";
 
 // The database and Redis work one request of each scenario does, without HTTP, the framework,
@@ -77,9 +76,8 @@ function benchPayment(id: string): PaymentRow {
  */
 export async function notifyWork(db: Database, gatewayOrderId: string, tranId: string) {
   await db.transaction(async (tx) => {
-    const [locked] = await queryRows<Record<string, unknown>>(tx, paymentLockByGatewayOrder(gatewayOrderId));
-    if (!locked) throw new Error(`no payment ${gatewayOrderId}`);
-    const payment = rowOf(payments, locked);
+    const payment = await lockPaymentByGatewayOrder(tx, gatewayOrderId);
+    if (!payment) throw new Error(`no payment ${gatewayOrderId}`);
     const now = new Date();
     const fields: Record<string, string> = { ...reportFields(gatewayOrderId, tranId), skey: "0123456789abcdef0123456789abcdef" };
     const changes = {

@@ -1,10 +1,9 @@
-import { eq } from "drizzle-orm";
-import { payments } from "../../../drizzle/schema.js";
 import { appendAudit } from "../audit.js";
 import type { AppDeps } from "../deps.js";
 import { recordEvent } from "../webhooks/events.js";
 import { lockPayment, notFound } from "./queries.js";
 import { paymentResource } from "./resource.js";
+import { markCancelled } from "./statements.js";
 import { assertAllows } from "./transitions.js";
 
 /**
@@ -17,7 +16,7 @@ export async function cancelPayment(deps: AppDeps, id: string, audit: { actor: s
     const current = await lockPayment(tx, id);
     if (!current) throw notFound(id);
     assertAllows("cancel", current, now);
-    const [updated] = await tx.update(payments).set({ status: "cancelled", updatedAt: now }).where(eq(payments.id, id)).returning();
+    const updated = await markCancelled(tx, id, now);
     await recordEvent(tx, deps.config.webhooks.urls, {
       type: "payment.cancelled",
       paymentId: id,

@@ -1,5 +1,3 @@
-import { eq, sql } from "drizzle-orm";
-import { payments } from "../../../drizzle/schema.js";
 import { appendAudit } from "../audit.js";
 import type { AppDeps, Principal } from "../deps.js";
 import { enqueueRequery, firstRequeryDelayMs } from "./requery-queue.js";
@@ -8,6 +6,7 @@ import { toFiuuAmount } from "../../core/money.js";
 import { assertChannelAccepts } from "./methods.js";
 import { lockPayment, visibleOr404 } from "./queries.js";
 import { customerOf, type PaymentRow } from "./resource.js";
+import { startCheckoutOn } from "./statements.js";
 import { assertAllows } from "./transitions.js";
 
 const countryOf: Record<string, string> = { MYR: "MY", SGD: "SG", THB: "TH", PHP: "PH", IDR: "ID" };
@@ -36,15 +35,7 @@ export async function startCheckout(
     const channel = options.channel ?? row.channel ?? undefined;
     // Inside the transaction: PGlite has one connection, and a query beside it would wait forever.
     if (channel) await assertChannelAccepts(tx, channel, row.currency, row.amount);
-    const [updated] = await tx
-      .update(payments)
-      .set({
-        channel: channel ?? null,
-        checkoutStartedAt: sql`coalesce(${payments.checkoutStartedAt}, ${now.toISOString()}::timestamptz)`,
-        updatedAt: now,
-      })
-      .where(eq(payments.id, id))
-      .returning();
+    const updated = await startCheckoutOn(tx, id, channel, now);
     if (!row.checkoutStartedAt) {
       // From now on Fiuu may hold money for this payment: reconcile it even if no report ever arrives.
       await enqueueRequery(tx, id, new Date(now.getTime() + firstRequeryDelayMs));

@@ -1,11 +1,13 @@
-import { and, desc, eq, inArray, ne } from "drizzle-orm";
+import { and, desc, eq, inArray, lte, ne } from "drizzle-orm";
 import { payments, paymentStatuses, type PaymentStatus } from "../../../drizzle/schema.js";
 import type { Principal } from "../deps.js";
 import { hashSecret, safeEqual } from "../../core/crypto.js";
-import type { Database } from "../../adapters/db/client.js";
+import { queryRows, type Database } from "../../adapters/db/client.js";
+import { rowOf } from "../../adapters/db/rows.js";
 import { ApiError } from "../../core/errors.js";
 import { afterCursor, fetchLimit, toPage, type Page, type PageQuery } from "../paging.js";
 import type { PaymentRow } from "./resource.js";
+import { paymentLockByGatewayOrder } from "./statements.js";
 import { orderHoldingStatuses } from "./transitions.js";
 
 export { paymentStatuses };
@@ -52,6 +54,51 @@ export async function getPayment(db: Pick<Database, "select">, id: string): Prom
 export async function lockPayment(tx: Pick<Database, "select">, id: string): Promise<PaymentRow | undefined> {
   const [row] = await tx.select().from(payments).where(eq(payments.id, id)).for("update").limit(1);
   return row;
+}
+
+/**
+ * Locks a payment's row for the transaction (`for update`) without reading it: refund outcomes
+ * take it before their refund's row, in the same order as refund creation.
+ */
+export async function lockPaymentRow(tx: Pick<Database, "select">, id: string): Promise<void> {
+  await tx.select({ id: payments.id }).from(payments).where(eq(payments.id, id)).for("update");
+}
+
+/** The payment Fiuu knows by `gatewayOrderId`, its row locked for the transaction (paymentLockByGatewayOrder), or undefined. */
+export async function lockPaymentByGatewayOrder(tx: Pick<Database, "execute">, gatewayOrderId: string): Promise<PaymentRow | undefined> {
+  const [locked] = await queryRows<Record<string, unknown>>(tx, paymentLockByGatewayOrder(gatewayOrderId));
+  return locked && rowOf(payments, locked);
+}
+
+/** The payment Fiuu knows by `gatewayOrderId`, unlocked, or undefined. */
+export async function findPaymentByGatewayOrder(db: Pick<Database, "select">, gatewayOrderId: string): Promise<PaymentRow | undefined> {
+  const [known] = await db.select().from(payments).where(eq(payments.gatewayOrderId, gatewayOrderId)).limit(1);
+  return known;
+}
+
+/** The Fiuu tranID of a payment (what a refund names), or undefined when there is no such payment. */
+export async function findPaymentTranId(db: Pick<Database, "select">, id: string): Promise<{ tranId: string | null } | undefined> {
+  const [payment] = await db.select({ tranId: payments.tranId }).from(payments).where(eq(payments.id, id)).limit(1);
+  return payment;
+}
+
+/** When a payment's personal data was erased (null if it was not), or undefined when there is no such payment. */
+export async function findPaymentErasedAt(db: Pick<Database, "select">, id: string): Promise<{ erasedAt: Date | null } | undefined> {
+  const [row] = await db
+    .select({ erasedAt: payments.erasedAt })
+    .from(payments)
+    .where(inArray(payments.id, [id]));
+  return row;
+}
+
+/** Created payments past their expires_at, the longest overdue first, at most `limit` of them. */
+export async function findExpiryDue(db: Pick<Database, "select">, now: Date, limit: number): Promise<{ id: string }[]> {
+  return db
+    .select({ id: payments.id })
+    .from(payments)
+    .where(and(eq(payments.status, "created"), lte(payments.expiresAt, now)))
+    .orderBy(payments.expiresAt)
+    .limit(limit);
 }
 
 /** A payment holding the order (orderHoldingStatuses by default) other than `except`, or undefined. */

@@ -1,5 +1,3 @@
-import { and, eq, lte } from "drizzle-orm";
-import { payments } from "../../../drizzle/schema.js";
 import { appendAudit } from "../audit.js";
 import type { AppDeps } from "../deps.js";
 import { recordEvent } from "../webhooks/events.js";
@@ -8,7 +6,9 @@ import { enqueueJob, type Job } from "../job-queue.js";
 import type { JobResult } from "../job-queue.js";
 import { truncateText } from "../../core/text.js";
 import { parseFiuuAmount, toFiuuAmount } from "../../core/money.js";
+import { findExpiryDue, findPaymentById, lockPayment } from "./queries.js";
 import { paymentResource, type PaymentRow } from "./resource.js";
+import { markExpired } from "./statements.js";
 import { FiuuProtocolError, FiuuUnavailableError, type RequeryAnswer, type RequeryTransaction } from "../../adapters/fiuu/client.js";
 import { applyVerified, type ReportResult } from "./reports.js";
 import { requeryForwardEveryMs } from "./requery-queue.js";
@@ -256,9 +256,9 @@ export async function runExpire(deps: AppDeps, job: Job): Promise<JobResult> {
 async function expirePayment(deps: AppDeps, id: string, jobId: number) {
   const now = deps.now();
   const expired = await deps.database.db.transaction(async (tx) => {
-    const [row] = await tx.select().from(payments).where(eq(payments.id, id)).for("update").limit(1);
+    const row = await lockPayment(tx, id);
     if (!row || !allows(row.status, "expire")) return undefined;
-    const [updated] = await tx.update(payments).set({ status: "expired", updatedAt: now }).where(eq(payments.id, id)).returning();
+    const updated = await markExpired(tx, id, now);
     await recordEvent(tx, deps.config.webhooks.urls, {
       type: "payment.expired",
       paymentId: id,
@@ -280,12 +280,7 @@ async function expirePayment(deps: AppDeps, id: string, jobId: number) {
  */
 export async function sweepExpiredPayments(deps: AppDeps, limit = 200): Promise<number> {
   const now = deps.now();
-  const due = await deps.database.db
-    .select({ id: payments.id })
-    .from(payments)
-    .where(and(eq(payments.status, "created"), lte(payments.expiresAt, now)))
-    .orderBy(payments.expiresAt)
-    .limit(limit);
+  const due = await findExpiryDue(deps.database.db, now, limit);
   for (const { id } of due) {
     await enqueueJob(deps.database.db, { kind: "expire", payload: { paymentId: id }, dedupeKey: `expire:${id}`, runAt: now, maxAttempts: 1000 });
   }
@@ -293,6 +288,5 @@ export async function sweepExpiredPayments(deps: AppDeps, limit = 200): Promise<
 }
 
 async function loadPayment(deps: AppDeps, id: string): Promise<PaymentRow | undefined> {
-  const [row] = await deps.database.db.select().from(payments).where(eq(payments.id, id)).limit(1);
-  return row;
+  return findPaymentById(deps.database.db, id);
 }

@@ -1,19 +1,18 @@
 import { createHash } from "node:crypto";
-import { eq, sql, type SQL } from "drizzle-orm";
-import { payments } from "../../../drizzle/schema.js";
+import { sql, type SQL } from "drizzle-orm";
 import { auditInsert } from "../audit.js";
 import type { AppDeps } from "../deps.js";
 import { executeAll } from "../../adapters/db/batch.js";
-import { executeSql, queryRows, type Database } from "../../adapters/db/client.js";
-import { rowOf } from "../../adapters/db/rows.js";
+import { executeSql, type Database } from "../../adapters/db/client.js";
 import { eventInserts, type EventType } from "../webhooks/events.js";
 import { jobInsert } from "../job-queue.js";
+import { findPaymentByGatewayOrder, lockPaymentByGatewayOrder } from "./queries.js";
 import { paymentResource, type PaymentRow } from "./resource.js";
 import { decideTransition, type Outcome } from "./transitions.js";
 import { channelLabel } from "../../adapters/fiuu/channels.js";
 import { readReport, type FiuuStatus, type ReportDetails, type ReportKind } from "../../adapters/fiuu/reports.js";
 import { bringRequeryForward, enqueueRequery, firstRequeryDelayMs, requeryJob } from "./requery-queue.js";
-import { paymentLockByGatewayOrder, paymentUpdate } from "./statements.js";
+import { paymentUpdate } from "./statements.js";
 
 export type { ReportKind } from "../../adapters/fiuu/reports.js";
 
@@ -69,8 +68,7 @@ export async function applyVerified(deps: AppDeps, input: VerifiedReport): Promi
   let emitted: EventType[] = [];
   let moved = false;
   const result = await deps.database.db.transaction(async (tx): Promise<ReportResult> => {
-    const [locked] = await queryRows<Record<string, unknown>>(tx, paymentLockByGatewayOrder(input.orderId));
-    const payment = locked && rowOf(payments, locked);
+    const payment = await lockPaymentByGatewayOrder(tx, input.orderId);
     if (!payment) {
       await storeGatewayMessage(tx, { kind, fields, signatureValid: true, outcome: "orphan", detail: "no payment has this orderid", now });
       return { kind, outcome: "orphan", detail: "no payment has this orderid" };
@@ -157,7 +155,7 @@ async function deferReport(deps: AppDeps, fields: Record<string, string>, orderI
   const now = deps.now();
   const detail = "a return URL's 11 is confirmed by a requery before it fails the payment";
   const payment = await deps.database.db.transaction(async (tx) => {
-    const [known] = await tx.select().from(payments).where(eq(payments.gatewayOrderId, orderId)).limit(1);
+    const known = await findPaymentByGatewayOrder(tx, orderId);
     await storeGatewayMessage(tx, {
       kind: "return",
       fields,
@@ -180,11 +178,7 @@ async function deferReport(deps: AppDeps, fields: Record<string, string>, orderI
 async function rejectReport(deps: AppDeps, kind: ReportKind, fields: Record<string, string>, signed: boolean, detail: string): Promise<ReportResult> {
   const now = deps.now();
   const payment = await deps.database.db.transaction(async (tx) => {
-    const [known] = await tx
-      .select()
-      .from(payments)
-      .where(eq(payments.gatewayOrderId, fields.orderid ?? ""))
-      .limit(1);
+    const known = await findPaymentByGatewayOrder(tx, fields.orderid ?? "");
     await storeGatewayMessage(tx, { kind, fields, signatureValid: signed, outcome: "rejected", detail, paymentId: known?.id, now });
     // A forged or garbled report may still mean something happened: ask Fiuu instead of believing it.
     // The dedupe key keeps one pending requery per payment, however many bad reports arrive.

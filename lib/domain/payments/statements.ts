@@ -1,5 +1,6 @@
-import { sql, type SQL } from "drizzle-orm";
+import { eq, sql, type SQL } from "drizzle-orm";
 import { payments } from "../../../drizzle/schema.js";
+import type { Database } from "../../adapters/db/client.js";
 import { columnsOf, updateById } from "../../adapters/db/rows.js";
 import { auditInsertFrom } from "../audit.js";
 import type { PaymentRow } from "./resource.js";
@@ -55,4 +56,56 @@ export function paymentLockByGatewayOrder(gatewayOrderId: string): SQL {
 /** The update of a payment's changed columns, for executeAll with a caller's other writes. */
 export function paymentUpdate(id: string, changes: Partial<PaymentRow>): SQL {
   return updateById(payments, id, changes);
+}
+
+type Tx = Pick<Database, "update">;
+
+/** Moves a payment to cancelled; returns the updated row. The caller holds its row lock and has asked the state machine. */
+export async function markCancelled(tx: Tx, id: string, now: Date): Promise<PaymentRow | undefined> {
+  const [updated] = await tx.update(payments).set({ status: "cancelled", updatedAt: now }).where(eq(payments.id, id)).returning();
+  return updated;
+}
+
+/** Moves a payment to expired; returns the updated row. The caller holds its row lock and has asked the state machine. */
+export async function markExpired(tx: Tx, id: string, now: Date): Promise<PaymentRow | undefined> {
+  const [updated] = await tx.update(payments).set({ status: "expired", updatedAt: now }).where(eq(payments.id, id)).returning();
+  return updated;
+}
+
+/** Records a checkout start on `channel` (none: null); the first start's time is kept. Returns the updated row. */
+export async function startCheckoutOn(tx: Tx, id: string, channel: string | undefined, now: Date): Promise<PaymentRow | undefined> {
+  const [updated] = await tx
+    .update(payments)
+    .set({
+      channel: channel ?? null,
+      checkoutStartedAt: sql`coalesce(${payments.checkoutStartedAt}, ${now.toISOString()}::timestamptz)`,
+      updatedAt: now,
+    })
+    .where(eq(payments.id, id))
+    .returning();
+  return updated;
+}
+
+/** Reserves `amount` of a payment for a refund; the caller holds its row lock and has checked the refundable rest. */
+export async function reserveRefund(tx: Tx, paymentId: string, amount: number, now: Date): Promise<void> {
+  await tx
+    .update(payments)
+    .set({ amountRefundReserved: sql`${payments.amountRefundReserved} + ${amount}`, updatedAt: now })
+    .where(eq(payments.id, paymentId));
+}
+
+/** A reserved refund Fiuu paid: its amount is added to the payment's amount_refunded (the reservation stays). */
+export async function settleRefund(tx: Tx, paymentId: string, amount: number, now: Date): Promise<void> {
+  await tx
+    .update(payments)
+    .set({ amountRefunded: sql`${payments.amountRefunded} + ${amount}`, updatedAt: now })
+    .where(eq(payments.id, paymentId));
+}
+
+/** A reserved refund that failed: its amount goes back to the payment's refundable rest. */
+export async function releaseRefund(tx: Tx, paymentId: string, amount: number, now: Date): Promise<void> {
+  await tx
+    .update(payments)
+    .set({ amountRefundReserved: sql`${payments.amountRefundReserved} - ${amount}`, updatedAt: now })
+    .where(eq(payments.id, paymentId));
 }

@@ -1,5 +1,4 @@
-import { eq, sql } from "drizzle-orm";
-import { payments, refunds } from "../../../drizzle/schema.js";
+import { refunds } from "../../../drizzle/schema.js";
 import { appendAudit } from "../audit.js";
 import type { AppDeps } from "../deps.js";
 import { ApiError } from "../../core/errors.js";
@@ -7,6 +6,7 @@ import { recordEvent } from "../webhooks/events.js";
 import { newId } from "../../core/ids.js";
 import { enqueueJob } from "../job-queue.js";
 import { lockPayment, notFound } from "../payments/queries.js";
+import { reserveRefund } from "../payments/statements.js";
 import { assertAllows } from "../payments/transitions.js";
 import { refundResource, type RefundRow } from "./resource.js";
 import { sendRefundToFiuu, type StoredBeneficiary } from "./send.js";
@@ -89,10 +89,7 @@ export async function createRefund(
         fields: { refundable },
       });
     }
-    await tx
-      .update(payments)
-      .set({ amountRefundReserved: sql`${payments.amountRefundReserved} + ${amount}`, updatedAt: now })
-      .where(eq(payments.id, paymentId));
+    await reserveRefund(tx, paymentId, amount, now);
     const [row] = await tx
       .insert(refunds)
       .values({

@@ -1,8 +1,10 @@
-import { eq, sql } from "drizzle-orm";
-import { payments, refunds } from "../../../drizzle/schema.js";
+import { eq } from "drizzle-orm";
+import { refunds } from "../../../drizzle/schema.js";
 import { appendAudit } from "../audit.js";
 import type { AppDeps } from "../deps.js";
 import { recordEvent } from "../webhooks/events.js";
+import { lockPaymentRow } from "../payments/queries.js";
+import { releaseRefund, settleRefund } from "../payments/statements.js";
 import { refundResource, type RefundRow } from "./resource.js";
 
 export interface RefundOutcome {
@@ -25,7 +27,7 @@ export async function applyRefundOutcome(deps: AppDeps, refundId: string, outcom
   const { row, changed } = await deps.database.db.transaction(async (tx) => {
     const [owner] = await tx.select({ paymentId: refunds.paymentId }).from(refunds).where(eq(refunds.id, refundId)).limit(1);
     if (!owner) throw new Error(`refund ${refundId} does not exist`);
-    await tx.select({ id: payments.id }).from(payments).where(eq(payments.id, owner.paymentId)).for("update");
+    await lockPaymentRow(tx, owner.paymentId);
     const [refund] = await tx.select().from(refunds).where(eq(refunds.id, refundId)).for("update").limit(1);
     if (!refund) throw new Error(`refund ${refundId} does not exist`);
     if (refund.status !== "pending" || outcome.status === "pending") {
@@ -50,14 +52,8 @@ export async function applyRefundOutcome(deps: AppDeps, refundId: string, outcom
       })
       .where(eq(refunds.id, refundId))
       .returning();
-    await tx
-      .update(payments)
-      .set(
-        outcome.status === "succeeded"
-          ? { amountRefunded: sql`${payments.amountRefunded} + ${refund.amount}`, updatedAt: now }
-          : { amountRefundReserved: sql`${payments.amountRefundReserved} - ${refund.amount}`, updatedAt: now },
-      )
-      .where(eq(payments.id, refund.paymentId));
+    if (outcome.status === "succeeded") await settleRefund(tx, refund.paymentId, refund.amount, now);
+    else await releaseRefund(tx, refund.paymentId, refund.amount, now);
     await recordEvent(tx, deps.config.webhooks.urls, {
       type: outcome.status === "succeeded" ? "refund.succeeded" : "refund.failed",
       paymentId: refund.paymentId,

@@ -1,8 +1,9 @@
 import { and, eq, sql } from "drizzle-orm";
-import { gatewayMessages, payments } from "../../../drizzle/schema.js";
+import { gatewayMessages } from "../../../drizzle/schema.js";
 import type { AppDeps } from "../deps.js";
 import { FiuuProtocolError, FiuuUnavailableError, type RefundBeneficiary } from "../../adapters/fiuu/client.js";
 import { toFiuuAmount } from "../../core/money.js";
+import { findPaymentTranId } from "../payments/queries.js";
 import { applyRefundOutcome } from "./outcome.js";
 import type { RefundRow } from "./resource.js";
 
@@ -23,7 +24,7 @@ export interface StoredBeneficiary {
  * the refund may exist), PR015/PR020 (busy, balance) and PR010 for a payment that went through pending.
  */
 export async function sendRefundToFiuu(deps: AppDeps, refund: RefundRow, requestId?: string): Promise<RefundRow> {
-  const [payment] = await deps.database.db.select({ tranId: payments.tranId }).from(payments).where(eq(payments.id, refund.paymentId)).limit(1);
+  const payment = await findPaymentTranId(deps.database.db, refund.paymentId);
   let answer: Awaited<ReturnType<AppDeps["fiuu"]["refund"]>>;
   try {
     answer = await deps.fiuu.refund({

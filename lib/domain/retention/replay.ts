@@ -1,6 +1,5 @@
-import { inArray } from "drizzle-orm";
-import { payments } from "../../../drizzle/schema.js";
 import type { Database } from "../../adapters/db/client.js";
+import { findPaymentErasedAt } from "../payments/queries.js";
 
 /**
  * An idempotent answer as it may be replayed now: a payment (or refund) answer whose payment's
@@ -24,10 +23,7 @@ export async function withoutErasedData(db: Database, body: string, contentType:
         ? parsed.payment_id
         : undefined;
   if (typeof paymentId !== "string") return body;
-  const [row] = await db
-    .select({ erasedAt: payments.erasedAt })
-    .from(payments)
-    .where(inArray(payments.id, [paymentId]));
+  const row = await findPaymentErasedAt(db, paymentId);
   if (!row?.erasedAt) return body;
   if (parsed.object === "payment") return JSON.stringify({ ...parsed, customer: null, erased_at: row.erasedAt.toISOString() });
   return JSON.stringify({ ...parsed, beneficiary: null });
