@@ -2,7 +2,6 @@ import { readdirSync, readFileSync } from "node:fs";
 import { createHealthApp } from "../../handlers/health.js";
 import { createMetricsApp } from "../../handlers/metrics.js";
 import { createApp, usesLocalSandbox } from "./app.js";
-import { signToken } from "../http/auth/tokens.js";
 import type { RawConfig } from "../core/config.js";
 import { assembleDeps, type OwnedDeps } from "./deps.js";
 import { nodeOpeners } from "./node-openers.js";
@@ -151,10 +150,9 @@ function listenError(error: unknown, variable: string, host: string, port: numbe
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** The start-up banner of the embedded default: where everything is, and a token to try the API with. */
-export async function startupBanner(server: RunningServer): Promise<string> {
+/** The start-up banner of the embedded default: where everything is, and the service token to try the API with. */
+export function startupBanner(server: RunningServer, token: string): string {
   const { config } = server.deps;
-  const token = await signToken(config.jwtSecret, { sub: "demo-shop", role: "service", ttlSeconds: 30 * 86_400 });
   const bound = server.host;
   const everywhere = bound === "0.0.0.0" || bound === "::";
   const local = everywhere ? "localhost" : bound.includes(":") ? `[${bound}]` : bound;

@@ -24,9 +24,10 @@ try {
 }
 server.deps.logger.info({ host: server.host, ports: server.ports, environment: config.environment }, "payment service listening");
 if (config.environment === "development") {
-  process.stderr.write(`${await startupBanner(server)}\n`);
-  // A service token a shell can pick up without copying from the banner: TOKEN=$(cat .data/service-token)
+  // One service token (role service, 30 days), shown in the banner and kept where a shell can pick
+  // it up without copying: TOKEN=$(cat .data/service-token)
   const token = await signToken(server.deps.config.jwtSecret, { sub: "demo-shop", role: "service", ttlSeconds: 30 * 86_400 });
+  process.stderr.write(`${startupBanner(server, token)}\n`);
   mkdirSync(server.deps.config.dataDir, { recursive: true });
   writeFileSync(path.join(server.deps.config.dataDir, "service-token"), `${token}\n`, { mode: 0o600 });
 }
