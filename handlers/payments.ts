@@ -10,7 +10,6 @@ import { createPayment } from "../lib/domain/payments/create.js";
 import { findPaymentFor, listPayments, paymentStatuses } from "../lib/domain/payments/queries.js";
 import { checkoutUrl, paymentResource } from "../lib/domain/payments/resource.js";
 import { listAnswer, listOf, pageQuery } from "../lib/http/paging.js";
-import { rateLimit } from "../lib/http/rate-limit.js";
 
 const printable = /^[\x20-\x7e]+$/;
 
@@ -125,8 +124,10 @@ const createPaymentRoute = createRoute({
   security: bearerAuth,
   middleware: [
     authenticate({ roles: ["service"] }),
-    rateLimit({ name: "create_payment", limit: (c) => c.get("deps").config.paymentsPerMinute, windowSeconds: 60, key: (c) => requireTokenSub(c) }),
-    idempotency(),
+    // The limit is counted in the idempotency claim's round trip.
+    idempotency({
+      rateLimit: { name: "create_payment", limit: (c) => c.get("deps").config.paymentsPerMinute, windowSeconds: 60, key: (c) => requireTokenSub(c) },
+    }),
   ] as const,
   request: { headers: idempotencyHeader, body: { content: { "application/json": { schema: CreatePaymentBody } }, required: true } },
   responses: { 201: json(CreatedPayment, "Created"), ...problems(400, 401, 403, 409, 413, 422, 429, 503) },

@@ -5,12 +5,19 @@ import { requestLog, type AppEnv } from "./context.js";
 import { hashSecret, randomToken } from "../core/crypto.js";
 import { ApiError } from "../core/errors.js";
 import { withoutErasedData } from "../domain/retention/replay.js";
+import { enforceLimit, limitWindow, rateLimit, type RateLimitOptions } from "./rate-limit.js";
 
 export interface IdempotencyOptions {
   /** How long a "running" claim holds before a crashed replica's claim frees itself (default 30 s). */
   lockTimeoutMs?: number;
   /** How long a finished answer is kept for replay (default 24 h). */
   retentionSeconds?: number;
+  /**
+   * A rate limit the request also counts against, in the claim's own round trip (rateLimit's
+   * options): over it, 429, and the claim is given back. A request refused before the claim (no
+   * or a malformed Idempotency-Key) is counted too, so that no request escapes the budget.
+   */
+  rateLimit?: RateLimitOptions;
 }
 
 type Running = { state: "running"; fingerprint: string; owner: string };
@@ -46,10 +53,15 @@ export function idempotency(options: IdempotencyOptions = {}) {
   const lockTimeoutMs = options.lockTimeoutMs ?? 30_000;
   const retentionSeconds = options.retentionSeconds ?? 86_400;
 
+  const limit = options.rateLimit;
+  // Counts a request refused before its claim, as the limit alone would (it fails open).
+  const countOnly = limit && rateLimit(limit);
+
   return createMiddleware<AppEnv>(async (c, next) => {
     const key = c.req.header("Idempotency-Key");
-    if (key === undefined) throw new ApiError("idempotency_key_missing", "Send an Idempotency-Key header with this request.");
-    if (key.length === 0 || key.length > maxKeyLength || !keyPattern.test(key)) {
+    if (key === undefined || key.length === 0 || key.length > maxKeyLength || !keyPattern.test(key)) {
+      if (countOnly) await countOnly(c, async () => {});
+      if (key === undefined) throw new ApiError("idempotency_key_missing", "Send an Idempotency-Key header with this request.");
       throw new ApiError("invalid_request", `Idempotency-Key must be 1 to ${maxKeyLength} printable ASCII characters.`, {
         errors: [{ field: "Idempotency-Key", message: `1 to ${maxKeyLength} printable ASCII characters` }],
       });
@@ -73,13 +85,20 @@ export function idempotency(options: IdempotencyOptions = {}) {
       }
     };
 
-    // Claim, or read who holds the claim. If the holder's claim expires between the two calls,
-    // the key is free again and one more claim is tried.
-    let claimed = false;
-    let existing: StoredRecord | null = null;
-    for (let attempt = 0; attempt < 2 && !claimed && !existing; attempt++) {
-      claimed = (await guarded(() => redis.set(redisKey, claim, { nx: true, px: lockTimeoutMs }))) === "OK";
-      if (!claimed) existing = parseRecord(await guarded(() => redis.get<string>(redisKey)));
+    // One round trip: the limit's count (when there is one) and the claim, which SET … NX GET
+    // either takes (answering nil) or answers the record holding the key, atomically.
+    const window = limit && limitWindow(c, limit);
+    const [count, held] = await guarded(async () => {
+      const pipeline = redis.pipeline();
+      if (window) pipeline.incr(window.redisKey).expire(window.redisKey, window.ttlSeconds, "NX");
+      const replies = await pipeline.set(redisKey, claim, { nx: true, get: true, px: lockTimeoutMs }).exec<unknown[]>();
+      return [window ? (replies[0] as number) : 0, replies.at(-1) as string | null] as const;
+    });
+    const claimed = held === null;
+    const existing = claimed ? null : parseRecord(held);
+    if (window && count > window.limit) {
+      if (claimed) await release(c, redisKey, owner);
+      enforceLimit(window, count);
     }
 
     if (!claimed) {

@@ -17,6 +17,54 @@ export interface RateLimitOptions {
   timeoutMs?: number;
 }
 
+/** A request's place in its limit's current window: the counter it increments, and what a refusal says. */
+export interface LimitWindow {
+  /** The window's counter in Redis (INCR, and EXPIRE NX with `ttlSeconds`). */
+  redisKey: string;
+  ttlSeconds: number;
+  limit: number;
+  windowSeconds: number;
+  /** Seconds left in the window, for Retry-After. */
+  retryAfterSeconds: number;
+}
+
+/** Checks a rate limit's options once, when the route is built. */
+function checkedOptions(options: RateLimitOptions) {
+  const { name, windowSeconds } = options;
+  if (typeof options.limit === "number" && (!Number.isInteger(options.limit) || options.limit < 1)) {
+    throw new Error(`rateLimit ${name}: limit must be a positive integer`);
+  }
+  if (!Number.isInteger(windowSeconds) || windowSeconds < 1) throw new Error(`rateLimit ${name}: windowSeconds must be a positive integer`);
+  return options;
+}
+
+/**
+ * The window a request counts in, or undefined when its key is undefined (the request is not
+ * limited). The window number is part of the key, so a counter whose EXPIRE was lost still cannot
+ * outlive its window's budget.
+ */
+export function limitWindow(c: Context<AppEnv>, options: RateLimitOptions): LimitWindow | undefined {
+  const whose = options.key(c);
+  if (whose === undefined) return undefined;
+  const { name, windowSeconds } = options;
+  const nowSeconds = c.get("deps").now().getTime() / 1000;
+  const window = Math.floor(nowSeconds / windowSeconds);
+  return {
+    redisKey: `ratelimit:${name}:${encodeURIComponent(whose)}:${window}`,
+    ttlSeconds: windowSeconds + 1,
+    limit: typeof options.limit === "function" ? options.limit(c) : options.limit,
+    windowSeconds,
+    retryAfterSeconds: Math.max(1, Math.ceil((window + 1) * windowSeconds - nowSeconds)),
+  };
+}
+
+/** Refuses with 429 `rate_limited` (Retry-After: the seconds left in the window) once the window's count exceeds its limit. */
+export function enforceLimit(window: LimitWindow, count: number): void {
+  if (count <= window.limit) return;
+  const { limit, windowSeconds, retryAfterSeconds } = window;
+  throw new ApiError("rate_limited", `At most ${limit} requests per ${windowSeconds} s; retry in ${retryAfterSeconds} s.`, { retryAfterSeconds });
+}
+
 /**
  * Fixed-window rate limit shared by all replicas through Redis (INCR, and EXPIRE NX, pipelined).
  * Over the limit → 429 `rate_limited` with Retry-After = the seconds left in the window.
@@ -25,25 +73,14 @@ export interface RateLimitOptions {
  * Rate limiting protects capacity, not money; idempotency (which fails closed) and the database
  * constraints protect money, so refusing all traffic because a counter store is down would turn
  * a Redis outage into a full outage for nothing. A Redis slower than `timeoutMs` counts as down,
- * so the limiter never adds more than that to a request.
+ * so the limiter never adds more than that to a request. A route that also needs an idempotency
+ * claim gives these options to idempotency() instead, which counts in the claim's round trip.
  */
 export function rateLimit(options: RateLimitOptions) {
-  const { name, windowSeconds, timeoutMs = 500 } = options;
-  const limitOf = typeof options.limit === "function" ? options.limit : () => options.limit as number;
-  if (typeof options.limit === "number" && (!Number.isInteger(options.limit) || options.limit < 1)) {
-    throw new Error(`rateLimit ${name}: limit must be a positive integer`);
-  }
-  if (!Number.isInteger(windowSeconds) || windowSeconds < 1) throw new Error(`rateLimit ${name}: windowSeconds must be a positive integer`);
-
+  const { name, timeoutMs = 500 } = checkedOptions(options);
   return createMiddleware<AppEnv>(async (c, next) => {
-    const whose = options.key(c);
-    if (whose === undefined) return next();
-    const nowSeconds = c.get("deps").now().getTime() / 1000;
-    const window = Math.floor(nowSeconds / windowSeconds);
-    // The window number is part of the key, so a counter whose EXPIRE was lost still cannot
-    // outlive its window's budget.
-    const redisKey = `ratelimit:${name}:${encodeURIComponent(whose)}:${window}`;
-
+    const window = limitWindow(c, options);
+    if (!window) return next();
     let count: number;
     try {
       const { redis } = c.get("deps");
@@ -51,8 +88,8 @@ export function rateLimit(options: RateLimitOptions) {
         // One round trip: EXPIRE NX sets the expiry only on the window's first hit.
         redis
           .pipeline()
-          .incr(redisKey)
-          .expire(redisKey, windowSeconds + 1, "NX")
+          .incr(window.redisKey)
+          .expire(window.redisKey, window.ttlSeconds, "NX")
           .exec<[number, 0 | 1]>()
           .then(([n]) => n),
         timeoutMs,
@@ -61,14 +98,7 @@ export function rateLimit(options: RateLimitOptions) {
       requestLog(c)!.warn({ err: error, limiter: name }, "rate limiter unavailable; letting the request through");
       return next();
     }
-
-    const limit = limitOf(c);
-    if (count > limit) {
-      const retryAfterSeconds = Math.max(1, Math.ceil((window + 1) * windowSeconds - nowSeconds));
-      throw new ApiError("rate_limited", `At most ${limit} requests per ${windowSeconds} s; retry in ${retryAfterSeconds} s.`, {
-        retryAfterSeconds,
-      });
-    }
+    enforceLimit(window, count);
     return next();
   });
 }

@@ -1,9 +1,12 @@
 import { sql } from "drizzle-orm";
+import { PgDialect } from "drizzle-orm/pg-core";
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../lib/app/app.js";
 import { openPostgres, queryRows } from "../../lib/adapters/db/client.js";
 import { openRedis } from "../../lib/adapters/redis/index.js";
 import { bearer, createTestApp, jsonRequest, newKey, type TestContext } from "../support/app.js";
+import { realPostgresUrl } from "../support/databases.js";
 import { formPost, newTranId, signedReport } from "../support/fiuu.js";
 
 let t: TestContext;
@@ -423,5 +426,78 @@ describe("GET /v1/events", () => {
     ).json()) as typeof body;
     expect(filtered.data.map((e) => e.type)).toEqual(["payment.pending"]);
     expect((await t.app.request("/v1/events", { headers: await bearer(t, "service") })).status).toBe(403);
+  });
+});
+
+// A report is decided on the payment as read without a lock, and written in one statement that
+// applies only while the payment's row version is the one read (lib/adapters/db/batch.ts,
+// executeIfUnchanged). These hold another writer's change open across the report's read, on a
+// connection of their own: a real PostgreSQL only (PGlite has one connection).
+describe.skipIf(!realPostgresUrl)("a payment that changes between a report's read and its write", () => {
+  /** Runs `change` in a transaction of its own, calls `send` while it holds the row, then commits it. */
+  async function whileChanging(change: ReturnType<typeof sql>, send: () => Response | Promise<Response>) {
+    const other = postgres(t.database.url!, { max: 1, onnotice: () => {} });
+    try {
+      let answer: Promise<Response> | undefined;
+      await other.begin(async (tx) => {
+        await tx.unsafe(...flat(change));
+        answer = Promise.resolve(send());
+        // Until the report's guarded write waits on this transaction's row lock: its read is done.
+        for (let waited = 0; ; waited += 20) {
+          const [waiting] = await tx`select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()`;
+          if (waiting!.n > 0) break;
+          if (waited > 5_000) throw new Error("the report never waited on the payment's row");
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      });
+      return await answer!;
+    } finally {
+      await other.end();
+    }
+  }
+  const flat = (query: ReturnType<typeof sql>) => {
+    const built = new PgDialect().sqlToQuery(query);
+    return [built.sql, built.params as never[]] as const;
+  };
+
+  it("decides again on the payment as the other writer left it: a success on a payment cancelled meanwhile is a late success", async () => {
+    const payment = await newPayment();
+    const res = await whileChanging(sql`update payments set status = 'cancelled' where id = ${payment.id}`, () => notify(report(payment, "00")));
+    expect(res.status).toBe(200);
+    expect(await statusOf(payment.id)).toBe("succeeded");
+    expect(await eventsOf(payment.id)).toEqual(["payment.late_success"]);
+    const stored = await rows<{ outcome: string; detail: string }>(
+      sql`select outcome, detail from gateway_messages where payment_id = ${payment.id}`,
+    );
+    expect(stored).toEqual([{ outcome: "applied", detail: "success after cancelled" }]);
+    const audit = await rows<{ action: string; data: { from: string } }>(
+      sql`select action, data from audit_log where entity_id = ${payment.id} and actor = 'fiuu:notification'`,
+    );
+    expect(audit.map((a) => [a.action, a.data.from])).toEqual([["payment.succeeded", "cancelled"]]);
+  });
+
+  it("writes nothing of the first decision when the row changed: one event, one message, one echo job", async () => {
+    const payment = await newPayment();
+    const fields = report(payment, "00");
+    const res = await whileChanging(sql`update payments set updated_at = now() where id = ${payment.id}`, () => notify(fields));
+    expect(res.status).toBe(200);
+    expect(await statusOf(payment.id)).toBe("succeeded");
+    expect(await eventsOf(payment.id)).toEqual(["payment.succeeded"]);
+    expect(await messagesOf(payment.id)).toEqual(["notification:applied"]);
+    const [times] = await rows<{ times_received: number }>(sql`select times_received from gateway_messages where payment_id = ${payment.id}`);
+    expect(Number(times!.times_received)).toBe(1);
+    const echoes = await rows(sql`select id from jobs where kind = 'ipn_echo' and dedupe_key like ${`ipn_echo:${fields.tranID}:%`}`);
+    expect(echoes).toHaveLength(1);
+  });
+
+  it("guards a decision that changes nothing of the payment too: a repeated 22 on a payment that succeeded meanwhile is stale", async () => {
+    const payment = await newPayment();
+    const pending = report(payment, "22");
+    expect((await notify(pending)).status).toBe(200);
+    const res = await whileChanging(sql`update payments set status = 'succeeded' where id = ${payment.id}`, () => callback(pending));
+    expect(await res.text()).toBe("CBTOKEN:MPSTATOK");
+    // Decided on the pending payment it read, the callback would be a duplicate (and ask for a requery).
+    expect(await messagesOf(payment.id)).toEqual(["notification:applied", "callback:stale"]);
+    expect(await eventsOf(payment.id)).toEqual(["payment.pending"]);
   });
 });

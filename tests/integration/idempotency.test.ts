@@ -59,6 +59,14 @@ function mountRoutes(app: Hono<AppEnv>) {
     return c.body(null, 204);
   });
 
+  // Limited to 2 a minute per marker, counted in the claim's round trip.
+  app.post(
+    "/test/limited/:marker",
+    guard,
+    idempotency({ rateLimit: { name: "test_limited", limit: 2, windowSeconds: 60, key: (c) => c.req.param("marker") } }),
+    async (c) => c.json({ run: ran(c.req.param("marker")) }, 201),
+  );
+
   // The first call hangs (a replica that stopped mid-request); later ones answer at once.
   app.post("/test/hangs/:marker", guard, idempotency({ lockTimeoutMs: 300 }), async (c) => {
     const n = ran(c.req.param("marker"));
@@ -207,6 +215,34 @@ describe("a repeated request", () => {
     const retry = await post(`/test/throws/${m}`, { key });
     expect(retry.status).toBe(201);
     expect(timesRun(m)).toBe(2);
+  });
+});
+
+describe("with a rate limit counted in the claim", () => {
+  it("refuses the request over the limit with 429 and keeps nothing under its key", async () => {
+    const sub = `shop-limited-${randomUUID()}`;
+    const token = await signToken(t.deps.config.jwtSecret!, { sub, role: "service", ttlSeconds: 600 });
+    const m = marker();
+    const key = randomUUID();
+    expect((await post(`/test/limited/${m}`, { key, token })).status).toBe(201);
+    // A replay spends the budget too, as the limit alone counted it before the claim.
+    const replay = await post(`/test/limited/${m}`, { key, token });
+    expect([replay.status, replay.headers.get("idempotency-replayed")]).toEqual([201, "true"]);
+    const refused = await post(`/test/limited/${m}`, { key: "refused-key", token });
+    await expectProblem(refused, 429, "rate_limited");
+    expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(timesRun(m)).toBe(1);
+    // Neither the refused request's claim nor its 429 is held: the key is free for a retry.
+    expect(await t.deps.redis.get(`idempotency:sub:${encodeURIComponent(sub)}:refused-key`)).toBeNull();
+    expect(await t.deps.redis.get(`idempotency:sub:${encodeURIComponent(sub)}:${key}`)).not.toBeNull();
+  });
+
+  it("counts a request refused for its missing or malformed key too", async () => {
+    const m = marker();
+    await expectProblem(await post(`/test/limited/${m}`, { key: null }), 400, "idempotency_key_missing");
+    await expectProblem(await post(`/test/limited/${m}`, { key: "" }), 400, "invalid_request");
+    await expectProblem(await post(`/test/limited/${m}`), 429, "rate_limited");
+    expect(timesRun(m)).toBe(0);
   });
 });
 

@@ -41,6 +41,15 @@ describe.each(transports)("Redis through @upstash/redis: %s", (_name, open) => {
     expect(await redis.get(k)).toBeNull();
   });
 
+  it("with NX and GET, takes an absent key answering nil, and answers a held key's value without changing it", async () => {
+    const redis = await connect();
+    const k = key();
+    expect(await redis.set(k, "first", { nx: true, get: true, px: 300 })).toBeNull();
+    expect(await redis.set(k, "second", { nx: true, get: true, px: 300 })).toBe("first");
+    expect(await redis.get(k)).toBe("first");
+    expect(await redis.pttl(k)).toBeGreaterThan(0);
+  });
+
   it("stores objects as JSON, answers values unparsed, and counts with INCR", async () => {
     const redis = await connect();
     const k = key();

@@ -1,13 +1,13 @@
 import { createHash, randomUUID } from "node:crypto";
-import { executeAll } from "../../lib/adapters/db/batch.js";
+import { executeIfUnchanged } from "../../lib/adapters/db/batch.js";
 import { queryRows, type Database } from "../../lib/adapters/db/client.js";
 import type { Redis } from "../../lib/adapters/redis/index.js";
 import { auditInsert, sealAuditLog } from "../../lib/domain/audit.js";
 import { claimDueJobs, completeJobs, jobInsert } from "../../lib/domain/job-queue.js";
 import { gatewayMessageUpsert } from "../../lib/domain/payments/reports.js";
-import { lockPaymentByGatewayOrder } from "../../lib/domain/payments/queries.js";
+import { findPaymentVersionByGatewayOrder } from "../../lib/domain/payments/queries.js";
 import type { PaymentRow } from "../../lib/domain/payments/resource.js";
-import { paymentCreate, paymentUpdate } from "../../lib/domain/payments/statements.js";
+import { paymentCreate, paymentUpdateIfUnchanged } from "../../lib/domain/payments/statements.js";
 import { eventInserts } from "../../lib/domain/webhooks/events.js";
 
 // The database and Redis work one request of each scenario does, without HTTP, the framework,
@@ -20,12 +20,16 @@ import { eventInserts } from "../../lib/domain/webhooks/events.js";
 export const benchMerchantId = "SB_bench";
 const ciphertext = "v1.bench.AAAAAAAAAAAAAAAA.AAAA.AAAAAAAAAAAAAAAAAAAAAA";
 
-/** create_payment: rate-limit counter, idempotency claim, the create statement, the stored answer. */
+/** create_payment: the rate-limit counter with the idempotency claim (one round trip), the create statement, the stored answer. */
 export async function createPaymentWork(db: Database, redis: Redis, n: number) {
   const key = `bench:${randomUUID()}`;
   const window = `ratelimit:create_payment:bench:${Math.floor(Date.now() / 60_000)}`;
-  await redis.pipeline().incr(window).expire(window, 61, "NX").exec();
-  await redis.set(`idempotency:${key}`, { state: "running", fingerprint: "x", owner: "y" }, { nx: true, px: 30_000 });
+  await redis
+    .pipeline()
+    .incr(window)
+    .expire(window, 61, "NX")
+    .set(`idempotency:${key}`, { state: "running", fingerprint: "x", owner: "y" }, { nx: true, get: true, px: 30_000 })
+    .exec();
   const id = `pay_base${n}${randomUUID().replace(/-/g, "").slice(0, 12)}`;
   const [outcome] = await queryRows<{ created: string | null }>(db, paymentCreate(benchPayment(id), { actor: "service:bench", requestId: key }));
   if (!outcome?.created) throw new Error(`order BASE-${id} was refused`);
@@ -69,48 +73,47 @@ function benchPayment(id: string): PaymentRow {
 }
 
 /**
- * fiuu_notify: the report transaction for one created payment (its gateway order id), as
- * applyVerified runs it for a successful notification: the locked read, then its writes as one
- * statement (the update, the event, the gateway message, the IPN echo job, the audit row; the bench
- * has no webhook receivers, so no deliveries).
+ * fiuu_notify: what applyVerified sends for a successful notification of one created payment (its
+ * gateway order id): the unlocked read with the row version, then its writes as one statement
+ * guarded by that version (the update, the event, the gateway message, the IPN echo job, the audit
+ * row; the bench has no webhook receivers, so no deliveries).
  */
 export async function notifyWork(db: Database, gatewayOrderId: string, tranId: string) {
-  await db.transaction(async (tx) => {
-    const payment = await lockPaymentByGatewayOrder(tx, gatewayOrderId);
-    if (!payment) throw new Error(`no payment ${gatewayOrderId}`);
-    const now = new Date();
-    const fields: Record<string, string> = { ...reportFields(gatewayOrderId, tranId), skey: "0123456789abcdef0123456789abcdef" };
-    const changes = {
-      status: "succeeded",
-      tranId,
-      appcode: fields.appcode!,
-      paidChannel: fields.channel!,
-      paydate: fields.paydate!,
-      updatedAt: now,
-    } as const;
-    const resource = paymentResource({ ...payment, ...changes });
-    await executeAll(tx, [
-      paymentUpdate(payment.id, changes),
-      ...eventInserts([], { type: "payment.succeeded", paymentId: payment.id, data: resource, now }).statements,
-      gatewayMessageUpsert({
-        kind: "notification",
-        fields,
-        signatureValid: true,
-        outcome: "applied",
-        detail: "created → succeeded",
-        paymentId: payment.id,
-        now,
-      }),
-      jobInsert({ kind: "ipn_echo", payload: { fields }, dedupeKey: `ipn_echo:${tranId}:00:notification`, runAt: now, maxAttempts: 100 }),
-      auditInsert({
-        actor: "fiuu:notification",
-        action: "payment.succeeded",
-        entityType: "payment",
-        entityId: payment.id,
-        data: { from: payment.status, to: "succeeded", tran_id: tranId, fiuu_status: "00" },
-      }),
-    ]);
-  });
+  const seen = await findPaymentVersionByGatewayOrder(db, gatewayOrderId);
+  if (!seen) throw new Error(`no payment ${gatewayOrderId}`);
+  const { payment } = seen;
+  const now = new Date();
+  const fields: Record<string, string> = { ...reportFields(gatewayOrderId, tranId), skey: "0123456789abcdef0123456789abcdef" };
+  const changes = {
+    status: "succeeded",
+    tranId,
+    appcode: fields.appcode!,
+    paidChannel: fields.channel!,
+    paydate: fields.paydate!,
+    updatedAt: now,
+  } as const;
+  const resource = paymentResource({ ...payment, ...changes });
+  const applied = await executeIfUnchanged(db, paymentUpdateIfUnchanged(payment.id, seen.version, changes), [
+    ...eventInserts([], { type: "payment.succeeded", paymentId: payment.id, data: resource, now }).statements,
+    gatewayMessageUpsert({
+      kind: "notification",
+      fields,
+      signatureValid: true,
+      outcome: "applied",
+      detail: "created → succeeded",
+      paymentId: payment.id,
+      now,
+    }),
+    jobInsert({ kind: "ipn_echo", payload: { fields }, dedupeKey: `ipn_echo:${tranId}:00:notification`, runAt: now, maxAttempts: 100 }),
+    auditInsert({
+      actor: "fiuu:notification",
+      action: "payment.succeeded",
+      entityType: "payment",
+      entityId: payment.id,
+      data: { from: payment.status, to: "succeeded", tran_id: tranId, fiuu_status: "00" },
+    }),
+  ]);
+  if (!applied) throw new Error(`payment ${gatewayOrderId} changed under the bench`);
 }
 
 /** A successful notification's fields as Fiuu sends them, before its skey (the values are the bench's). */

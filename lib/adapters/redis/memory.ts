@@ -32,7 +32,9 @@ export function memoryRequester(now: () => number = Date.now): Requester {
       case "set": {
         const flags = args.slice(2).map((a) => a.toLowerCase());
         const existing = live(key);
-        if (flags.includes("nx") && existing) return null;
+        // GET answers the value the key held before (nil: none), whether or not this SET took it.
+        const previous = flags.includes("get") ? (existing?.value ?? null) : null;
+        if (flags.includes("nx") && existing) return previous;
         if (flags.includes("xx") && !existing) return null;
         let expiresAt: number | undefined;
         const ex = flags.indexOf("ex");
@@ -41,7 +43,7 @@ export function memoryRequester(now: () => number = Date.now): Requester {
         if (px >= 0) expiresAt = now() + Number(args[px + 3]);
         if (flags.includes("keepttl")) expiresAt = existing?.expiresAt;
         store.set(key, { value: args[1]!, expiresAt });
-        return "OK";
+        return flags.includes("get") ? previous : "OK";
       }
       case "del":
         return args.reduce((n, k) => n + (live(k) && store.delete(k) ? 1 : 0), 0);

@@ -7,7 +7,7 @@ import { rowOf } from "../../adapters/db/rows.js";
 import { ApiError } from "../../core/errors.js";
 import { afterCursor, fetchLimit, toPage, type Page, type PageQuery } from "../paging.js";
 import type { PaymentRow } from "./resource.js";
-import { paymentLockByGatewayOrder } from "./statements.js";
+import { paymentByGatewayOrderWithVersion, paymentLockByGatewayOrder } from "./statements.js";
 import { orderHoldingStatuses } from "./transitions.js";
 
 export { paymentStatuses };
@@ -68,6 +68,18 @@ export async function lockPaymentRow(tx: Pick<Database, "select">, id: string): 
 export async function lockPaymentByGatewayOrder(tx: Pick<Database, "execute">, gatewayOrderId: string): Promise<PaymentRow | undefined> {
   const [locked] = await queryRows<Record<string, unknown>>(tx, paymentLockByGatewayOrder(gatewayOrderId));
   return locked && rowOf(payments, locked);
+}
+
+/**
+ * The payment Fiuu knows by `gatewayOrderId`, unlocked, with its row version (for the guards of
+ * paymentUpdateIfUnchanged and paymentLockIfUnchanged), or undefined.
+ */
+export async function findPaymentVersionByGatewayOrder(
+  db: Pick<Database, "execute">,
+  gatewayOrderId: string,
+): Promise<{ payment: PaymentRow; version: string } | undefined> {
+  const [found] = await queryRows<Record<string, unknown>>(db, paymentByGatewayOrderWithVersion(gatewayOrderId));
+  return found && { payment: rowOf(payments, found), version: found.row_version as string };
 }
 
 /** The payment Fiuu knows by `gatewayOrderId`, unlocked, or undefined. */

@@ -2,17 +2,17 @@ import { createHash } from "node:crypto";
 import { sql, type SQL } from "drizzle-orm";
 import { auditInsert } from "../audit.js";
 import type { AppDeps } from "../deps.js";
-import { executeAll } from "../../adapters/db/batch.js";
+import { executeAll, executeIfUnchanged } from "../../adapters/db/batch.js";
 import { executeSql, type Database } from "../../adapters/db/client.js";
 import { eventInserts, type EventType } from "../webhooks/events.js";
 import { jobInsert } from "../job-queue.js";
-import { findPaymentByGatewayOrder, lockPaymentByGatewayOrder } from "./queries.js";
+import { findPaymentByGatewayOrder, findPaymentVersionByGatewayOrder, lockPaymentByGatewayOrder } from "./queries.js";
 import { paymentResource, type PaymentRow } from "./resource.js";
 import { decideTransition, type Outcome } from "./transitions.js";
 import { channelLabel } from "../../adapters/fiuu/channels.js";
 import { readReport, type FiuuStatus, type ReportDetails, type ReportKind } from "../../adapters/fiuu/reports.js";
 import { bringRequeryForward, enqueueRequery, firstRequeryDelayMs, requeryJob } from "./requery-queue.js";
-import { paymentUpdate } from "./statements.js";
+import { paymentLockIfUnchanged, paymentUpdate, paymentUpdateIfUnchanged } from "./statements.js";
 
 export type { ReportKind } from "../../adapters/fiuu/reports.js";
 
@@ -59,92 +59,144 @@ export interface VerifiedReport {
   requestId?: string;
 }
 
-/** Applies a verified report under the payment's row lock, its writes in one statement. */
+/**
+ * Applies a verified report exactly once, in two round trips: the payment is read without a lock,
+ * the state machine decides, and the decision's writes go as one statement guarded by the row
+ * version read (executeIfUnchanged), so that it applies only to the payment it was decided on. When
+ * another writer changed the payment in between (a duplicate report on another replica, a refund,
+ * a requery), nothing of it is written, and the report is decided again under the payment's row
+ * lock, its writes in one statement.
+ */
 export async function applyVerified(deps: AppDeps, input: VerifiedReport): Promise<ReportResult> {
+  const now = deps.now();
+  const db = deps.database.db;
+  const seen = await findPaymentVersionByGatewayOrder(db, input.orderId);
+  let plan: ReportPlan | undefined;
+  if (!seen) {
+    await storeGatewayMessage(db, orphanMessage(input, now));
+    plan = orphanPlan(input.kind);
+  } else {
+    const decided = planReport(deps, seen.payment, input, now);
+    const { id } = seen.payment;
+    const guard = decided.changes ? paymentUpdateIfUnchanged(id, seen.version, decided.changes) : paymentLockIfUnchanged(id, seen.version);
+    if (await executeIfUnchanged(db, guard, decided.writes)) plan = decided;
+  }
+  plan ??= await db.transaction(async (tx): Promise<ReportPlan> => {
+    const payment = await lockPaymentByGatewayOrder(tx, input.orderId);
+    if (!payment) {
+      await storeGatewayMessage(tx, orphanMessage(input, now));
+      return orphanPlan(input.kind);
+    }
+    const decided = planReport(deps, payment, input, now);
+    await executeAll(tx, decided.changes ? [paymentUpdate(payment.id, decided.changes), ...decided.writes] : decided.writes);
+    return decided;
+  });
+  recordMetrics(deps, plan.result, now, { moved: plan.moved, reportedChannel: input.details.channel });
+  for (const type of plan.events) deps.metrics.paymentEvents.inc({ type });
+  return plan.result;
+}
+
+/** A decided report: the payment's changes (if any), the other writes, and what it comes to. */
+interface ReportPlan {
+  changes?: Partial<PaymentRow>;
+  /** Everything but the payment's update: events and deliveries, the gateway message, jobs, the audit row. */
+  writes: SQL[];
+  result: ReportResult;
+  events: EventType[];
+  moved: boolean;
+}
+
+const orphanDetail = "no payment has this orderid";
+const orphanMessage = (input: VerifiedReport, now: Date): GatewayMessage => ({
+  kind: input.kind,
+  fields: input.stored,
+  signatureValid: true,
+  outcome: "orphan",
+  detail: orphanDetail,
+  now,
+});
+const orphanPlan = (kind: ReportKind): ReportPlan => ({
+  writes: [],
+  result: { kind, outcome: "orphan", detail: orphanDetail },
+  events: [],
+  moved: false,
+});
+
+/** What a verified report does to `payment` as it stands: the state machine's decision, as writes. No I/O. */
+function planReport(deps: AppDeps, payment: PaymentRow, input: VerifiedReport, now: Date): ReportPlan {
   const { kind, details } = input;
   const report = { status: input.status, amount: input.amount, currency: input.currency, tranId: input.tranId };
   const fields = input.stored;
-  const now = deps.now();
-  let emitted: EventType[] = [];
-  let moved = false;
-  const result = await deps.database.db.transaction(async (tx): Promise<ReportResult> => {
-    const payment = await lockPaymentByGatewayOrder(tx, input.orderId);
-    if (!payment) {
-      await storeGatewayMessage(tx, { kind, fields, signatureValid: true, outcome: "orphan", detail: "no payment has this orderid", now });
-      return { kind, outcome: "orphan", detail: "no payment has this orderid" };
-    }
-    const decision = decideTransition(payment, report);
-    emitted = decision.events;
-    moved = decision.next !== undefined;
-    const settled = decision.next === "succeeded";
-    const changes: Partial<PaymentRow> | undefined = decision.next
-      ? {
-          status: decision.next,
-          tranId: settled || payment.tranId === null ? report.tranId : payment.tranId,
-          ...(settled ? { appcode: details.appcode ?? null, paidChannel: details.channel ?? null, paydate: details.paydate ?? null } : {}),
-          ...(decision.next === "failed" ? { failureCode: details.errorCode ?? null, failureMessage: details.errorDesc ?? null } : {}),
-          ...(decision.next === "conflicted"
-            ? { failureCode: "amount_mismatch", failureMessage: `Fiuu reported ${input.currency} ${fields.amount ?? ""} (${report.status})` }
-            : {}),
-          updatedAt: now,
-        }
-      : // A success first seen on the return URL has no channel; a later server-to-server report fills it in.
-        decision.outcome === "duplicate" && payment.status === "succeeded" && !payment.paidChannel && details.channel
-        ? { paidChannel: details.channel, updatedAt: now }
-        : undefined;
-    // The row as the update leaves it (no trigger or default touches it), for the events' data.
-    const row: PaymentRow = changes ? { ...payment, ...changes } : payment;
+  const decision = decideTransition(payment, report);
+  const settled = decision.next === "succeeded";
+  const changes: Partial<PaymentRow> | undefined = decision.next
+    ? {
+        status: decision.next,
+        tranId: settled || payment.tranId === null ? report.tranId : payment.tranId,
+        ...(settled ? { appcode: details.appcode ?? null, paidChannel: details.channel ?? null, paydate: details.paydate ?? null } : {}),
+        ...(decision.next === "failed" ? { failureCode: details.errorCode ?? null, failureMessage: details.errorDesc ?? null } : {}),
+        ...(decision.next === "conflicted"
+          ? { failureCode: "amount_mismatch", failureMessage: `Fiuu reported ${input.currency} ${fields.amount ?? ""} (${report.status})` }
+          : {}),
+        updatedAt: now,
+      }
+    : // A success first seen on the return URL has no channel; a later server-to-server report fills it in.
+      decision.outcome === "duplicate" && payment.status === "succeeded" && !payment.paidChannel && details.channel
+      ? { paidChannel: details.channel, updatedAt: now }
+      : undefined;
+  // The row as the update leaves it (no trigger or default touches it), for the events' data.
+  const row: PaymentRow = changes ? { ...payment, ...changes } : payment;
 
-    // The decision is made; its writes go to the database together, as one statement.
-    const writes: SQL[] = [];
-    if (changes) writes.push(paymentUpdate(payment.id, changes));
-    for (const type of decision.events) {
-      const event = eventInserts(deps.config.webhooks.urls, {
-        type,
-        paymentId: payment.id,
-        data: {
-          ...paymentResource(deps, row, { masked: true }),
-          ...(type === "payment.duplicate_charge" ? { duplicate_tran_id: report.tranId } : {}),
-        },
-        now,
-      });
-      writes.push(...event.statements);
-    }
-    const stored = { kind, fields, signatureValid: true, outcome: decision.outcome, detail: decision.reason, paymentId: payment.id, now };
-    writes.push(gatewayMessageUpsert(stored));
-    if (input.echo) {
-      // Fiuu wants every notification echoed back; without it, it sends the notification again.
-      writes.push(
-        jobInsert({
-          kind: "ipn_echo",
-          payload: { fields: input.echo },
-          dedupeKey: `ipn_echo:${report.tranId}:${report.status}:${kind}`,
-          runAt: now,
-          maxAttempts: 100,
-        }),
-      );
-    }
-    if ((decision.next ?? row.status) === "pending") {
-      writes.push(jobInsert(requeryJob(payment.id, new Date(now.getTime() + firstRequeryDelayMs))));
-    }
-    if (decision.next || decision.events.length > 0) {
-      writes.push(
-        auditInsert({
-          actor: `fiuu:${kind}`,
-          action: decision.next ? `payment.${decision.next}` : decision.events[0]!,
-          entityType: "payment",
-          entityId: payment.id,
-          requestId: input.requestId,
-          data: { from: payment.status, to: decision.next ?? payment.status, tran_id: report.tranId, fiuu_status: report.status },
-        }),
-      );
-    }
-    await executeAll(tx, writes);
-    return { kind, outcome: decision.outcome, payment: row, detail: decision.reason };
-  });
-  recordMetrics(deps, result, now, { moved, reportedChannel: details.channel });
-  for (const type of emitted) deps.metrics.paymentEvents.inc({ type });
-  return result;
+  const writes: SQL[] = [];
+  for (const type of decision.events) {
+    const event = eventInserts(deps.config.webhooks.urls, {
+      type,
+      paymentId: payment.id,
+      data: {
+        ...paymentResource(deps, row, { masked: true }),
+        ...(type === "payment.duplicate_charge" ? { duplicate_tran_id: report.tranId } : {}),
+      },
+      now,
+    });
+    writes.push(...event.statements);
+  }
+  writes.push(
+    gatewayMessageUpsert({ kind, fields, signatureValid: true, outcome: decision.outcome, detail: decision.reason, paymentId: payment.id, now }),
+  );
+  if (input.echo) {
+    // Fiuu wants every notification echoed back; without it, it sends the notification again.
+    writes.push(
+      jobInsert({
+        kind: "ipn_echo",
+        payload: { fields: input.echo },
+        dedupeKey: `ipn_echo:${report.tranId}:${report.status}:${kind}`,
+        runAt: now,
+        maxAttempts: 100,
+      }),
+    );
+  }
+  if ((decision.next ?? row.status) === "pending") {
+    writes.push(jobInsert(requeryJob(payment.id, new Date(now.getTime() + firstRequeryDelayMs))));
+  }
+  if (decision.next || decision.events.length > 0) {
+    writes.push(
+      auditInsert({
+        actor: `fiuu:${kind}`,
+        action: decision.next ? `payment.${decision.next}` : decision.events[0]!,
+        entityType: "payment",
+        entityId: payment.id,
+        requestId: input.requestId,
+        data: { from: payment.status, to: decision.next ?? payment.status, tran_id: report.tranId, fiuu_status: report.status },
+      }),
+    );
+  }
+  return {
+    changes,
+    writes,
+    result: { kind, outcome: decision.outcome, payment: row, detail: decision.reason },
+    events: decision.events,
+    moved: decision.next !== undefined,
+  };
 }
 
 /**

@@ -58,6 +58,24 @@ export function paymentUpdate(id: string, changes: Partial<PaymentRow>): SQL {
   return updateById(payments, id, changes);
 }
 
+/**
+ * Every column of the payment Fiuu knows by `gatewayOrderId`, unlocked, with `row_version`: its
+ * row version (xmin, which every write to the row changes), for the guards below.
+ */
+export function paymentByGatewayOrderWithVersion(gatewayOrderId: string): SQL {
+  return sql`select ${columnsOf(payments)}, xmin::text as row_version from payments where gateway_order_id = ${gatewayOrderId} limit 1`;
+}
+
+/** The update of a payment's changed columns while its row version is still `version`: a guard for executeIfUnchanged. */
+export function paymentUpdateIfUnchanged(id: string, version: string, changes: Partial<PaymentRow>): SQL {
+  return sql`${updateById(payments, id, changes)} and xmin = ${version}::xid returning id`;
+}
+
+/** The payment's row lock while its row version is still `version`: a guard for executeIfUnchanged when nothing of the payment changes. */
+export function paymentLockIfUnchanged(id: string, version: string): SQL {
+  return sql`select id from payments where id = ${id} and xmin = ${version}::xid for update`;
+}
+
 type Tx = Pick<Database, "update">;
 
 /** Moves a payment to cancelled; returns the updated row. The caller holds its row lock and has asked the state machine. */

@@ -40,8 +40,9 @@ const eventFor: Partial<Record<PaymentStatus, EventType>> = {
 };
 
 /**
- * What a verified report from Fiuu does to a payment. Pure: the caller holds the payment's row
- * lock and applies the decision in the same transaction.
+ * What a verified report from Fiuu does to a payment. Pure: the caller applies the decision only to
+ * the payment as it was decided on (payments/reports.ts: guarded by its row version, or under its
+ * row lock).
  *
  * - A verified success is never lost: it moves failed, cancelled and expired to succeeded
  *   (`payment.late_success`), because money that was taken must be recorded.
