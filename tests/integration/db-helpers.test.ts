@@ -3,7 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { payments } from "../../drizzle/schema.js";
 import { executeSql, isUniqueViolation, queryRows } from "../../lib/adapters/db/client.js";
 import { driverQueryOf, flattenSql } from "../../lib/adapters/db/flat.js";
-import { executeAll } from "../../lib/adapters/db/batch.js";
+import { executeAll, executeIfUnchanged } from "../../lib/adapters/db/batch.js";
+import { findPaymentVersionByGatewayOrder } from "../../lib/domain/payments/queries.js";
+import { paymentLockIfUnchanged, paymentUpdateIfUnchanged } from "../../lib/domain/payments/statements.js";
 import { columnsOf, rowOf, updateById } from "../../lib/adapters/db/rows.js";
 import { eventInserts } from "../../lib/domain/webhooks/events.js";
 import { createTestDatabase, type TestDatabase } from "../support/databases.js";
@@ -168,5 +170,47 @@ describe("executeAll", () => {
     const [payment] = await database.handle.db.select().from(payments).where(eq(payments.id, "pay_batch2"));
     expect(payment!.status).toBe("created");
     expect(await eventsOf("pay_batch2")).toEqual([]);
+  });
+});
+
+describe("executeIfUnchanged", () => {
+  const eventCount = async (paymentId: string) =>
+    (await queryRows<{ n: number }>(database.handle.db, sql`select count(*)::int as n from events where payment_id = ${paymentId}`))[0]!.n;
+  const event = (paymentId: string) => eventInserts([], { type: "payment.succeeded", paymentId, data: {}, now: new Date() }).statements;
+
+  it("applies the guard and the writes while the row version is the one read", async () => {
+    await insertPayment("pay_guard1", "payguard1");
+    const seen = (await findPaymentVersionByGatewayOrder(database.handle.db, "payguard1"))!;
+    expect(seen.payment.id).toBe("pay_guard1");
+    const guard = paymentUpdateIfUnchanged("pay_guard1", seen.version, { status: "succeeded" });
+    expect(await executeIfUnchanged(database.handle.db, guard, event("pay_guard1"))).toBe(true);
+    const [payment] = await database.handle.db.select().from(payments).where(eq(payments.id, "pay_guard1"));
+    expect(payment!.status).toBe("succeeded");
+    expect(await eventCount("pay_guard1")).toBe(1);
+  });
+
+  it("writes nothing, and answers false, once anything has written the row since it was read", async () => {
+    await insertPayment("pay_guard2", "payguard2");
+    const seen = (await findPaymentVersionByGatewayOrder(database.handle.db, "payguard2"))!;
+    // Any write makes a new row version, even one that sets a column to the value it had.
+    await database.handle.db.update(payments).set({ status: "created" }).where(eq(payments.id, "pay_guard2"));
+    const update = paymentUpdateIfUnchanged("pay_guard2", seen.version, { status: "succeeded" });
+    expect(await executeIfUnchanged(database.handle.db, update, event("pay_guard2"))).toBe(false);
+    const lock = paymentLockIfUnchanged("pay_guard2", seen.version);
+    expect(await executeIfUnchanged(database.handle.db, lock, event("pay_guard2"))).toBe(false);
+    const [payment] = await database.handle.db.select().from(payments).where(eq(payments.id, "pay_guard2"));
+    expect(payment!.status).toBe("created");
+    expect(await eventCount("pay_guard2")).toBe(0);
+    // Read again, the new version passes.
+    const again = (await findPaymentVersionByGatewayOrder(database.handle.db, "payguard2"))!;
+    expect(await executeIfUnchanged(database.handle.db, paymentLockIfUnchanged("pay_guard2", again.version), event("pay_guard2"))).toBe(true);
+    expect(await eventCount("pay_guard2")).toBe(1);
+  });
+
+  it("passes any other error through", async () => {
+    await insertPayment("pay_guard3", "payguard3");
+    const seen = (await findPaymentVersionByGatewayOrder(database.handle.db, "payguard3"))!;
+    const broken = sql`insert into event_deliveries (event_id, receiver, next_attempt_at) values ('evt_none', 'https://shop.example/a', now())`;
+    await expect(executeIfUnchanged(database.handle.db, paymentLockIfUnchanged("pay_guard3", seen.version), [broken])).rejects.toThrow();
   });
 });
