@@ -7,7 +7,7 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import net from "node:net";
 import postgres from "postgres";
@@ -16,6 +16,7 @@ import { signToken } from "../../lib/http/auth/tokens.js";
 import { createFieldCipher } from "../../lib/core/crypto.js";
 import { openRedis } from "../../lib/adapters/redis/index.js";
 import { freePort } from "../support/process.js";
+import { startDelayProxy, type DelayProxy } from "./delay-proxy.js";
 import { backgroundWork, benchMerchantId, createPaymentWork, notifyWork, reportFields } from "./work.js";
 
 const concurrency = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -32,11 +33,20 @@ const only = process.env.BENCH_ONLY?.split(",");
 const wanted = (scenario: string) => !only || only.includes(scenario);
 const adminUrl = process.env.BENCH_ADMIN_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const redisHost = process.env.BENCH_REDIS_HOST ?? "127.0.0.1";
+const redisPort = 6379;
 const database = "payments_bench";
 const dbUrl = adminUrl.replace(/\/[^/]*$/, `/${database}`);
 const workDir = mkdtempSync(join(tmpdir(), "bench-"));
 // DB_MAX_CONNECTIONS's default, for the service and the baseline alike; BENCH_POOL tries another size.
 const poolSize = Number(process.env.BENCH_POOL ?? 8);
+// BENCH_RTT=<ms> adds a sequential phase per scenario (one connection, one request at a time) on a
+// second server whose PostgreSQL and Redis are behind delay proxies adding this round-trip time
+// (delay-proxy.ts): how many round trips a request waits for, and what it asks of each store.
+const rttMs = Number(process.env.BENCH_RTT ?? 0);
+const rttDurationS = Number(process.env.BENCH_RTT_DURATION ?? 5);
+const rttWarmupS = 2;
+/** The most sequential requests a scenario's RTT phase could make, counted as the notify reports are (5,000 a second at most). */
+const rttRequestsMax = rttMs > 0 ? 5_000 * 2 * (rttWarmupS + rttDurationS) : 0;
 
 const secrets = {
   JWT_SECRET: randomBytes(32).toString("hex"),
@@ -80,7 +90,20 @@ async function fakeFiuu() {
   return { url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, close: () => server.close() };
 }
 
-async function startServer(port: number, fiuuUrl: string) {
+/** Where a server finds PostgreSQL and Redis: directly, or through the delay proxies (BENCH_RTT). */
+interface Backends {
+  dbUrl: string;
+  redisHost: string;
+  redisPort: number;
+}
+
+/** A started service: its process and the address of its metrics. */
+interface Server {
+  child: ChildProcess;
+  metricsUrl: string;
+}
+
+async function startServer(port: number, fiuuUrl: string, backends: Backends = { dbUrl, redisHost, redisPort }): Promise<Server> {
   // BENCH_PROFILE=<dir> writes the server's CPU profile there (node --cpu-prof), for finding hot spots.
   const profile = process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
   // BENCH_NODE_FLAGS adds node flags to the server's command line, for experiments (GC sizing, tracing).
@@ -89,18 +112,20 @@ async function startServer(port: number, fiuuUrl: string) {
   const [, ...startArgs] = (JSON.parse(readFileSync("package.json", "utf8")) as { scripts: Record<string, string> }).scripts["start:prod"]!.split(
     " ",
   );
+  const metricsPort = await freePort();
   const child = spawn(process.execPath, [...flags, ...profile, ...startArgs], {
     env: {
       PATH: process.env.PATH ?? "",
       ENVIRONMENT: "production",
-      DATABASE_URL: dbUrl,
+      DATABASE_URL: backends.dbUrl,
       DB_SSL_MODE: "disable",
       DB_MAX_CONNECTIONS: String(poolSize),
-      REDIS_HOST: redisHost,
+      REDIS_HOST: backends.redisHost,
+      REDIS_PORT: String(backends.redisPort),
       PUBLIC_URL: `http://127.0.0.1:${port}`,
       PORT: String(port),
       HEALTH_CHECK_PORT: String(await freePort()),
-      METRICS_PORT: String(await freePort()),
+      METRICS_PORT: String(metricsPort),
       // Production wants both said out loud: the hosts are the local stand-in either way, and the
       // bench measures the service, not deliveries to a shop.
       FIUU_SANDBOX: "false",
@@ -114,7 +139,7 @@ async function startServer(port: number, fiuuUrl: string) {
     },
     stdio: ["ignore", process.env.BENCH_NODE_FLAGS ? "inherit" : "ignore", "inherit"],
   });
-  return listening(child, port);
+  return { child: await listening(child, port), metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` };
 }
 
 /** The ceiling server (tests/load/ceiling.ts): the baseline's work behind bare node:http. */
@@ -162,13 +187,47 @@ const cpuMs = (pid: number) => {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 };
 
-type Result = Measured & Baseline & { ratio: number } & Partial<Ceiling> & Partial<Paced>;
+type Result = Measured & Baseline & { ratio: number } & Partial<Ceiling> & Partial<Paced> & Partial<Sequential>;
 
-/** The paced run's figures (BENCH_RATE): the rate reached and the latency at it. */
+/** The paced run's figures (BENCH_RATE): the rate reached, the latency at it and the server's event-loop delay during it. */
 interface Paced {
   paced_rps: number;
   paced_p50_ms: number;
   paced_p99_ms: number;
+  paced_loop_p99_ms: number;
+  paced_loop_max_ms: number;
+}
+
+/**
+ * The BENCH_RTT phase's figures: one request at a time, through the delay proxies and directly;
+ * the round trips a request waited for; and, per request of the proxied run, what the service
+ * asked of PostgreSQL and Redis, the background work the requests caused included.
+ */
+interface Sequential {
+  rtt_ms: number;
+  seq_p50_ms: number;
+  seq_direct_p50_ms: number;
+  /** seq_p50_ms / rtt_ms, as issue #20 defines it: the service's own time counted as round trips too. */
+  round_trips: number;
+  /** (seq_p50_ms - seq_direct_p50_ms) / rtt_ms: the round trips alone. */
+  added_round_trips: number;
+  seq_requests: number;
+  seq_errors: number;
+  /** Statements sent (simple queries + extended-protocol executions), as the proxy saw them. */
+  pg_statements: number;
+  /** Batches answered one by one (simple queries + syncs), from the proxy: an upper bound on PostgreSQL round trips, as pipelined batches share one. */
+  pg_syncs: number;
+  /**
+   * Transactions (committed or rolled back), as the proxy saw them end: a ReadyForQuery back to
+   * idle after a statement. Not pg_stat_database's xact_commit + xact_rollback: PostgreSQL 15
+   * publishes a backend's counts in bursts, and those of a connection gone idle only when it next
+   * works or exits (measured here: an idle connection's counts held back for 25 s, and a `select 1`
+   * every 1.5 s published nothing for 5 s), so over a 5 s window its delta, even with each
+   * connection made to run a statement before reading, came out at twice the proxy's count.
+   */
+  pg_xacts: number;
+  /** Commands, from Redis's INFO commandstats (all of its clients; INFO itself left out). */
+  redis_commands: number;
 }
 
 /** The ceiling server's figures (BENCH_CEILING=1), and its ratio to the same baseline. */
@@ -203,19 +262,26 @@ interface Measured {
 }
 
 /**
- * One load run with wrk: `concurrency` connections for `seconds`, requests written by a Lua script.
+ * One load run with wrk: `connections` (default `concurrency`) connections for `seconds`, requests written by a Lua script.
  * wrk is C: at these rates it uses a tenth of the CPU autocannon did, CPU that on two shared cores
  * was taken from the server and PostgreSQL while the baseline, with no load generator, kept it.
  */
-async function load(target: Target, seconds: number, script: string, args: string[] = [], paced = false): Promise<Measured & { sent: number }> {
+async function load(
+  target: Target,
+  seconds: number,
+  script: string,
+  args: string[] = [],
+  paced = false,
+  connections = concurrency,
+): Promise<Measured & { sent: number }> {
   const scriptPath = join(workDir, "load.lua");
   // Paced: each connection waits a random 0 to 2 × (connections / rate) between requests; wrk's
   // latencies leave the wait out.
-  const meanDelayMs = Math.round((1000 * concurrency) / pacedRps);
+  const meanDelayMs = Math.round((1000 * connections) / pacedRps);
   writeFileSync(scriptPath, paced ? `${script}\ndelay = function() return math.random(0, ${2 * meanDelayMs}) end\n` : script);
   const cpuBefore = cpuMs(target.pid);
   const output = await new Promise<string>((resolve, reject) => {
-    const child = spawn("wrk", ["-t1", `-c${concurrency}`, `-d${seconds}s`, "--timeout", "10s", "-s", scriptPath, target.url, "--", ...args], {
+    const child = spawn("wrk", ["-t1", `-c${connections}`, `-d${seconds}s`, "--timeout", "10s", "-s", scriptPath, target.url, "--", ...args], {
       stdio: ["ignore", "pipe", "inherit"],
     });
     let out = "";
@@ -378,6 +444,163 @@ async function ceiling(
   });
 }
 
+/** The second server of the BENCH_RTT phase, behind the delay proxies; paused (SIGSTOP) while it is not measured. */
+interface Delayed {
+  child: ChildProcess;
+  target: Target;
+  pg: DelayProxy;
+  redis: DelayProxy;
+}
+
+/** Starts the delay proxies and the server behind them (the same database and Redis as the main one), and pauses it. */
+async function startDelayed(fiuuUrl: string): Promise<Delayed> {
+  const direct = new URL(dbUrl);
+  const pg = await startDelayProxy({ host: direct.hostname, port: Number(direct.port || 5432), rttMs, postgres: true });
+  const redis = await startDelayProxy({ host: redisHost, port: redisPort, rttMs });
+  const proxied = new URL(dbUrl);
+  proxied.hostname = "127.0.0.1";
+  proxied.port = String(pg.port);
+  const port = await freePort();
+  try {
+    const { child } = await startServer(port, fiuuUrl, { dbUrl: proxied.toString(), redisHost: "127.0.0.1", redisPort: redis.port });
+    const delayed = { child, target: { pid: child.pid!, url: `http://127.0.0.1:${port}` }, pg, redis };
+    await pause(delayed);
+    return delayed;
+  } catch (error) {
+    await Promise.all([pg.close(), redis.close()]);
+    throw error;
+  }
+}
+
+async function stopDelayed(delayed: Delayed) {
+  await stopServer(delayed.child);
+  await Promise.all([delayed.pg.close(), delayed.redis.close()]);
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Pauses the delayed server (SIGSTOP) at a moment when none of its PostgreSQL connections waits
+ * for an answer or is inside a transaction, as its proxy sees them: paused inside one, it would
+ * hold its locks, and the other server's work could wait on them for good.
+ */
+async function pause(delayed: Delayed) {
+  const started = Date.now();
+  for (;;) {
+    if (delayed.pg.quiet()) {
+      delayed.child.kill("SIGSTOP");
+      await sleep(20 + rttMs); // for what it wrote just before it stopped to reach the proxy, and through it
+      if (delayed.pg.quiet()) return;
+      delayed.child.kill("SIGCONT");
+    }
+    if (Date.now() - started > 30_000) throw new Error("the delayed server's database connections did not go quiet");
+    await sleep(5);
+  }
+}
+
+/** Commands Redis has run since it started (INFO commandstats, all clients), INFO itself left out. */
+function redisCalls(): number {
+  const info = spawnSync("redis-cli", ["-h", redisHost, "-p", String(redisPort), "info", "commandstats"], { encoding: "utf8" });
+  if (info.status !== 0) throw new Error(`redis-cli info commandstats failed: ${info.stderr || info.error?.message}`);
+  let calls = 0;
+  for (const [, command, count] of info.stdout.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) if (command !== "info") calls += Number(count);
+  return calls;
+}
+
+/**
+ * A scenario's BENCH_RTT phase: `seq` (one connection, one request at a time) warmed up and
+ * measured on the main server directly, with the delayed one paused; then on the delayed one,
+ * with the main one paused as a baseline is run (quietly), so that its background loops stay out
+ * of the counters and the background work the requests cause (audit sealing, IPN echo jobs) is
+ * done by the delayed server, through the proxies, and counted. The counters are read with the
+ * delayed server paused, before the run and once that work is done (drained).
+ */
+async function sequential(
+  server: ChildProcess,
+  service: Target,
+  delayed: Delayed,
+  sql: postgres.Sql,
+  seq: (target: Target, seconds: number, tag: string) => Promise<Measured & { sent: number }>,
+): Promise<Sequential> {
+  await seq(service, rttWarmupS, "seq-direct-warmup");
+  const direct = await seq(service, rttDurationS, "seq-direct");
+  return quietly(server, sql, async () => {
+    delayed.child.kill("SIGCONT");
+    try {
+      await seq(delayed.target, rttWarmupS, "seq-warmup");
+      await drained(sql);
+      await pause(delayed);
+      delayed.pg.reset();
+      const redisBefore = redisCalls();
+      delayed.child.kill("SIGCONT");
+      const result = await seq(delayed.target, rttDurationS, "seq");
+      await drained(sql);
+      await pause(delayed);
+      const pg = delayed.pg.counts();
+      const per = (n: number) => round(n / Math.max(1, result.sent));
+      return {
+        rtt_ms: rttMs,
+        seq_p50_ms: result.p50_ms,
+        seq_direct_p50_ms: direct.p50_ms,
+        round_trips: round(result.p50_ms / rttMs),
+        added_round_trips: round((result.p50_ms - direct.p50_ms) / rttMs),
+        seq_requests: result.sent,
+        seq_errors: result.errors + direct.errors,
+        pg_statements: per(pg.statements),
+        pg_syncs: per(pg.round_trips),
+        pg_xacts: per(pg.xacts),
+        redis_commands: per(redisCalls() - redisBefore),
+      };
+    } finally {
+      await pause(delayed);
+    }
+  });
+}
+
+/** The service's metrics, Prometheus text, as a map from each sample's name and labels to its value. */
+async function scrape(metricsUrl: string): Promise<Map<string, number>> {
+  const text = await (await fetch(metricsUrl)).text();
+  const samples = new Map<string, number>();
+  for (const match of text.matchAll(/^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/gm)) samples.set(match[1]! + (match[2] ?? ""), Number(match[3]));
+  return samples;
+}
+
+/**
+ * The event loop's delay between two scrapes, in ms. prom-client's default metrics export a
+ * perf_hooks monitorEventLoopDelay histogram's p99 and max as gauges, and (prom-client 15's
+ * eventLoopLag.js) reset the histogram on each collect, that is on each scrape: so the second
+ * scrape's gauges cover exactly the time since the first, when nothing else scrapes the server.
+ * Should the service export a histogram instead (a name with "eventloop" and "_bucket"), the p99
+ * is read from the buckets' increase between the scrapes, and the max is NaN.
+ */
+function loopDelay(before: Map<string, number>, after: Map<string, number>): { p99_ms: number; max_ms: number } {
+  const gauge = (name: string) => [...after].find(([key]) => key === name || key.startsWith(`${name}{`))?.[1];
+  const ms = (seconds: number | undefined) => (seconds === undefined ? Number.NaN : round(seconds * 1000));
+  const p99 = gauge("nodejs_eventloop_lag_p99_seconds");
+  if (p99 !== undefined) return { p99_ms: ms(p99), max_ms: ms(gauge("nodejs_eventloop_lag_max_seconds")) };
+  const buckets = [...after]
+    .filter(([key]) => /eventloop.*_bucket\{/.test(key))
+    .map(([key, count]) => ({ le: Number(/le="([^"]+)"/.exec(key)?.[1] ?? Number.NaN), count: count - (before.get(key) ?? 0) }))
+    .filter((b) => !Number.isNaN(b.le))
+    .sort((x, y) => x.le - y.le);
+  const total = buckets.at(-1)?.count ?? 0;
+  return { p99_ms: ms(total > 0 ? buckets.find((b) => b.count >= 0.99 * total)?.le : undefined), max_ms: Number.NaN };
+}
+
+/** The paced run (BENCH_RATE), with the server's event-loop delay over it: scraped right before and right after. */
+async function paced(metricsUrl: string, measure: () => Promise<Measured>): Promise<Paced> {
+  const before = await scrape(metricsUrl);
+  const result = await measure();
+  const loop = loopDelay(before, await scrape(metricsUrl));
+  return {
+    paced_rps: result.rps,
+    paced_p50_ms: result.p50_ms,
+    paced_p99_ms: result.p99_ms,
+    paced_loop_p99_ms: loop.p99_ms,
+    paced_loop_max_ms: loop.max_ms,
+  };
+}
+
 async function main() {
   run("npm", ["run", "build", "--silent"]);
   const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
@@ -388,7 +611,7 @@ async function main() {
 
   const fiuu = await fakeFiuu();
   const port = await freePort();
-  const server = await startServer(port, fiuu.url);
+  const { child: server, metricsUrl } = await startServer(port, fiuu.url);
   const service: Target = { pid: server.pid!, url: `http://127.0.0.1:${port}` };
   const token = await signToken(secrets.JWT_SECRET, { sub: "bench-shop", role: "service", ttlSeconds: 3600 });
   // The bench's own statements (seeding, waiting for the server to catch up) on a plain client; the
@@ -397,14 +620,17 @@ async function main() {
   const handle = await openPostgres(dbUrl, { ssl: "disable", max: poolSize });
   const redis = await openRedis({ kind: "tcp", host: redisHost, port: 6379, db: 0, maxConnections: 1 });
   const scenarios: Record<string, Result> = {};
+  // The BENCH_RTT phase's server, started for the first scenario that needs it, paused in between.
+  let delayed: Delayed | undefined;
+  const delayedServer = async () => (delayed ??= await startDelayed(fiuu.url));
 
   try {
     if (wanted("create_payment")) {
-      const run = (target: Target, seconds: number, tag: string, paced = false) =>
-        load(target, seconds, createScript, [token, `${process.pid}-${tag}`], paced);
+      const run = (target: Target, seconds: number, tag: string, paced = false, connections = concurrency) =>
+        load(target, seconds, createScript, [token, `${process.pid}-${tag}`], paced, connections);
       await run(service, warmupS, "warmup");
       const create = await run(service, durationS, "load");
-      const createPaced = pacedRps ? pacedFigures(await run(service, durationS, "paced", true)) : undefined;
+      const createPaced = pacedRps ? await paced(metricsUrl, () => run(service, durationS, "paced", true)) : undefined;
       const { used: _, ...createBase } = await quietly(server, sql, () =>
         baseline(handle.db, durationS, (n) => createPaymentWork(handle.db, redis.redis, n)),
       );
@@ -412,12 +638,17 @@ async function main() {
         await run(target, warmupS, "ceiling-warmup");
         return run(target, durationS, "ceiling");
       });
+      const createSequential =
+        rttMs > 0
+          ? await sequential(server, service, await delayedServer(), sql, (target, seconds, tag) => run(target, seconds, tag, false, 1))
+          : undefined;
       scenarios.create_payment = {
         ...measured(create),
         ...createBase,
         ratio: round(create.rps / createBase.baseline_rps),
         ...createCeiling,
         ...createPaced,
+        ...createSequential,
       };
     }
 
@@ -426,7 +657,7 @@ async function main() {
       // directly (ciphertext made with the service's key) so that only the notify path is loaded.
       const cipher = createFieldCipher(Buffer.from(secrets.ENCRYPTION_KEY, "hex"));
       const enc = cipher.encrypt("Siti Aminah");
-      const needed = process.env.BENCH_CEILING ? 250_000 : 150_000;
+      const needed = (process.env.BENCH_CEILING ? 250_000 : 150_000) + rttRequestsMax;
       // With their email hash, as the service creates them: else the retention job's backfill locks
       // them, and a baseline run while the server is paused mid-backfill waits on its locks for good.
       await sql`insert into payments (id, order_id, amount, currency, description, customer_name, customer_email, customer_email_hash,
@@ -442,15 +673,15 @@ async function main() {
         writeFileSync(file, `${lines.join("\n")}\n`);
         return file;
       };
-      const run = async (seconds: number, target = service, paced = false) => {
-        const result = await load(target, seconds, notifyScript, [reports(seconds)], paced);
-        next += result.sent + concurrency; // a report in flight when wrk stopped may still have been applied
+      const run = async (seconds: number, target = service, paced = false, connections = concurrency) => {
+        const result = await load(target, seconds, notifyScript, [reports(seconds)], paced, connections);
+        next += result.sent + connections; // a report in flight when wrk stopped may still have been applied
         return result;
       };
       await run(warmupS);
       const notify = await run(durationS);
-      const notifyPaced = pacedRps ? pacedFigures(await run(durationS, service, true)) : undefined;
-      if (next + 50_000 > needed) throw new Error("seed more payments for the notify scenario");
+      const notifyPaced = pacedRps ? await paced(metricsUrl, () => run(durationS, service, true)) : undefined;
+      if (next + 50_000 + rttRequestsMax > needed) throw new Error("seed more payments for the notify scenario");
       const firstBaseline = next + 1;
       const { used, ...notifyBase } = await quietly(server, sql, () =>
         baseline(handle.db, durationS, (n) => notifyWork(handle.db, `nb${firstBaseline + n}`, String(8_000_000_000 + n))),
@@ -459,15 +690,18 @@ async function main() {
       const notifyCeiling = await ceiling(server, sql, notifyBase, async (target) => {
         await run(warmupS, target);
         const result = await run(durationS, target);
-        if (next + 1_000 > needed) throw new Error("seed more payments for the notify scenario's ceiling");
+        if (next + 1_000 + rttRequestsMax > needed) throw new Error("seed more payments for the notify scenario's ceiling");
         return result;
       });
+      const notifySequential =
+        rttMs > 0 ? await sequential(server, service, await delayedServer(), sql, (target, seconds) => run(seconds, target, false, 1)) : undefined;
       scenarios.fiuu_notify = {
         ...measured(notify),
         ...notifyBase,
         ratio: round(notify.rps / notifyBase.baseline_rps),
         ...notifyCeiling,
         ...notifyPaced,
+        ...notifySequential,
       };
     }
 
@@ -476,11 +710,13 @@ async function main() {
       rss_mb_max: peakRssMb(server.pid!),
       concurrency,
       duration_s: durationS,
-      cpus: (await import("node:os")).cpus().length,
+      cpus: cpus().length,
+      machine,
     };
     printTable(report);
     if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, `${JSON.stringify(report, null, 2)}\n`);
   } finally {
+    if (delayed) await stopDelayed(delayed);
     await stopServer(server);
     await sql.end();
     await handle.close();
@@ -492,7 +728,21 @@ async function main() {
 
 const round = (x: number) => Math.round(x * 100) / 100;
 const measured = ({ sent: _, ...result }: Measured & { sent: number }): Measured => result;
-const pacedFigures = (result: Measured): Paced => ({ paced_rps: result.rps, paced_p50_ms: result.p50_ms, paced_p99_ms: result.p99_ms });
+
+/** The machine and the command, for quoting the figures (printed with the table, and in the JSON). */
+const machine = {
+  node: process.version,
+  cpu: cpus()[0]?.model ?? "unknown",
+  cpus: cpus().length,
+  command: [
+    ...Object.entries(process.env)
+      .filter(([name]) => name.startsWith("BENCH_"))
+      .sort(([x], [y]) => x.localeCompare(y))
+      .map(([name, value]) => `${name}=${value}`),
+    "npm run bench",
+  ].join(" "),
+  date: new Date().toISOString(),
+};
 
 /** A notification Fiuu would send for seeded payment n, signed with the merchant's secret key. */
 function notifyBody(n: number): string {
@@ -518,16 +768,51 @@ function printTable(report: { scenarios: Record<string, Result>; rss_mb_max: num
       s.baseline_cpu_ms,
       s.ratio,
       ...(withCeiling ? [s.ceiling_rps, s.ceiling_p99_ms, s.ceiling_cpu_ms, s.ceiling_ratio] : []),
-      ...(withPaced ? [s.paced_rps, s.paced_p50_ms, s.paced_p99_ms] : []),
+      ...(withPaced ? [s.paced_rps, s.paced_p50_ms, s.paced_p99_ms, s.paced_loop_p99_ms, s.paced_loop_max_ms] : []),
     ].map(String),
   );
   const header = ["scenario", "rps", "p50 ms", "p99 ms", "errors", "CPU ms/req", "baseline rps", "baseline p99 ms", "baseline CPU ms/req", "ratio"];
   if (withCeiling) header.push("ceiling rps", "ceiling p99 ms", "ceiling CPU ms/req", "ceiling ratio");
-  if (withPaced) header.push("paced rps", "paced p50 ms", "paced p99 ms");
+  if (withPaced) header.push("paced rps", "paced p50 ms", "paced p99 ms", "paced loop p99 ms", "paced loop max ms");
+  console.log(markdown(header, rows));
+  console.log(`server peak RSS: ${report.rss_mb_max} MB; ${concurrency} connections, ${durationS} s per scenario`);
+  if (withPaced) console.log("paced loop: the server's event-loop delay (perf_hooks, prom-client's gauges) over the paced run alone");
+  const sequential = Object.entries(report.scenarios).filter(([, s]) => s.rtt_ms !== undefined);
+  if (sequential.length > 0) {
+    const seqHeader = ["scenario", "rtt ms", "seq p50 ms", "direct seq p50 ms", "round trips", "added round trips"];
+    seqHeader.push("PG statements/req", "PG syncs/req", "PG xacts/req", "Redis commands/req");
+    const seqRows = sequential.map(([name, s]) =>
+      [
+        name,
+        s.rtt_ms,
+        s.seq_p50_ms,
+        s.seq_direct_p50_ms,
+        s.round_trips,
+        s.added_round_trips,
+        s.pg_statements,
+        s.pg_syncs,
+        s.pg_xacts,
+        s.redis_commands,
+      ].map(String),
+    );
+    console.log(`\n${markdown(seqHeader, seqRows)}`);
+    console.log(
+      [
+        `one connection, one request at a time, ${rttDurationS} s after ${rttWarmupS} s of warm-up; PostgreSQL and Redis behind proxies adding`,
+        `${rttMs} ms per round trip; "direct" is the same against the main server. round trips = seq p50 / rtt; added = (seq p50 - direct) / rtt.`,
+        "Per request of the proxied run, the background work the requests caused (audit sealing, IPN echo jobs) and the server's idle",
+        "loops included: statements, syncs and transactions ended as the PostgreSQL proxy saw them, commands from Redis's commandstats.",
+      ].join("\n"),
+    );
+  }
+  console.log(`${machine.command}: node ${machine.node}, ${machine.cpus} × ${machine.cpu}, ${machine.date}`);
+}
+
+/** A Markdown table, its columns padded to their widest cell. */
+function markdown(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
-  console.log([line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n"));
-  console.log(`server peak RSS: ${report.rss_mb_max} MB; ${concurrency} connections, ${durationS} s per scenario`);
+  return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
 }
 
 await main();
