@@ -27,7 +27,9 @@ const warmupS = Number(process.env.BENCH_WARMUP ?? 12);
 const baselineWarmupS = Math.min(warmupS, 5);
 // BENCH_RATE=<rps> adds a paced run per scenario: the same connections, each pausing between
 // requests so that about this many are sent a second, for the latency below saturation.
-const pacedRps = Number(process.env.BENCH_RATE ?? 0);
+// BENCH_RATE=half paces each scenario at half the throughput its load run just measured.
+const pacedRate = process.env.BENCH_RATE ?? "";
+const pacedRps = (measuredRps: number) => (pacedRate === "half" ? Math.round(measuredRps / 2) : Number(pacedRate || 0));
 // BENCH_ONLY=create_payment (or fiuu_notify) runs one scenario, for profiling one path at a time.
 const only = process.env.BENCH_ONLY?.split(",");
 const wanted = (scenario: string) => !only || only.includes(scenario);
@@ -271,14 +273,14 @@ async function load(
   seconds: number,
   script: string,
   args: string[] = [],
-  paced = false,
+  rate = 0,
   connections = concurrency,
 ): Promise<Measured & { sent: number }> {
   const scriptPath = join(workDir, "load.lua");
-  // Paced: each connection waits a random 0 to 2 × (connections / rate) between requests; wrk's
-  // latencies leave the wait out.
-  const meanDelayMs = Math.round((1000 * connections) / pacedRps);
-  writeFileSync(scriptPath, paced ? `${script}\ndelay = function() return math.random(0, ${2 * meanDelayMs}) end\n` : script);
+  // Paced (rate > 0 requests a second): each connection waits a random 0 to 2 × (connections / rate)
+  // between requests; wrk's latencies leave the wait out.
+  const meanDelayMs = Math.round((1000 * connections) / rate);
+  writeFileSync(scriptPath, rate > 0 ? `${script}\ndelay = function() return math.random(0, ${2 * meanDelayMs}) end\n` : script);
   const cpuBefore = cpuMs(target.pid);
   const output = await new Promise<string>((resolve, reject) => {
     const child = spawn("wrk", ["-t1", `-c${connections}`, `-d${seconds}s`, "--timeout", "10s", "-s", scriptPath, target.url, "--", ...args], {
@@ -565,22 +567,28 @@ async function scrape(metricsUrl: string): Promise<Map<string, number>> {
   return samples;
 }
 
+/** prom-client's default eventLoopMonitoringPrecision, which the service keeps. */
+const prometheusTickSeconds = 0.01;
+
 /**
  * The event loop's delay between two scrapes, in ms. prom-client's default metrics export a
  * perf_hooks monitorEventLoopDelay histogram's p99 and max as gauges, and (prom-client 15's
  * eventLoopLag.js) reset the histogram on each collect, that is on each scrape: so the second
  * scrape's gauges cover exactly the time since the first, when nothing else scrapes the server.
- * They are reported as exported: each sample is the time between two ticks of the histogram's
- * timer (prom-client's eventLoopMonitoringPrecision, 10 ms by default), so an idle loop reads
- * about 10 ms and a 30 ms block about 34 ms (measured with node 20's monitorEventLoopDelay).
+ * Each sample is the time between two ticks of the histogram's timer (prom-client's
+ * eventLoopMonitoringPrecision, 10 ms by default), so an idle loop reads about 10 ms and a 30 ms
+ * block about 34 ms (measured with node 20's monitorEventLoopDelay): the tick is taken off.
  * Should the service export a histogram instead (a name with "eventloop" and "_bucket"), the p99
  * is read from the buckets' increase between the scrapes, and the max is NaN.
  */
+
 function loopDelay(before: Map<string, number>, after: Map<string, number>): { p99_ms: number; max_ms: number } {
   const gauge = (name: string) => [...after].find(([key]) => key === name || key.startsWith(`${name}{`))?.[1];
   const ms = (seconds: number | undefined) => (seconds === undefined ? Number.NaN : round(seconds * 1000));
+  // The delay beyond the 10 ms tick each sample includes: how long the loop was kept from its timer.
+  const late = (seconds: number | undefined) => (seconds === undefined ? undefined : Math.max(0, seconds - prometheusTickSeconds));
   const p99 = gauge("nodejs_eventloop_lag_p99_seconds");
-  if (p99 !== undefined) return { p99_ms: ms(p99), max_ms: ms(gauge("nodejs_eventloop_lag_max_seconds")) };
+  if (p99 !== undefined) return { p99_ms: ms(late(p99)), max_ms: ms(late(gauge("nodejs_eventloop_lag_max_seconds"))) };
   const buckets = [...after]
     .filter(([key]) => /eventloop.*_bucket\{/.test(key))
     .map(([key, count]) => ({ le: Number(/le="([^"]+)"/.exec(key)?.[1] ?? Number.NaN), count: count - (before.get(key) ?? 0) }))
@@ -629,11 +637,12 @@ async function main() {
 
   try {
     if (wanted("create_payment")) {
-      const run = (target: Target, seconds: number, tag: string, paced = false, connections = concurrency) =>
-        load(target, seconds, createScript, [token, `${process.pid}-${tag}`], paced, connections);
+      const run = (target: Target, seconds: number, tag: string, rate = 0, connections = concurrency) =>
+        load(target, seconds, createScript, [token, `${process.pid}-${tag}`], rate, connections);
       await run(service, warmupS, "warmup");
       const create = await run(service, durationS, "load");
-      const createPaced = pacedRps ? await paced(metricsUrl, () => run(service, durationS, "paced", true)) : undefined;
+      const createRate = pacedRps(create.rps);
+      const createPaced = createRate ? await paced(metricsUrl, () => run(service, durationS, "paced", createRate)) : undefined;
       const { used: _, ...createBase } = await quietly(server, sql, () =>
         baseline(handle.db, durationS, (n) => createPaymentWork(handle.db, redis.redis, n)),
       );
@@ -643,7 +652,7 @@ async function main() {
       });
       const createSequential =
         rttMs > 0
-          ? await sequential(server, service, await delayedServer(), sql, (target, seconds, tag) => run(target, seconds, tag, false, 1))
+          ? await sequential(server, service, await delayedServer(), sql, (target, seconds, tag) => run(target, seconds, tag, 0, 1))
           : undefined;
       scenarios.create_payment = {
         ...measured(create),
@@ -676,14 +685,15 @@ async function main() {
         writeFileSync(file, `${lines.join("\n")}\n`);
         return file;
       };
-      const run = async (seconds: number, target = service, paced = false, connections = concurrency) => {
-        const result = await load(target, seconds, notifyScript, [reports(seconds)], paced, connections);
+      const run = async (seconds: number, target = service, rate = 0, connections = concurrency) => {
+        const result = await load(target, seconds, notifyScript, [reports(seconds)], rate, connections);
         next += result.sent + connections; // a report in flight when wrk stopped may still have been applied
         return result;
       };
       await run(warmupS);
       const notify = await run(durationS);
-      const notifyPaced = pacedRps ? await paced(metricsUrl, () => run(durationS, service, true)) : undefined;
+      const notifyRate = pacedRps(notify.rps);
+      const notifyPaced = notifyRate ? await paced(metricsUrl, () => run(durationS, service, notifyRate)) : undefined;
       if (next + 50_000 + rttRequestsMax > needed) throw new Error("seed more payments for the notify scenario");
       const firstBaseline = next + 1;
       const { used, ...notifyBase } = await quietly(server, sql, () =>
@@ -697,7 +707,7 @@ async function main() {
         return result;
       });
       const notifySequential =
-        rttMs > 0 ? await sequential(server, service, await delayedServer(), sql, (target, seconds) => run(seconds, target, false, 1)) : undefined;
+        rttMs > 0 ? await sequential(server, service, await delayedServer(), sql, (target, seconds) => run(seconds, target, 0, 1)) : undefined;
       scenarios.fiuu_notify = {
         ...measured(notify),
         ...notifyBase,
@@ -781,8 +791,8 @@ function printTable(report: { scenarios: Record<string, Result>; rss_mb_max: num
   console.log(`server peak RSS: ${report.rss_mb_max} MB; ${concurrency} connections, ${durationS} s per scenario`);
   if (withPaced)
     console.log(
-      "paced loop: the server's event-loop delay over the paced run alone, as prom-client exports it (nodejs_eventloop_lag_p99/max_seconds):\n" +
-        "each sample is the time between two ticks of a 10 ms timer, so an idle loop reads about 10 ms",
+      "paced loop: the server's event-loop delay over the paced run alone, from nodejs_eventloop_lag_p99/max_seconds less the 10 ms\n" +
+        "tick each of prom-client's samples includes (a sample is the time between two ticks of a 10 ms timer): how late the loop ran its timers",
     );
   const sequential = Object.entries(report.scenarios).filter(([, s]) => s.rtt_ms !== undefined);
   if (sequential.length > 0) {
