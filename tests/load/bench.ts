@@ -213,6 +213,13 @@ interface Sequential {
   round_trips: number;
   /** (seq_p50_ms - seq_direct_p50_ms) / rtt_ms: the round trips alone. */
   added_round_trips: number;
+  /**
+   * What one round trip through the proxies added in this run, measured: the p50 of a `select 1`
+   * and of a Redis PING through them, less the same direct (roundTripCost), averaged.
+   */
+  measured_rtt_ms: number;
+  /** (seq_p50_ms - seq_direct_p50_ms) / measured_rtt_ms: the round trips, counted with what one really cost. */
+  counted_round_trips: number;
   seq_requests: number;
   seq_errors: number;
   /** Statements sent (simple queries + extended-protocol executions), as the proxy saw them. */
@@ -238,6 +245,8 @@ interface Ceiling {
   ceiling_p99_ms: number;
   ceiling_cpu_ms: number;
   ceiling_ratio: number;
+  /** The ceiling server paced at the service's paced rate (BENCH_RATE): the tail this machine gives a bare server. */
+  ceiling_paced_p99_ms?: number;
 }
 
 /** A server under load: its process (for its CPU time) and its base URL. */
@@ -425,7 +434,7 @@ async function ceiling(
   server: ChildProcess,
   sql: postgres.Sql,
   base: Baseline,
-  measure: (target: Target) => Promise<Measured>,
+  measure: (target: Target) => Promise<Measured & { paced?: Measured }>,
 ): Promise<Ceiling | undefined> {
   if (!process.env.BENCH_CEILING) return undefined;
   return quietly(server, sql, async () => {
@@ -439,6 +448,7 @@ async function ceiling(
         ceiling_p99_ms: result.p99_ms,
         ceiling_cpu_ms: result.server_cpu_ms,
         ceiling_ratio: round(result.rps / base.baseline_rps),
+        ...(result.paced ? { ceiling_paced_p99_ms: result.paced.p99_ms } : {}),
       };
     } finally {
       await stopServer(child);
@@ -540,12 +550,15 @@ async function sequential(
       await pause(delayed);
       const pg = delayed.pg.counts();
       const per = (n: number) => round(n / Math.max(1, result.sent));
+      const measured = await roundTripCost(delayed);
       return {
         rtt_ms: rttMs,
         seq_p50_ms: result.p50_ms,
         seq_direct_p50_ms: direct.p50_ms,
         round_trips: round(result.p50_ms / rttMs),
         added_round_trips: round((result.p50_ms - direct.p50_ms) / rttMs),
+        measured_rtt_ms: measured,
+        counted_round_trips: round((result.p50_ms - direct.p50_ms) / measured),
         seq_requests: result.sent,
         seq_errors: result.errors + direct.errors,
         pg_statements: per(pg.statements),
@@ -557,6 +570,40 @@ async function sequential(
       await pause(delayed);
     }
   });
+}
+
+/**
+ * What one round trip through the delay proxies adds, as measured now: each proxy holds a chunk a
+ * little longer than rtt/2 (its timers, the machine's load), so the bench asks. The p50 of 300
+ * sequential `select 1` through the PostgreSQL proxy and of 300 PINGs through the Redis proxy,
+ * each less the p50 of the same sent directly, averaged. The delayed server is paused meanwhile.
+ */
+async function roundTripCost(delayed: Delayed): Promise<number> {
+  const p50 = async (send: () => Promise<unknown>) => {
+    const latencies: number[] = [];
+    for (let i = 0; i < 350; i++) {
+      const started = performance.now();
+      await send();
+      if (i >= 50) latencies.push(performance.now() - started);
+    }
+    return latencies.sort((x, y) => x - y)[latencies.length >> 1]!;
+  };
+  const proxiedUrl = new URL(dbUrl);
+  proxiedUrl.hostname = "127.0.0.1";
+  proxiedUrl.port = String(delayed.pg.port);
+  const [pgDirect, pgProxied] = [postgres(dbUrl, { max: 1 }), postgres(proxiedUrl.toString(), { max: 1 })];
+  const [redisDirect, redisProxied] = await Promise.all(
+    [redisPort, delayed.redis.port].map((port) =>
+      openRedis({ kind: "tcp", host: port === redisPort ? redisHost : "127.0.0.1", port, db: 0, maxConnections: 1 }),
+    ),
+  );
+  try {
+    const pg = (await p50(() => pgProxied`select 1`)) - (await p50(() => pgDirect`select 1`));
+    const redis = (await p50(() => redisProxied!.redis.ping())) - (await p50(() => redisDirect!.redis.ping()));
+    return round((pg + redis) / 2);
+  } finally {
+    await Promise.all([pgDirect.end(), pgProxied.end(), redisDirect!.close(), redisProxied!.close()]);
+  }
 }
 
 /** The service's metrics, Prometheus text, as a map from each sample's name and labels to its value. */
@@ -648,7 +695,8 @@ async function main() {
       );
       const createCeiling = await ceiling(server, sql, createBase, async (target) => {
         await run(target, warmupS, "ceiling-warmup");
-        return run(target, durationS, "ceiling");
+        const result = await run(target, durationS, "ceiling");
+        return { ...result, paced: createRate ? await run(target, durationS, "ceiling-paced", createRate) : undefined };
       });
       const createSequential =
         rttMs > 0
@@ -669,7 +717,7 @@ async function main() {
       // directly (ciphertext made with the service's key) so that only the notify path is loaded.
       const cipher = createFieldCipher(Buffer.from(secrets.ENCRYPTION_KEY, "hex"));
       const enc = cipher.encrypt("Siti Aminah");
-      const needed = (process.env.BENCH_CEILING ? 250_000 : 150_000) + rttRequestsMax;
+      const needed = (process.env.BENCH_CEILING ? (pacedRate ? 350_000 : 250_000) : 150_000) + rttRequestsMax;
       // With their email hash, as the service creates them: else the retention job's backfill locks
       // them, and a baseline run while the server is paused mid-backfill waits on its locks for good.
       await sql`insert into payments (id, order_id, amount, currency, description, customer_name, customer_email, customer_email_hash,
@@ -703,8 +751,9 @@ async function main() {
       const notifyCeiling = await ceiling(server, sql, notifyBase, async (target) => {
         await run(warmupS, target);
         const result = await run(durationS, target);
+        const pacedResult = notifyRate ? await run(durationS, target, notifyRate) : undefined;
         if (next + 1_000 + rttRequestsMax > needed) throw new Error("seed more payments for the notify scenario's ceiling");
-        return result;
+        return { ...result, paced: pacedResult };
       });
       const notifySequential =
         rttMs > 0 ? await sequential(server, service, await delayedServer(), sql, (target, seconds) => run(seconds, target, 0, 1)) : undefined;
@@ -782,11 +831,13 @@ function printTable(report: { scenarios: Record<string, Result>; rss_mb_max: num
       s.ratio,
       ...(withCeiling ? [s.ceiling_rps, s.ceiling_p99_ms, s.ceiling_cpu_ms, s.ceiling_ratio] : []),
       ...(withPaced ? [s.paced_rps, s.paced_p50_ms, s.paced_p99_ms, s.paced_loop_p99_ms, s.paced_loop_max_ms] : []),
+      ...(withPaced && withCeiling ? [s.ceiling_paced_p99_ms] : []),
     ].map(String),
   );
   const header = ["scenario", "rps", "p50 ms", "p99 ms", "errors", "CPU ms/req", "baseline rps", "baseline p99 ms", "baseline CPU ms/req", "ratio"];
   if (withCeiling) header.push("ceiling rps", "ceiling p99 ms", "ceiling CPU ms/req", "ceiling ratio");
   if (withPaced) header.push("paced rps", "paced p50 ms", "paced p99 ms", "paced loop p99 ms", "paced loop max ms");
+  if (withPaced && withCeiling) header.push("ceiling paced p99 ms");
   console.log(markdown(header, rows));
   console.log(`server peak RSS: ${report.rss_mb_max} MB; ${concurrency} connections, ${durationS} s per scenario`);
   if (withPaced)
@@ -796,7 +847,16 @@ function printTable(report: { scenarios: Record<string, Result>; rss_mb_max: num
     );
   const sequential = Object.entries(report.scenarios).filter(([, s]) => s.rtt_ms !== undefined);
   if (sequential.length > 0) {
-    const seqHeader = ["scenario", "rtt ms", "seq p50 ms", "direct seq p50 ms", "round trips", "added round trips"];
+    const seqHeader = [
+      "scenario",
+      "rtt ms",
+      "seq p50 ms",
+      "direct seq p50 ms",
+      "round trips",
+      "added round trips",
+      "measured rtt ms",
+      "counted round trips",
+    ];
     seqHeader.push("PG statements/req", "PG syncs/req", "PG xacts/req", "Redis commands/req");
     const seqRows = sequential.map(([name, s]) =>
       [
@@ -806,6 +866,8 @@ function printTable(report: { scenarios: Record<string, Result>; rss_mb_max: num
         s.seq_direct_p50_ms,
         s.round_trips,
         s.added_round_trips,
+        s.measured_rtt_ms,
+        s.counted_round_trips,
         s.pg_statements,
         s.pg_syncs,
         s.pg_xacts,
@@ -816,7 +878,8 @@ function printTable(report: { scenarios: Record<string, Result>; rss_mb_max: num
     console.log(
       [
         `one connection, one request at a time, ${rttDurationS} s after ${rttWarmupS} s of warm-up; PostgreSQL and Redis behind proxies adding`,
-        `${rttMs} ms per round trip; "direct" is the same against the main server. round trips = seq p50 / rtt; added = (seq p50 - direct) / rtt.`,
+        `${rttMs} ms per round trip; "direct" is the same against the main server. round trips = seq p50 / rtt; added = (seq p50 - direct) / rtt;\n` +
+          "measured rtt: what one round trip through the proxies added in this run (select 1, PING); counted = (seq p50 - direct) / measured rtt.",
         "Per request of the proxied run, the background work the requests caused (audit sealing, IPN echo jobs) and the server's idle",
         "loops included: statements, syncs and transactions ended as the PostgreSQL proxy saw them, commands from Redis's commandstats.",
       ].join("\n"),
