@@ -237,6 +237,12 @@ interface Sequential {
   pg_xacts: number;
   /** Commands, from Redis's INFO commandstats (all of its clients; INFO itself left out). */
   redis_commands: number;
+  /** Exchanges on the PostgreSQL proxy (the client sending after an answer): its round trips, pipelined batches counted once. */
+  pg_round_trips: number;
+  /** Exchanges on the Redis proxy: its round trips, a pipeline counted once. */
+  redis_round_trips: number;
+  /** pg_round_trips + redis_round_trips: the round trips counted on the wire, without timing. */
+  wire_round_trips: number;
 }
 
 /** The ceiling server's figures (BENCH_CEILING=1), and its ratio to the same baseline. */
@@ -543,12 +549,15 @@ async function sequential(
       await drained(sql);
       await pause(delayed);
       delayed.pg.reset();
+      delayed.redis.reset();
       const redisBefore = redisCalls();
       delayed.child.kill("SIGCONT");
       const result = await seq(delayed.target, rttDurationS, "seq");
       await drained(sql);
       await pause(delayed);
       const pg = delayed.pg.counts();
+      const redisCommands = redisCalls() - redisBefore;
+      const redisExchanges = delayed.redis.counts().exchanges;
       const per = (n: number) => round(n / Math.max(1, result.sent));
       const measured = await roundTripCost(delayed);
       return {
@@ -564,7 +573,10 @@ async function sequential(
         pg_statements: per(pg.statements),
         pg_syncs: per(pg.round_trips),
         pg_xacts: per(pg.xacts),
-        redis_commands: per(redisCalls() - redisBefore),
+        redis_commands: per(redisCommands),
+        redis_round_trips: per(redisExchanges),
+        pg_round_trips: per(pg.exchanges),
+        wire_round_trips: per(pg.exchanges + redisExchanges),
       };
     } finally {
       await pause(delayed);
@@ -857,7 +869,15 @@ function printTable(report: { scenarios: Record<string, Result>; rss_mb_max: num
       "measured rtt ms",
       "counted round trips",
     ];
-    seqHeader.push("PG statements/req", "PG syncs/req", "PG xacts/req", "Redis commands/req");
+    seqHeader.push(
+      "PG statements/req",
+      "PG syncs/req",
+      "PG xacts/req",
+      "Redis commands/req",
+      "PG round trips/req",
+      "Redis round trips/req",
+      "wire round trips/req",
+    );
     const seqRows = sequential.map(([name, s]) =>
       [
         name,
@@ -872,6 +892,9 @@ function printTable(report: { scenarios: Record<string, Result>; rss_mb_max: num
         s.pg_syncs,
         s.pg_xacts,
         s.redis_commands,
+        s.pg_round_trips,
+        s.redis_round_trips,
+        s.wire_round_trips,
       ].map(String),
     );
     console.log(`\n${markdown(seqHeader, seqRows)}`);
@@ -881,7 +904,8 @@ function printTable(report: { scenarios: Record<string, Result>; rss_mb_max: num
         `${rttMs} ms per round trip; "direct" is the same against the main server. round trips = seq p50 / rtt; added = (seq p50 - direct) / rtt;\n` +
           "measured rtt: what one round trip through the proxies added in this run (select 1, PING); counted = (seq p50 - direct) / measured rtt.",
         "Per request of the proxied run, the background work the requests caused (audit sealing, IPN echo jobs) and the server's idle",
-        "loops included: statements, syncs and transactions ended as the PostgreSQL proxy saw them, commands from Redis's commandstats.",
+        "loops included: statements, syncs and transactions ended as the PostgreSQL proxy saw them, commands from Redis's commandstats;",
+        "round trips on the wire: the times a client sent after its server had answered, on either proxy (a pipeline counts once).",
       ].join("\n"),
     );
   }

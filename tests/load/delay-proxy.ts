@@ -30,12 +30,18 @@ export interface PgCounts {
   round_trips: number;
   /** Transactions ended (committed or rolled back), from the server's ReadyForQuery status. */
   xacts: number;
+  /**
+   * Exchanges, for any protocol: the times a client sent after the server had answered (or sent
+   * first on its connection). For a request/response protocol such as Redis's, one per round trip,
+   * however its writes are cut into chunks; pipelined commands share one.
+   */
+  exchanges: number;
 }
 
 export interface DelayProxy {
   /** The port it listens on, on 127.0.0.1. */
   port: number;
-  /** The counts since it started or since the last reset (zeros for a proxy without `postgres`). */
+  /** The counts since it started or since the last reset (only `exchanges` for a proxy without `postgres`). */
   counts(): PgCounts;
   reset(): void;
   /** PostgreSQL only: whether every connection's client is idle outside a transaction (every batch answered, nothing on its way). */
@@ -323,7 +329,7 @@ class PgConnection {
   }
 }
 
-const zeros = (): PgCounts => ({ queries: 0, executes: 0, syncs: 0, statements: 0, round_trips: 0, xacts: 0 });
+const zeros = (): PgCounts => ({ queries: 0, executes: 0, syncs: 0, statements: 0, round_trips: 0, xacts: 0, exchanges: 0 });
 
 export async function startDelayProxy(options: DelayProxyOptions): Promise<DelayProxy> {
   const oneWayMs = options.rttMs / 2;
@@ -345,11 +351,15 @@ export async function startDelayProxy(options: DelayProxyOptions): Promise<Delay
     const toClient = new Lane(schedule, upstream, client);
     const pg = options.postgres ? new PgConnection(counts, toServer) : undefined;
     if (pg) connections.add(pg);
+    let answered = true;
     client.on("data", (chunk: Buffer) => {
+      if (answered) counts.exchanges++;
+      answered = false;
       pg?.fromClient(chunk);
       toServer.push(chunk);
     });
     upstream.on("data", (chunk: Buffer) => {
+      answered = true;
       pg?.fromServer(chunk);
       toClient.push(chunk);
     });
