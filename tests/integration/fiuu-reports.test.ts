@@ -476,7 +476,7 @@ describe.skipIf(!realPostgresUrl)("a payment that changes between a report's rea
     expect(audit.map((a) => [a.action, a.data.from])).toEqual([["payment.succeeded", "cancelled"]]);
   });
 
-  it("writes nothing of the first decision when the row changed: one event, one message, one echo job", async () => {
+  it("applies a report once when the payment changed under it: one event, one message, one echo job", async () => {
     const payment = await newPayment();
     const fields = report(payment, "00");
     const res = await whileChanging(sql`update payments set updated_at = now() where id = ${payment.id}`, () => notify(fields));

@@ -571,7 +571,7 @@ async function sequential(
         seq_requests: result.sent,
         seq_errors: result.errors + direct.errors,
         pg_statements: per(pg.statements),
-        pg_syncs: per(pg.round_trips),
+        pg_syncs: per(pg.batches),
         pg_xacts: per(pg.xacts),
         redis_commands: per(redisCommands),
         redis_round_trips: per(redisExchanges),

@@ -27,7 +27,7 @@ export interface PgCounts {
   /** Statements sent: queries + executes. */
   statements: number;
   /** Batches the server answered one by one, each with a ReadyForQuery: queries + syncs. */
-  round_trips: number;
+  batches: number;
   /** Transactions ended (committed or rolled back), from the server's ReadyForQuery status. */
   xacts: number;
   /**
@@ -259,7 +259,7 @@ class PgConnection {
     if (message === QUERY) {
       this.counts.queries++;
       this.counts.statements++;
-      this.counts.round_trips++;
+      this.counts.batches++;
       // A simple query is its own batch, answered by one ReadyForQuery.
       this.unanswered.push(this.batch + 1);
       this.batch = 0;
@@ -269,7 +269,7 @@ class PgConnection {
       this.batch++;
     } else if (message === SYNC) {
       this.counts.syncs++;
-      this.counts.round_trips++;
+      this.counts.batches++;
       this.unanswered.push(this.batch);
       this.batch = 0;
     }
@@ -329,7 +329,7 @@ class PgConnection {
   }
 }
 
-const zeros = (): PgCounts => ({ queries: 0, executes: 0, syncs: 0, statements: 0, round_trips: 0, xacts: 0, exchanges: 0 });
+const zeros = (): PgCounts => ({ queries: 0, executes: 0, syncs: 0, statements: 0, batches: 0, xacts: 0, exchanges: 0 });
 
 export async function startDelayProxy(options: DelayProxyOptions): Promise<DelayProxy> {
   const oneWayMs = options.rttMs / 2;
