@@ -24,17 +24,30 @@ export function isStorableText(value: string): boolean {
  * value that Postgres cannot store as it is, or undefined when everything can be.
  */
 export function findUnstorableText(value: unknown): string | undefined {
-  const pending: [unknown, string[]][] = [[value, []]];
+  // Iterative, whatever the depth; a node's path is spelled out only for the one found.
+  const pending: Visit[] = [{ value }];
   while (pending.length > 0) {
-    const [current, path] = pending.pop()!;
+    const visit = pending.pop()!;
+    const current = visit.value;
     if (typeof current === "string") {
-      if (!isStorableText(current)) return path.join(".");
+      if (!isStorableText(current)) return pathOf(visit);
     } else if (current !== null && typeof current === "object") {
-      for (const [key, child] of Object.entries(current)) {
-        if (!isStorableText(key)) return [...path, key].join(".");
-        pending.push([child, [...path, key]]);
+      for (const key in current) {
+        if (!Object.hasOwn(current, key)) continue;
+        const child: Visit = { value: (current as Record<string, unknown>)[key], key, up: visit };
+        if (!isStorableText(key)) return pathOf(child);
+        pending.push(child);
       }
     }
   }
   return undefined;
+}
+
+/** A value met on the walk, with the key it was found under and where. */
+type Visit = { value: unknown; key?: string; up?: Visit };
+
+function pathOf(visit: Visit): string {
+  const keys: string[] = [];
+  for (let at: Visit | undefined = visit; at?.key !== undefined; at = at.up) keys.push(at.key);
+  return keys.reverse().join(".");
 }

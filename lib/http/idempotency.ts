@@ -5,6 +5,7 @@ import { requestLog, type AppEnv } from "./context.js";
 import { hashSecret, randomToken } from "../core/crypto.js";
 import { ApiError } from "../core/errors.js";
 import { withoutErasedData } from "../domain/retention/replay.js";
+import { sendPipeline, type RedisCommand } from "../adapters/redis/index.js";
 import { enforceLimit, limitWindow, rateLimit, type RateLimitOptions } from "./rate-limit.js";
 
 export interface IdempotencyOptions {
@@ -89,10 +90,10 @@ export function idempotency(options: IdempotencyOptions = {}) {
     // either takes (answering nil) or answers the record holding the key, atomically.
     const window = limit && limitWindow(c, limit);
     const [count, held] = await guarded(async () => {
-      const pipeline = redis.pipeline();
-      if (window) pipeline.incr(window.redisKey).expire(window.redisKey, window.ttlSeconds, "NX");
-      const replies = await pipeline.set(redisKey, claim, { nx: true, get: true, px: lockTimeoutMs }).exec<unknown[]>();
-      return [window ? (replies[0] as number) : 0, replies.at(-1) as string | null] as const;
+      const take: RedisCommand = ["set", redisKey, JSON.stringify(claim), "nx", "get", "px", lockTimeoutMs];
+      const commands: RedisCommand[] = window ? [["incr", window.redisKey], ["expire", window.redisKey, window.ttlSeconds, "nx"], take] : [take];
+      const replies = await sendPipeline(redis, commands);
+      return [window ? Number(replies[0]) : 0, replies.at(-1) as string | null] as const;
     });
     const claimed = held === null;
     const existing = claimed ? null : parseRecord(held);

@@ -3,6 +3,7 @@ import { createMiddleware } from "hono/factory";
 import { requestLog, type AppEnv } from "./context.js";
 import { ApiError } from "../core/errors.js";
 import { clientAddress } from "./client-address.js";
+import { sendPipeline } from "../adapters/redis/index.js";
 
 export interface RateLimitOptions {
   /** Names the limit in Redis keys and logs, e.g. "create_payment". */
@@ -86,12 +87,10 @@ export function rateLimit(options: RateLimitOptions) {
       const { redis } = c.get("deps");
       count = await withTimeout(
         // One round trip: EXPIRE NX sets the expiry only on the window's first hit.
-        redis
-          .pipeline()
-          .incr(window.redisKey)
-          .expire(window.redisKey, window.ttlSeconds, "NX")
-          .exec<[number, 0 | 1]>()
-          .then(([n]) => n),
+        sendPipeline(redis, [
+          ["incr", window.redisKey],
+          ["expire", window.redisKey, window.ttlSeconds, "nx"],
+        ]).then(([n]) => Number(n)),
         timeoutMs,
       );
     } catch (error) {

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, describe, expect, it } from "vitest";
-import { openRedis, type RedisHandle } from "../../lib/adapters/redis/index.js";
+import { openRedis, sendPipeline, type RedisHandle } from "../../lib/adapters/redis/index.js";
 
 // The same behaviours through each transport this machine can offer: the in-process stand-in
 // always, and the TCP transport over ioredis when TEST_REDIS_HOST names a real server.
@@ -72,6 +72,28 @@ describe.each(transports)("Redis through @upstash/redis: %s", (_name, open) => {
     expect(results).toEqual(["OK", 2, "2"]);
     await redis.set(k, "not a number");
     await expect(redis.incr(k)).rejects.toThrow(/not an integer|out of range/);
+  });
+
+  it("sends commands with sendPipeline, answering each reply as Redis sent it, and throws naming a refused command", async () => {
+    const redis = await connect();
+    const k = key();
+    const replies = await sendPipeline(redis, [
+      ["incr", k],
+      ["expire", k, 60, "nx"],
+      ["expire", k, 90, "nx"],
+      ["set", `${k}:claim`, '{"state":"running"}', "nx", "get", "px", 5_000],
+      ["set", `${k}:claim`, "second", "nx", "get", "px", 5_000],
+    ]);
+    expect(replies).toEqual([1, 1, 0, null, '{"state":"running"}']);
+    expect(await redis.get(`${k}:claim`)).toBe('{"state":"running"}');
+    expect(await redis.ttl(k)).toBeGreaterThan(55);
+    await redis.set(k, "not a number");
+    await expect(
+      sendPipeline(redis, [
+        ["get", k],
+        ["incr", k],
+      ]),
+    ).rejects.toThrow(/command 2 \(incr\).*(not an integer|out of range)/);
   });
 });
 

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { executeIfUnchanged } from "../../lib/adapters/db/batch.js";
 import { queryRows, type Database } from "../../lib/adapters/db/client.js";
-import type { Redis } from "../../lib/adapters/redis/index.js";
+import { sendPipeline, type Redis } from "../../lib/adapters/redis/index.js";
 import { auditInsert, sealAuditLog } from "../../lib/domain/audit.js";
 import { claimDueJobs, completeJobs, jobInsert } from "../../lib/domain/job-queue.js";
 import { gatewayMessageUpsert } from "../../lib/domain/payments/reports.js";
@@ -24,12 +24,11 @@ const ciphertext = "v1.bench.AAAAAAAAAAAAAAAA.AAAA.AAAAAAAAAAAAAAAAAAAAAA";
 export async function createPaymentWork(db: Database, redis: Redis, n: number) {
   const key = `bench:${randomUUID()}`;
   const window = `ratelimit:create_payment:bench:${Math.floor(Date.now() / 60_000)}`;
-  await redis
-    .pipeline()
-    .incr(window)
-    .expire(window, 61, "NX")
-    .set(`idempotency:${key}`, { state: "running", fingerprint: "x", owner: "y" }, { nx: true, get: true, px: 30_000 })
-    .exec();
+  await sendPipeline(redis, [
+    ["incr", window],
+    ["expire", window, 61, "nx"],
+    ["set", `idempotency:${key}`, JSON.stringify({ state: "running", fingerprint: "x", owner: "y" }), "nx", "get", "px", 30_000],
+  ]);
   const id = `pay_base${n}${randomUUID().replace(/-/g, "").slice(0, 12)}`;
   const [outcome] = await queryRows<{ created: string | null }>(db, paymentCreate(benchPayment(id), { actor: "service:bench", requestId: key }));
   if (!outcome?.created) throw new Error(`order BASE-${id} was refused`);
