@@ -189,7 +189,25 @@ const cpuMs = (pid: number) => {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 };
 
-type Result = Measured & Baseline & { ratio: number } & Partial<Ceiling> & Partial<Paced> & Partial<Sequential>;
+type Result = Measured & Baseline & { ratio: number } & Partial<Ceiling> & Partial<Bracketed> & Partial<Paced> & Partial<Sequential>;
+
+/** The service's CPU per request against the ceiling's, measured on both sides of it (BENCH_CEILING=1). */
+interface Bracketed {
+  /** The service's CPU ms per request in a second load run, right after the ceiling's. */
+  server_cpu_after_ms: number;
+  /** The mean of the service's two readings (before and after the ceiling's) over the ceiling's. */
+  cpu_vs_ceiling: number;
+}
+
+/**
+ * The service is loaded again right after the ceiling, and its two readings are averaged: the
+ * machine's speed drifts between runs a minute apart (the ceiling's own create CPU read 0.29 and
+ * 0.41 ms within ten minutes), and a drift that is steady over the three runs then weighs on both
+ * sides alike.
+ */
+function bracketed(before: Measured, after: Measured, ceilingCpuMs: number): Bracketed {
+  return { server_cpu_after_ms: after.server_cpu_ms, cpu_vs_ceiling: round((before.server_cpu_ms + after.server_cpu_ms) / 2 / ceilingCpuMs) };
+}
 
 /** The paced run's figures (BENCH_RATE): the rate reached, the latency at it and the server's event-loop delay during it. */
 interface Paced {
@@ -710,6 +728,7 @@ async function main() {
         const result = await run(target, durationS, "ceiling");
         return { ...result, paced: createRate ? await run(target, durationS, "ceiling-paced", createRate) : undefined };
       });
+      const createAfter = createCeiling && bracketed(create, await run(service, durationS, "after-ceiling"), createCeiling.ceiling_cpu_ms);
       const createSequential =
         rttMs > 0
           ? await sequential(server, service, await delayedServer(), sql, (target, seconds, tag) => run(target, seconds, tag, 0, 1))
@@ -719,6 +738,7 @@ async function main() {
         ...createBase,
         ratio: round(create.rps / createBase.baseline_rps),
         ...createCeiling,
+        ...createAfter,
         ...createPaced,
         ...createSequential,
       };
@@ -767,6 +787,7 @@ async function main() {
         if (next + 1_000 + rttRequestsMax > needed) throw new Error("seed more payments for the notify scenario's ceiling");
         return { ...result, paced: pacedResult };
       });
+      const notifyAfter = notifyCeiling && bracketed(notify, await run(durationS), notifyCeiling.ceiling_cpu_ms);
       const notifySequential =
         rttMs > 0 ? await sequential(server, service, await delayedServer(), sql, (target, seconds) => run(seconds, target, 0, 1)) : undefined;
       scenarios.fiuu_notify = {
@@ -774,6 +795,7 @@ async function main() {
         ...notifyBase,
         ratio: round(notify.rps / notifyBase.baseline_rps),
         ...notifyCeiling,
+        ...notifyAfter,
         ...notifyPaced,
         ...notifySequential,
       };
@@ -841,17 +863,21 @@ function printTable(report: { scenarios: Record<string, Result>; rss_mb_max: num
       s.baseline_p99_ms,
       s.baseline_cpu_ms,
       s.ratio,
-      ...(withCeiling ? [s.ceiling_rps, s.ceiling_p99_ms, s.ceiling_cpu_ms, s.ceiling_ratio] : []),
+      ...(withCeiling ? [s.ceiling_rps, s.ceiling_p99_ms, s.ceiling_cpu_ms, s.ceiling_ratio, s.server_cpu_after_ms, s.cpu_vs_ceiling] : []),
       ...(withPaced ? [s.paced_rps, s.paced_p50_ms, s.paced_p99_ms, s.paced_loop_p99_ms, s.paced_loop_max_ms] : []),
       ...(withPaced && withCeiling ? [s.ceiling_paced_p99_ms] : []),
     ].map(String),
   );
   const header = ["scenario", "rps", "p50 ms", "p99 ms", "errors", "CPU ms/req", "baseline rps", "baseline p99 ms", "baseline CPU ms/req", "ratio"];
-  if (withCeiling) header.push("ceiling rps", "ceiling p99 ms", "ceiling CPU ms/req", "ceiling ratio");
+  if (withCeiling) header.push("ceiling rps", "ceiling p99 ms", "ceiling CPU ms/req", "ceiling ratio", "CPU ms/req after ceiling", "CPU / ceiling");
   if (withPaced) header.push("paced rps", "paced p50 ms", "paced p99 ms", "paced loop p99 ms", "paced loop max ms");
   if (withPaced && withCeiling) header.push("ceiling paced p99 ms");
   console.log(markdown(header, rows));
   console.log(`server peak RSS: ${report.rss_mb_max} MB; ${concurrency} connections, ${durationS} s per scenario`);
+  if (withCeiling)
+    console.log(
+      "CPU / ceiling: the mean of the service's CPU ms/req in its load run and in a second one right after the ceiling's, over the ceiling's",
+    );
   if (withPaced)
     console.log(
       "paced loop: the server's event-loop delay over the paced run alone, from nodejs_eventloop_lag_p99/max_seconds less the 10 ms\n" +
