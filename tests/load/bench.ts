@@ -216,6 +216,11 @@ interface Paced {
   paced_p99_ms: number;
   paced_loop_p99_ms: number;
   paced_loop_max_ms: number;
+  /**
+   * The server's CPU per request in the paced run: below saturation, where requests do not queue,
+   * so the garbage collector does not also pay for objects kept alive by the queue's wait.
+   */
+  paced_cpu_ms: number;
 }
 
 /**
@@ -271,6 +276,8 @@ interface Ceiling {
   ceiling_ratio: number;
   /** The ceiling server paced at the service's paced rate (BENCH_RATE): the tail this machine gives a bare server. */
   ceiling_paced_p99_ms?: number;
+  /** The ceiling's CPU per request in that paced run. */
+  ceiling_paced_cpu_ms?: number;
 }
 
 /** A server under load: its process (for its CPU time) and its base URL. */
@@ -472,7 +479,7 @@ async function ceiling(
         ceiling_p99_ms: result.p99_ms,
         ceiling_cpu_ms: result.server_cpu_ms,
         ceiling_ratio: round(result.rps / base.baseline_rps),
-        ...(result.paced ? { ceiling_paced_p99_ms: result.paced.p99_ms } : {}),
+        ...(result.paced ? { ceiling_paced_p99_ms: result.paced.p99_ms, ceiling_paced_cpu_ms: result.paced.server_cpu_ms } : {}),
       };
     } finally {
       await stopServer(child);
@@ -686,6 +693,7 @@ async function paced(metricsUrl: string, measure: () => Promise<Measured>): Prom
     paced_p99_ms: result.p99_ms,
     paced_loop_p99_ms: loop.p99_ms,
     paced_loop_max_ms: loop.max_ms,
+    paced_cpu_ms: result.server_cpu_ms,
   };
 }
 
@@ -864,14 +872,20 @@ function printTable(report: { scenarios: Record<string, Result>; rss_mb_max: num
       s.baseline_cpu_ms,
       s.ratio,
       ...(withCeiling ? [s.ceiling_rps, s.ceiling_p99_ms, s.ceiling_cpu_ms, s.ceiling_ratio, s.server_cpu_after_ms, s.cpu_vs_ceiling] : []),
-      ...(withPaced ? [s.paced_rps, s.paced_p50_ms, s.paced_p99_ms, s.paced_loop_p99_ms, s.paced_loop_max_ms] : []),
-      ...(withPaced && withCeiling ? [s.ceiling_paced_p99_ms] : []),
+      ...(withPaced ? [s.paced_rps, s.paced_p50_ms, s.paced_p99_ms, s.paced_loop_p99_ms, s.paced_loop_max_ms, s.paced_cpu_ms] : []),
+      ...(withPaced && withCeiling
+        ? [
+            s.ceiling_paced_p99_ms,
+            s.ceiling_paced_cpu_ms,
+            s.paced_cpu_ms && s.ceiling_paced_cpu_ms ? round(s.paced_cpu_ms / s.ceiling_paced_cpu_ms) : "",
+          ]
+        : []),
     ].map(String),
   );
   const header = ["scenario", "rps", "p50 ms", "p99 ms", "errors", "CPU ms/req", "baseline rps", "baseline p99 ms", "baseline CPU ms/req", "ratio"];
   if (withCeiling) header.push("ceiling rps", "ceiling p99 ms", "ceiling CPU ms/req", "ceiling ratio", "CPU ms/req after ceiling", "CPU / ceiling");
-  if (withPaced) header.push("paced rps", "paced p50 ms", "paced p99 ms", "paced loop p99 ms", "paced loop max ms");
-  if (withPaced && withCeiling) header.push("ceiling paced p99 ms");
+  if (withPaced) header.push("paced rps", "paced p50 ms", "paced p99 ms", "paced loop p99 ms", "paced loop max ms", "paced CPU ms/req");
+  if (withPaced && withCeiling) header.push("ceiling paced p99 ms", "ceiling paced CPU ms/req", "paced CPU / ceiling");
   console.log(markdown(header, rows));
   console.log(`server peak RSS: ${report.rss_mb_max} MB; ${concurrency} connections, ${durationS} s per scenario`);
   if (withCeiling)
