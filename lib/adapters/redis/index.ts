@@ -30,8 +30,8 @@ export type RedisCommand = readonly (string | number)[];
 /**
  * Sends the commands in one round trip, as `redis.pipeline()` … `.exec()` does, and answers their
  * replies in order, as Redis sent them; a command Redis refuses throws, naming it. The Pipeline
- * object builds a closure for each of the ~280 commands it offers before it sends anything: 8 % of
- * all a create allocated. This goes to the client's Requester directly (`client`, a protected
+ * object builds a closure for each of the ~280 commands it offers before it sends anything: about
+ * 8 % of all a create allocated. This goes to the client's Requester directly (`client`, a protected
  * member of the Redis class), the same request the Pipeline would make, on every transport.
  */
 export async function sendPipeline(redis: Redis, commands: readonly RedisCommand[]): Promise<unknown[]> {
