@@ -202,8 +202,8 @@ interface Bracketed {
 /**
  * The service is loaded again right after the ceiling, and its two readings are averaged: the
  * machine's speed drifts between runs a minute apart (the ceiling's own create CPU read 0.29 and
- * 0.41 ms within ten minutes), and a drift that is steady over the three runs then weighs on both
- * sides alike.
+ * 0.41 ms within ten minutes), and a drift that is steady across the service's two runs then
+ * weighs on both sides alike.
  */
 function bracketed(before: Measured, after: Measured, ceilingCpuMs: number): Bracketed {
   return { server_cpu_after_ms: after.server_cpu_ms, cpu_vs_ceiling: round((before.server_cpu_ms + after.server_cpu_ms) / 2 / ceilingCpuMs) };
@@ -216,10 +216,7 @@ interface Paced {
   paced_p99_ms: number;
   paced_loop_p99_ms: number;
   paced_loop_max_ms: number;
-  /**
-   * The server's CPU per request in the paced run: below saturation, where requests do not queue,
-   * so the garbage collector does not also pay for objects kept alive by the queue's wait.
-   */
+  /** The server's CPU per request in the paced run: below saturation, where requests do not wait in a queue. */
   paced_cpu_ms: number;
 }
 

@@ -8,12 +8,6 @@ const maxAnswerBytes = 1024 * 1024;
 const connectionsPerHost = 64;
 
 /**
- * The Node server's FormPost, on undici connection pools of its own (kept-alive connections per
- * host), closed by `close`. A small form post through fetch() costs several times the CPU (a
- * Request, web streams for both bodies, abort plumbing), and node:http's client about twice
- * undici's `request`; the IPN echo makes one for every notification Fiuu sends.
- */
-/**
  * The answer's text, refused beyond maxAnswerBytes. Read from its data events: an async iterator
  * over the body allocates about as much again as the rest of an IPN echo.
  */
@@ -28,11 +22,17 @@ function boundedText(body: Readable): Promise<string> {
         reject(new Error(`the answer exceeds ${maxAnswerBytes} bytes`));
       } else chunks.push(chunk);
     });
-    body.once("end", () => resolve(chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")));
+    body.once("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
     body.once("error", reject);
   });
 }
 
+/**
+ * The Node server's FormPost, on undici connection pools of its own (kept-alive connections per
+ * host), closed by `close`. A small form post through fetch() costs several times the CPU (a
+ * Request, web streams for both bodies, abort plumbing), and node:http's client about twice
+ * undici's `request`; the IPN echo makes one for every notification Fiuu sends.
+ */
 export function createNodeFormPost(): FormPost & { close(): Promise<void> } {
   const pools = new Map<string, Pool>();
   const poolFor = (origin: string): Pool => {
